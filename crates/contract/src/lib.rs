@@ -1,0 +1,17 @@
+//! The Synap webhook event contract (`EVENTS.md`): the thirteen event types, the documented
+//! JSON shape of each body, a validator for it, and a realistic example body per type.
+//!
+//! Validation checks presence and JSON types only: extra fields are always allowed, because
+//! the platform adds fields over time and they must be delivered unchanged.
+
+mod event_type;
+mod examples;
+mod shape;
+mod shapes;
+
+#[cfg(test)]
+mod contract_tests;
+
+pub use event_type::{EventType, UnknownEventType};
+pub use shape::BodyError;
+pub use shapes::validate_body;

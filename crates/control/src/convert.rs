@@ -1,0 +1,51 @@
+//! Database rows to API messages.
+
+use chrono::{DateTime, Utc};
+use synap_proto::control::v1 as api;
+
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+pub fn plan_to_api(plan: synap_db::Plan) -> api::Plan {
+    match plan {
+        synap_db::Plan::Free => api::Plan::Free,
+        synap_db::Plan::Starter => api::Plan::Starter,
+        synap_db::Plan::Pro => api::Plan::Pro,
+        synap_db::Plan::Enterprise => api::Plan::Enterprise,
+    }
+}
+
+pub fn plan_from_api(plan: api::Plan) -> Option<synap_db::Plan> {
+    Some(match plan {
+        api::Plan::Unspecified => return None,
+        api::Plan::Free => synap_db::Plan::Free,
+        api::Plan::Starter => synap_db::Plan::Starter,
+        api::Plan::Pro => synap_db::Plan::Pro,
+        api::Plan::Enterprise => synap_db::Plan::Enterprise,
+    })
+}
+
+pub fn portal(p: synap_db::Portal) -> api::Portal {
+    api::Portal {
+        id: p.id,
+        plan: plan_to_api(p.plan) as i32,
+        features: p.features,
+        created_at: Some(timestamp(p.created_at)),
+        updated_at: Some(timestamp(p.updated_at)),
+    }
+}
+
+pub fn subscription(s: synap_db::Subscription) -> api::Subscription {
+    api::Subscription {
+        id: s.id,
+        portal_id: s.portal_id,
+        url: s.url,
+        event_types: s.event_types,
+        description: s.description,
+        enabled: s.enabled,
+        basic_auth_username: s.basic_auth_username,
+        created_at: Some(timestamp(s.created_at)),
+        updated_at: Some(timestamp(s.updated_at)),
+    }
+}

@@ -1,0 +1,43 @@
+//! Every failure mapped to a `tonic::Status` in one place.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// A request field that breaks a rule: INVALID_ARGUMENT with `google.rpc.BadRequest` details.
+pub fn invalid(field: &str, description: impl Into<String>) -> Status {
+    let description = description.into();
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("{field}: {description}"),
+        ErrorDetails::with_bad_request_violation(field, description),
+    )
+}
+
+/// A request that is well-formed but not allowed in the portal's current state.
+pub fn precondition(field: &str, description: impl Into<String>) -> Status {
+    let description = description.into();
+    Status::with_error_details(
+        Code::FailedPrecondition,
+        format!("{field}: {description}"),
+        ErrorDetails::with_bad_request_violation(field, description),
+    )
+}
+
+pub fn not_found(what: &str, id: &str) -> Status {
+    Status::not_found(format!("{what} {id:?} not found"))
+}
+
+/// Database failures: unavailability is retryable, the rest are internal errors whose details
+/// stay in the log.
+pub fn db(error: synap_db::DbError) -> Status {
+    match error {
+        synap_db::DbError::Unavailable(_) => {
+            tracing::warn!(%error, "database unavailable");
+            Status::unavailable("database unavailable, retry later")
+        }
+        other => {
+            tracing::error!(error = %other, "database error");
+            Status::internal("internal error")
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Request validation: each rule names the field at fault.
+
+use synap_contract::EventType;
+use tonic::Status;
+
+use crate::errors::invalid;
+
+pub const MAX_ID_LEN: usize = 128;
+pub const MAX_URL_LEN: usize = 2048;
+pub const MAX_DESCRIPTION_LEN: usize = 1024;
+
+pub fn id(field: &str, value: &str) -> Result<(), Status> {
+    if value.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(invalid(field, format!("must be at most {MAX_ID_LEN} characters")));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(field, "must not contain white space or control characters"));
+    }
+    Ok(())
+}
+
+/// An absolute HTTPS URL (HTTP only where the deployment allows it), with a host and no
+/// embedded credentials.
+pub fn url(field: &str, value: &str, allow_http: bool) -> Result<url::Url, Status> {
+    if value.len() > MAX_URL_LEN {
+        return Err(invalid(field, format!("must be at most {MAX_URL_LEN} characters")));
+    }
+    let parsed =
+        url::Url::parse(value).map_err(|e| invalid(field, format!("must be an absolute URL ({e})")))?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        "http" => return Err(invalid(field, "must use https")),
+        other => return Err(invalid(field, format!("scheme {other:?} is not supported; use https"))),
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(field, "must name a host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(invalid(field, "must not embed credentials; use basic_auth"));
+    }
+    Ok(parsed)
+}
+
+/// A non-empty list of known event types, de-duplicated in the given order.
+pub fn event_types(field: &str, values: &[String]) -> Result<Vec<EventType>, Status> {
+    if values.is_empty() {
+        return Err(invalid(field, "must list at least one event type"));
+    }
+    let mut out = Vec::with_capacity(values.len());
+    for (i, code) in values.iter().enumerate() {
+        let ty = EventType::from_code(code)
+            .ok_or_else(|| invalid(&format!("{field}[{i}]"), format!("unknown event type {code:?}")))?;
+        if !out.contains(&ty) {
+            out.push(ty);
+        }
+    }
+    Ok(out)
+}
+
+pub fn description(field: &str, value: &str) -> Result<(), Status> {
+    if value.len() > MAX_DESCRIPTION_LEN {
+        return Err(invalid(field, format!("must be at most {MAX_DESCRIPTION_LEN} characters")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(status: Status) -> String {
+        use tonic_types::StatusExt;
+        status.get_details_bad_request().unwrap().field_violations[0].field.clone()
+    }
+
+    #[test]
+    fn urls() {
+        assert!(url("url", "https://example.com/hook", false).is_ok());
+        assert!(url("url", "http://example.com/hook", true).is_ok());
+        for bad in ["http://example.com", "/relative", "ftp://example.com", "https://u:p@example.com/"] {
+            let status = url("url", bad, false).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad}");
+            assert_eq!(field_of(status), "url");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
+        assert!(url("url", &long, false).is_err());
+    }
+
+    #[test]
+    fn event_type_lists() {
+        assert_eq!(
+            event_types("event_types", &["user.updated".into(), "user.updated".into()]).unwrap(),
+            vec![EventType::UserUpdated]
+        );
+        assert_eq!(field_of(event_types("event_types", &[]).unwrap_err()), "event_types");
+        let err = event_types("event_types", &["user.updated".into(), "User.Updated".into()]).unwrap_err();
+        assert_eq!(field_of(err), "event_types[1]");
+    }
+}

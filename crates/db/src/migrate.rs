@@ -1,0 +1,40 @@
+//! Numbered SQL migrations, applied in order, each once, in its own transaction.
+//!
+//! An advisory lock serialises concurrent runs (a Helm hook and a developer's script, say).
+
+use crate::{DbError, Pool};
+
+/// (version, name, SQL), in order. Never edit a released migration: add the next one.
+const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "portals_and_subscriptions", include_str!("../migrations/0001_portals_and_subscriptions.sql"))];
+
+/// Arbitrary constant naming the lock; any other user of advisory locks must avoid it.
+const LOCK_KEY: i64 = 0x5359_4e41_5000_0001;
+
+/// Applies the pending migrations and returns their versions.
+pub async fn run(pool: &Pool) -> Result<Vec<i32>, DbError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await?;
+    let applied: Vec<i32> =
+        tx.query("SELECT version FROM schema_migrations", &[]).await?.iter().map(|row| row.get(0)).collect();
+    let mut ran = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        tracing::info!(version, name, "applying migration");
+        tx.batch_execute(sql).await?;
+        tx.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", &[version, name]).await?;
+        ran.push(*version);
+    }
+    tx.commit().await?;
+    Ok(ran)
+}

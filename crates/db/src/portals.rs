@@ -1,0 +1,90 @@
+//! Portals: a Synap customer, its plan and its custom features.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+
+use crate::{DbError, Pool};
+
+/// A Synap plan, ordered from lowest to highest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Plan {
+    Free,
+    Starter,
+    Pro,
+    Enterprise,
+}
+
+impl Plan {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Free => "free",
+            Plan::Starter => "starter",
+            Plan::Pro => "pro",
+            Plan::Enterprise => "enterprise",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Plan> {
+        Some(match s {
+            "free" => Plan::Free,
+            "starter" => Plan::Starter,
+            "pro" => Plan::Pro,
+            "enterprise" => Plan::Enterprise,
+            _ => return None,
+        })
+    }
+
+    /// Webhooks are a Pro feature.
+    pub fn has_webhooks(self) -> bool {
+        self >= Plan::Pro
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Portal {
+    pub id: String,
+    pub plan: Plan,
+    pub features: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Portal {
+    pub fn has_feature(&self, feature: &str) -> bool {
+        self.features.iter().any(|f| f == feature)
+    }
+
+    fn from_row(row: &Row) -> Result<Self, DbError> {
+        let plan: String = row.get("plan");
+        Ok(Portal {
+            id: row.get("id"),
+            plan: Plan::parse(&plan).ok_or_else(|| DbError::Corrupt(format!("unknown plan {plan:?}")))?,
+            features: row.get("features"),
+            created_at: row.get("created_at"),
+            updated_at: row.get("updated_at"),
+        })
+    }
+}
+
+/// Creates the portal or replaces its plan and features.
+pub async fn upsert(pool: &Pool, id: &str, plan: Plan, features: &[String]) -> Result<Portal, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_one(
+            "INSERT INTO portals (id, plan, features) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE
+                SET plan = EXCLUDED.plan, features = EXCLUDED.features, updated_at = now()
+             RETURNING id, plan, features, created_at, updated_at",
+            &[&id, &plan.as_str(), &features],
+        )
+        .await?;
+    Portal::from_row(&row)
+}
+
+pub async fn get(pool: &Pool, id: &str) -> Result<Option<Portal>, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt("SELECT id, plan, features, created_at, updated_at FROM portals WHERE id = $1", &[&id])
+        .await?;
+    row.as_ref().map(Portal::from_row).transpose()
+}

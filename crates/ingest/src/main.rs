@@ -1,0 +1,39 @@
+//! `synap-ingest`: consumes the inbound topic and writes validated events to their topics.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use synap_ingest::config::IngestConfig;
+use synap_ingest::stage::Ingest;
+use synap_kafka::KafkaConfig;
+use synap_runtime::{ConfigSource, LogConfig, ServiceArgs, logging, shutdown_token};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = ServiceArgs::parse();
+    let source = ConfigSource::load(args.config.as_deref())?;
+    let log: LogConfig = source.section("log")?;
+    let kafka: KafkaConfig = source.section("kafka")?;
+    let config: IngestConfig = source.section("ingest")?;
+    logging::init(&log);
+
+    let shutdown = shutdown_token();
+    let topics = kafka.topics();
+    let stage = Arc::new(Ingest {
+        producer: kafka.producer("synap-ingest")?,
+        topics: topics.clone(),
+        max_body_bytes: config.max_body_bytes,
+        shutdown: shutdown.clone(),
+    });
+    let consumer = kafka.consumer("ingest")?;
+    let handler_stage = stage.clone();
+    synap_kafka::run_consumer(consumer, &[topics.inbound()], config.max_in_flight, shutdown, move |m| {
+        handler_stage.clone().handle(m)
+    })
+    .await
+    .context("ingest consumer")?;
+    synap_kafka::flush(&stage.producer);
+    tracing::info!("ingest stopped");
+    Ok(())
+}

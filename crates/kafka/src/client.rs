@@ -1,0 +1,104 @@
+//! Client settings. Any librdkafka property can be passed through (`properties` for every client,
+//! `producer` / `consumer` for one kind), so TLS, SASL and tuning need no code change.
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::producer::FutureProducer;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("cannot create the Kafka {what}: {source}")]
+    Client { what: &'static str, source: rdkafka::error::KafkaError },
+    #[error("Kafka consumer failed: {0}")]
+    Consume(rdkafka::error::KafkaError),
+    #[error("cannot create topic {topic}: {reason}")]
+    CreateTopic { topic: String, reason: String },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list of brokers.
+    pub bootstrap_servers: String,
+    /// Prepended to every topic and consumer group name, so that several deployments (or test
+    /// runs) can share one cluster.
+    pub topic_prefix: String,
+    /// librdkafka properties for every client, e.g. `security.protocol = "SASL_SSL"`.
+    pub properties: BTreeMap<String, String>,
+    /// librdkafka properties for producers only; override the defaults below.
+    pub producer: BTreeMap<String, String>,
+    /// librdkafka properties for consumers only; override the defaults below.
+    pub consumer: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            topic_prefix: "synap.".into(),
+            properties: BTreeMap::new(),
+            producer: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    fn base(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// A producer whose acknowledged writes are durable on every in-sync replica and never
+    /// duplicated by its own retries.
+    pub fn producer(&self, client_id: &str) -> Result<FutureProducer, KafkaError> {
+        let mut config = self.base();
+        config
+            .set("client.id", client_id)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            // A few ms of batching costs little latency and saves many requests under load.
+            .set("linger.ms", "5")
+            .set("compression.type", "lz4")
+            .set("message.timeout.ms", "30000");
+        for (key, value) in &self.producer {
+            config.set(key, value);
+        }
+        config.create().map_err(|source| KafkaError::Client { what: "producer", source })
+    }
+
+    /// A consumer in group `<prefix><group>` that never commits an offset it was not told to
+    /// store: offsets advance only after the record's effect is durable.
+    pub fn consumer(&self, group: &str) -> Result<StreamConsumer, KafkaError> {
+        let mut config = self.base();
+        config
+            .set("group.id", format!("{}{group}", self.topic_prefix))
+            .set("client.id", group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // Some brokers (tansu among them) answer a fetch only when this wait expires, so a
+            // long wait is a long hop. Apache Kafka answers as soon as data arrives either way.
+            .set("fetch.wait.max.ms", "5");
+        for (key, value) in &self.consumer {
+            config.set(key, value);
+        }
+        config.create().map_err(|source| KafkaError::Client { what: "consumer", source })
+    }
+
+    pub fn topics(&self) -> super::Topics {
+        super::Topics::new(&self.topic_prefix)
+    }
+
+    pub(crate) fn admin_config(&self) -> ClientConfig {
+        self.base()
+    }
+}

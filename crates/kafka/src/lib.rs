@@ -1,0 +1,14 @@
+//! Kafka plumbing shared by the Synap stages.
+
+pub mod client;
+pub mod consume;
+pub mod headers;
+pub mod offsets;
+pub mod produce;
+pub mod provision;
+pub mod topics;
+
+pub use client::{KafkaConfig, KafkaError};
+pub use consume::{Handled, run_consumer};
+pub use produce::{Outgoing, SendError, flush, send_durably};
+pub use topics::Topics;

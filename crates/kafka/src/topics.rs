@@ -1,0 +1,65 @@
+//! Topic names. Every stage derives them from the same prefix, so they can never disagree.
+
+use synap_contract::EventType;
+
+#[derive(Clone, Debug)]
+pub struct Topics {
+    prefix: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.to_owned() }
+    }
+
+    /// Where platform services produce events.
+    pub fn inbound(&self) -> String {
+        format!("{}inbound", self.prefix)
+    }
+
+    /// Inbound records that break the contract, with the reason in a header.
+    pub fn inbound_dead_letter(&self) -> String {
+        format!("{}inbound.dlq", self.prefix)
+    }
+
+    /// Validated events of one type.
+    pub fn event(&self, ty: EventType) -> String {
+        format!("{}events.{}", self.prefix, ty.code())
+    }
+
+    /// Maps an event topic back to its type.
+    pub fn event_type_of(&self, topic: &str) -> Option<EventType> {
+        let code = topic.strip_prefix(&self.prefix)?.strip_prefix("events.")?;
+        EventType::from_code(code)
+    }
+
+    pub fn all_events(&self) -> Vec<String> {
+        EventType::ALL.iter().map(|ty| self.event(*ty)).collect()
+    }
+
+    /// One record per (event, subscription) to deliver.
+    pub fn deliveries(&self) -> String {
+        format!("{}deliveries", self.prefix)
+    }
+
+    /// Deliveries that reached a final failure, with the reason in a header.
+    pub fn deliveries_dead_letter(&self) -> String {
+        format!("{}deliveries.dlq", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_topics_round_trip() {
+        let topics = Topics::new("synap.");
+        for ty in EventType::ALL {
+            assert_eq!(topics.event_type_of(&topics.event(ty)), Some(ty));
+        }
+        assert_eq!(topics.event(EventType::AttemptSubmitted), "synap.events.attempt.submitted");
+        assert_eq!(topics.event_type_of("synap.inbound"), None);
+        assert_eq!(topics.event_type_of("other.events.attempt.submitted"), None);
+    }
+}

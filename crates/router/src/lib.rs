@@ -1,0 +1,5 @@
+//! Router: from one event to one delivery per matching subscription.
+
+pub mod config;
+pub mod routes;
+pub mod stage;

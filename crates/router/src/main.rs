@@ -1,0 +1,45 @@
+//! `synap-router`: consumes the event-type topics and writes one delivery per matching
+//! subscription.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use synap_db::DatabaseConfig;
+use synap_kafka::KafkaConfig;
+use synap_router::config::RouterConfig;
+use synap_router::routes::RouteCache;
+use synap_router::stage::Router;
+use synap_runtime::{ConfigSource, LogConfig, ServiceArgs, logging, shutdown_token};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = ServiceArgs::parse();
+    let source = ConfigSource::load(args.config.as_deref())?;
+    let log: LogConfig = source.section("log")?;
+    let kafka: KafkaConfig = source.section("kafka")?;
+    let database: DatabaseConfig = source.section("database")?;
+    let config: RouterConfig = source.section("router")?;
+    logging::init(&log);
+
+    let shutdown = shutdown_token();
+    let topics = kafka.topics();
+    let pool = synap_db::connect(&database)?;
+    let stage = Arc::new(Router {
+        producer: kafka.producer("synap-router")?,
+        topics: topics.clone(),
+        routes: RouteCache::new(pool, Duration::from_millis(config.cache_ttl_ms), config.cache_capacity),
+        shutdown: shutdown.clone(),
+    });
+    let consumer = kafka.consumer("router")?;
+    let handler_stage = stage.clone();
+    synap_kafka::run_consumer(consumer, &topics.all_events(), config.max_in_flight, shutdown, move |m| {
+        handler_stage.clone().handle(m)
+    })
+    .await
+    .context("router consumer")?;
+    synap_kafka::flush(&stage.producer);
+    tracing::info!("router stopped");
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! The router stage: one event in, one delivery per matching subscription out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use prost::Message as _;
+use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use synap_contract::EventType;
+use synap_kafka::{Handled, Outgoing, SendError, Topics, headers, send_durably};
+use synap_proto::pipeline::v1::{Delivery, Event};
+use tokio_util::sync::CancellationToken;
+
+use crate::routes::{PortalRoutes, RouteCache};
+
+pub struct Router {
+    pub producer: FutureProducer,
+    pub topics: Topics,
+    pub routes: RouteCache,
+    pub shutdown: CancellationToken,
+}
+
+impl Router {
+    /// Handles one event; returns when every delivery it produced is acknowledged.
+    pub async fn handle(self: Arc<Self>, message: OwnedMessage) -> Handled {
+        let decoded = Event::decode(message.payload().unwrap_or_default())
+            .ok()
+            .and_then(|event| EventType::from_code(&event.r#type).map(|ty| (ty, event)));
+        let Some((ty, event)) = decoded else {
+            return self.dead_letter(&message).await;
+        };
+        let Some(routes) = self.portal_routes(&event.portal_id).await else {
+            return Handled::Abandoned;
+        };
+        let subscriptions = match routes.matches(ty) {
+            Ok(subscriptions) => subscriptions,
+            Err(skip) => {
+                tracing::debug!(event_id = %event.id, portal_id = %event.portal_id, ?skip, "event not routed");
+                return Handled::Done;
+            }
+        };
+        let records: Vec<Outgoing> = subscriptions.iter().map(|sub| self.delivery(&event, sub)).collect();
+        let results = join_all(records.iter().map(|r| send_durably(&self.producer, r, &self.shutdown))).await;
+        if results.iter().any(|r| r.is_err()) {
+            // Abandoned at shutdown (a delivery record is tiny, so never refused as too
+            // large): the event is routed again after restart; duplicates keep their id.
+            return Handled::Abandoned;
+        }
+        tracing::debug!(event_id = %event.id, deliveries = records.len(), "event routed");
+        Handled::Done
+    }
+
+    fn delivery(&self, event: &Event, subscription_id: &str) -> Outgoing {
+        let delivery = Delivery {
+            event_id: event.id.clone(),
+            event_type: event.r#type.clone(),
+            portal_id: event.portal_id.clone(),
+            subscription_id: subscription_id.to_owned(),
+            occurred_at_ms: event.occurred_at_ms,
+            ingested_at_ms: event.ingested_at_ms,
+            attempt: 1,
+            data: event.data.clone(),
+        };
+        Outgoing {
+            topic: self.topics.deliveries(),
+            // Keyed by subscription: one subscription's deliveries share a partition.
+            key: subscription_id.to_owned(),
+            payload: delivery.encode_to_vec(),
+            headers: headers::copy_with(None::<&OwnedHeaders>, &[("synap-event-id", &event.id)]),
+        }
+    }
+
+    /// Reads the portal's routes, retrying while the database is unavailable. `None` only at
+    /// shutdown.
+    async fn portal_routes(&self, portal_id: &str) -> Option<Arc<PortalRoutes>> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.routes.get(portal_id).await {
+                Ok(routes) => return Some(routes),
+                Err(error) => {
+                    tracing::warn!(portal_id, %error, retry_in = ?backoff, "cannot read routes");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.shutdown.cancelled() => return None,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn dead_letter(&self, message: &OwnedMessage) -> Handled {
+        let source = format!("{}/{}/{}", message.topic(), message.partition(), message.offset());
+        tracing::error!(source = %source, "undecodable event dead-lettered");
+        let record = Outgoing {
+            topic: self.topics.deliveries_dead_letter(),
+            key: String::new(),
+            payload: message.payload().unwrap_or_default().to_vec(),
+            headers: headers::copy_with(
+                message.headers(),
+                &[
+                    ("synap-dlq-reason", "undecodable_event"),
+                    ("synap-dlq-source", &source),
+                    ("synap-dlq-stage", "router"),
+                ],
+            ),
+        };
+        match send_durably(&self.producer, &record, &self.shutdown).await {
+            Ok(()) => Handled::Done,
+            Err(SendError::Abandoned | SendError::Rejected(_)) => Handled::Abandoned,
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Shared start-up plumbing for the Synap services.
+
+pub mod config;
+pub mod logging;
+pub mod shutdown;
+
+pub use config::{ConfigError, ConfigSource, load};
+pub use logging::{LogConfig, LogFormat};
+pub use shutdown::shutdown_token;
+
+use std::path::PathBuf;
+
+/// Command-line arguments every service accepts.
+#[derive(Debug, clap::Parser)]
+pub struct ServiceArgs {
+    /// TOML configuration file; environment variables (`SYNAP_SECTION__KEY`) override it.
+    #[arg(long, env = "SYNAP_CONFIG")]
+    pub config: Option<PathBuf>,
+}

@@ -1,0 +1,6 @@
+//! Sender: the part customers feel.
+
+pub mod attempt;
+pub mod config;
+pub mod stage;
+pub mod targets;

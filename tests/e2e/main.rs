@@ -1,0 +1,5 @@
+//! End-to-end tests. Each test starts its own stack (see `synap_tests::Stack`).
+
+mod dead_letters;
+mod delivery;
+mod support;

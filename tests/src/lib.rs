@@ -1,0 +1,10 @@
+//! The test harness: a private stack per test (unique topic prefix, unique database, its own
+//! service processes) on the shared broker and PostgreSQL that `scripts/test.sh` starts, and
+//! real HTTP receivers on loopback.
+
+pub mod kafka;
+pub mod receiver;
+pub mod stack;
+
+pub use receiver::{Received, Receiver};
+pub use stack::{Service, Stack};

@@ -1,0 +1,244 @@
+//! A private Synap stack for one test: its own topic prefix, database and service processes,
+//! on the shared broker and PostgreSQL.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use synap_proto::control::v1::control_service_client::ControlServiceClient;
+use tokio::process::{Child, Command};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Service {
+    Ingest,
+    Router,
+    Sender,
+    Control,
+}
+
+impl Service {
+    pub const ALL: [Service; 4] = [Service::Ingest, Service::Router, Service::Sender, Service::Control];
+
+    fn binary(self) -> &'static str {
+        match self {
+            Service::Ingest => "synap-ingest",
+            Service::Router => "synap-router",
+            Service::Sender => "synap-sender",
+            Service::Control => "synap-control",
+        }
+    }
+
+    /// The consumer group suffix the service uses.
+    pub fn group(self) -> &'static str {
+        match self {
+            Service::Ingest => "ingest",
+            Service::Router => "router",
+            Service::Sender => "sender",
+            Service::Control => "control",
+        }
+    }
+}
+
+pub type Control = ControlServiceClient<InterceptedService<Channel, AdminAuth>>;
+
+#[derive(Clone)]
+pub struct AdminAuth;
+
+impl tonic::service::Interceptor for AdminAuth {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", format!("Bearer {ADMIN_TOKEN}").parse().unwrap());
+        Ok(request)
+    }
+}
+
+pub struct Stack {
+    /// Unique per stack: topic prefix (`<id>.`), database name (`synap_<id>`), log folder.
+    pub id: String,
+    pub bootstrap: String,
+    pub control_addr: String,
+    pub logs: PathBuf,
+    env: Vec<(String, String)>,
+    children: HashMap<Service, Child>,
+}
+
+/// Where cargo put the binaries: next to this test binary's `deps/` folder.
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent().and_then(|deps| deps.parent()).expect("target dir").to_path_buf()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Stack {
+    /// Starts a stack with the default test settings.
+    pub async fn start() -> Stack {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a stack; `overrides` are extra `SYNAP_*` variables for every service.
+    pub async fn start_with(overrides: &[(&str, &str)]) -> Stack {
+        let id = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let bootstrap = std::env::var("SYNAP_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
+        let admin_url = std::env::var("SYNAP_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://synap:synap@127.0.0.1:5432/synap".into());
+        let database = format!("synap_{id}");
+        create_database(&admin_url, &database).await;
+        let mut db_url = url::Url::parse(&admin_url).unwrap();
+        db_url.set_path(&database);
+
+        let control_addr = format!("127.0.0.1:{}", free_port());
+        let logs = bin_dir().join("test-logs").join(&id);
+        std::fs::create_dir_all(&logs).unwrap();
+        let mut env: Vec<(String, String)> = [
+            ("SYNAP_KAFKA__BOOTSTRAP_SERVERS", bootstrap.as_str()),
+            ("SYNAP_KAFKA__TOPIC_PREFIX", &format!("{id}.")),
+            ("SYNAP_DATABASE__URL", db_url.as_str()),
+            ("SYNAP_DATABASE__POOL_SIZE", "4"),
+            ("SYNAP_ENCRYPTION__KEY", ENCRYPTION_KEY),
+            ("SYNAP_CONTROL__ADMIN_TOKEN", ADMIN_TOKEN),
+            ("SYNAP_CONTROL__LISTEN_ADDR", &control_addr),
+            ("SYNAP_CONTROL__ALLOW_HTTP_URLS", "true"),
+            ("SYNAP_TOPICS__INBOUND_PARTITIONS", "2"),
+            ("SYNAP_TOPICS__EVENT_PARTITIONS", "1"),
+            ("SYNAP_TOPICS__DELIVERY_PARTITIONS", "2"),
+            ("SYNAP_SENDER__RETRY_DELAYS_MS", "[0, 200]"),
+            ("SYNAP_SENDER__REQUEST_TIMEOUT_MS", "3000"),
+            ("SYNAP_LOG__FILTER", "info,synap_ingest=debug,synap_router=debug,synap_sender=debug"),
+            ("RUST_BACKTRACE", "1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+
+        let mut stack = Stack { id, bootstrap, control_addr, logs, env, children: HashMap::new() };
+        stack.admin(&["migrate"]).await;
+        stack.admin(&["topics"]).await;
+        for service in Service::ALL {
+            stack.spawn(service);
+        }
+        stack.wait_for_control().await;
+        stack
+    }
+
+    fn command(&self, binary: &str) -> Command {
+        let path = bin_dir().join(binary);
+        assert!(
+            path.exists(),
+            "{} is missing: build the binaries first (`cargo build --workspace --bins`; scripts/test.sh does this)",
+            path.display()
+        );
+        let mut command = Command::new(path);
+        command.env_clear();
+        for key in ["PATH", "HOME"] {
+            if let Ok(v) = std::env::var(key) {
+                command.env(key, v);
+            }
+        }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    /// Runs `synap-admin <args>` and asserts it succeeds.
+    pub async fn admin(&self, args: &[&str]) -> String {
+        let output = self.command("synap-admin").args(args).output().await.unwrap();
+        assert!(
+            output.status.success(),
+            "synap-admin {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Starts (or restarts) one service, appending its log to `<logs>/<binary>.log`.
+    pub fn spawn(&mut self, service: Service) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.join(format!("{}.log", service.binary())))
+            .unwrap();
+        let child = self
+            .command(service.binary())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        self.children.insert(service, child);
+    }
+
+    /// SIGKILL: the service dies at once, mid-work.
+    pub async fn kill(&mut self, service: Service) {
+        if let Some(mut child) = self.children.remove(&service) {
+            child.kill().await.unwrap();
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit (the service drains and commits).
+    pub async fn stop(&mut self, service: Service) {
+        let Some(mut child) = self.children.remove(&service) else { return };
+        let pid = child.id().expect("running child");
+        let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+        assert!(status.success());
+        let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("service stops within 30 s of SIGTERM")
+            .unwrap();
+        assert!(exit.success(), "{service:?} exited with {exit} after SIGTERM; see {}", self.logs.display());
+    }
+
+    async fn wait_for_control(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(channel) =
+                Channel::from_shared(format!("http://{}", self.control_addr)).unwrap().connect().await
+            {
+                drop(channel);
+                return;
+            }
+            if let Some(child) = self.children.get_mut(&Service::Control)
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("control exited with {status}; see {}", self.logs.display());
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "control not up within 30 s; see {}",
+                self.logs.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A control client authenticated with the admin token.
+    pub async fn control(&self) -> Control {
+        let channel =
+            Channel::from_shared(format!("http://{}", self.control_addr)).unwrap().connect().await.unwrap();
+        ControlServiceClient::with_interceptor(channel, AdminAuth)
+    }
+
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}.{name}", self.id)
+    }
+
+    pub fn group(&self, service: Service) -> String {
+        format!("{}.{}", self.id, service.group())
+    }
+}
+
+async fn create_database(admin_url: &str, name: &str) {
+    let (client, connection) =
+        tokio_postgres::connect(admin_url, tokio_postgres::NoTls).await.unwrap_or_else(|e| {
+            panic!("cannot reach PostgreSQL at {admin_url} (scripts/test.sh starts it): {e}")
+        });
+    tokio::spawn(connection);
+    client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
+}
