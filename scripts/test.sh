@@ -6,9 +6,12 @@ cd "$ROOT"
 
 ensure_infra
 
-say "dropping databases left by earlier test runs"
-as_root su postgres -c "psql -qtAc \"SELECT datname FROM pg_database WHERE datname LIKE 'synap\_t%'\"" |
-  while read -r db; do as_root su postgres -c "psql -qc 'DROP DATABASE \"$db\"'" >/dev/null; done
+if [ "${CI:-}" = true ]; then
+  # Tests drop their own databases; only an interrupted run leaves one behind.
+  say "dropping databases left by interrupted test runs"
+  as_root su postgres -c "psql -qtAc \"SELECT datname FROM pg_database WHERE datname LIKE 'synap\_t%'\"" |
+    while read -r db; do as_root su postgres -c "psql -qc 'DROP DATABASE \"$db\" WITH (FORCE)'" >/dev/null; done
+fi
 
 say "checking format and lints"
 cargo fmt --all -- --check

@@ -63,6 +63,8 @@ pub struct Stack {
     pub bootstrap: String,
     pub control_addr: String,
     pub logs: PathBuf,
+    admin_url: String,
+    database: String,
     env: Vec<(String, String)>,
     children: HashMap<Service, Child>,
 }
@@ -119,7 +121,8 @@ impl Stack {
         .collect();
         env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
 
-        let mut stack = Stack { id, bootstrap, control_addr, logs, env, children: HashMap::new() };
+        let mut stack =
+            Stack { id, bootstrap, control_addr, logs, admin_url, database, env, children: HashMap::new() };
         stack.admin(&["migrate"]).await;
         stack.admin(&["topics"]).await;
         for service in Service::ALL {
@@ -231,6 +234,29 @@ impl Stack {
 
     pub fn group(&self, service: Service) -> String {
         format!("{}.{}", self.id, service.group())
+    }
+}
+
+impl Drop for Stack {
+    /// Kills the services and drops the database, also when the test panicked.
+    fn drop(&mut self) {
+        for child in self.children.values_mut() {
+            let _ = child.start_kill();
+        }
+        let (url, database) = (self.admin_url.clone(), self.database.clone());
+        // Drop cannot await; a private runtime on its own thread works inside any runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                if let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                    tokio::spawn(connection);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
     }
 }
 
