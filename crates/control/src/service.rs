@@ -97,10 +97,12 @@ impl ControlService for ControlApi {
             enabled: req.enabled.unwrap_or(true),
             basic_auth,
         };
-        let created = synap_db::subscriptions::create(&self.pool, &self.secrets, &new).await.map_err(db)?;
+        let (created, signing_secret) =
+            synap_db::subscriptions::create(&self.pool, &self.secrets, &new).await.map_err(db)?;
         tracing::info!(subscription_id = %created.id, portal_id = %created.portal_id, "subscription created");
         Ok(Response::new(api::CreateSubscriptionResponse {
             subscription: Some(convert::subscription(created)),
+            signing_secret,
         }))
     }
 

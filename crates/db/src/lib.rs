@@ -4,6 +4,7 @@ pub mod migrate;
 pub mod pool;
 pub mod portals;
 pub mod secret_box;
+pub mod secrets;
 pub mod subscriptions;
 
 pub use pool::{DatabaseConfig, Pool, connect};

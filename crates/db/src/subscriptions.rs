@@ -62,16 +62,18 @@ pub struct NewSubscription {
     pub basic_auth: Option<BasicAuth>,
 }
 
+/// Creates the subscription with a fresh signing secret, returned in plain text this once.
 pub async fn create(
     pool: &Pool,
     secrets: &SecretBox,
     new: &NewSubscription,
-) -> Result<Subscription, DbError> {
+) -> Result<(Subscription, String), DbError> {
     let id = format!("sub_{}", uuid::Uuid::now_v7().simple());
     let username = new.basic_auth.as_ref().map(|a| a.username.as_str());
     let sealed = new.basic_auth.as_ref().map(|a| secrets.seal(a.password.as_bytes()));
-    let client = pool.get().await?;
-    let row = client
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
         .query_one(
             &format!(
                 "INSERT INTO subscriptions
@@ -92,7 +94,10 @@ pub async fn create(
             ],
         )
         .await?;
-    Ok(Subscription::from_row(&row))
+    let signing_secret = crate::secrets::generate();
+    crate::secrets::insert(&tx, secrets, &id, &signing_secret).await?;
+    tx.commit().await?;
+    Ok((Subscription::from_row(&row), signing_secret))
 }
 
 /// A portal's subscriptions, newest first.
@@ -134,6 +139,8 @@ pub struct DeliveryTarget {
     pub url: String,
     pub enabled: bool,
     pub basic_auth: Option<BasicAuth>,
+    /// Valid signing secrets (`whsec_…`), current first.
+    pub signing_secrets: Vec<String>,
 }
 
 pub async fn delivery_target(
@@ -163,11 +170,14 @@ pub async fn delivery_target(
         (Some(username), None) => Some(BasicAuth { username, password: String::new() }),
         _ => None,
     };
+    drop(client);
+    let signing_secrets = crate::secrets::valid(pool, secrets, id).await?;
     Ok(Some(DeliveryTarget {
         subscription_id: row.get("id"),
         portal_id: row.get("portal_id"),
         url: row.get("url"),
         enabled: row.get("enabled"),
         basic_auth,
+        signing_secrets,
     }))
 }

@@ -61,6 +61,7 @@ impl Router {
             ingested_at_ms: event.ingested_at_ms,
             attempt: 1,
             data: event.data.clone(),
+            test_send: false,
         };
         Outgoing {
             topic: self.topics.deliveries(),
