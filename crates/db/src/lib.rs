@@ -18,13 +18,24 @@ pub enum DbError {
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("database query failed: {0}")]
-    Query(#[from] tokio_postgres::Error),
+    Query(String),
     #[error("invalid database configuration `database.url`: {0}")]
     Config(String),
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
     #[error("{0}")]
     Secret(#[from] secret_box::SecretError),
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    /// Keeps the server's message and code: the bare error only says "db error".
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => DbError::Query(format!("{} ({})", db.message(), db.code().code())),
+            None if e.is_closed() => DbError::Unavailable(e.to_string()),
+            None => DbError::Query(e.to_string()),
+        }
+    }
 }
 
 impl From<deadpool_postgres::PoolError> for DbError {

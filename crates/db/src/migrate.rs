@@ -1,12 +1,14 @@
-//! Numbered SQL migrations, applied in order, each once, in its own transaction.
-//!
-//! An advisory lock serialises concurrent runs (a Helm hook and a developer's script, say).
+//! Numbered SQL migrations, applied in order, each once. One transaction holds the pending ones,
+//! so a failed run changes nothing; an advisory lock serialises concurrent runs (a Helm hook and a
+//! developer's script, say).
 
 use crate::{DbError, Pool};
 
 /// (version, name, SQL), in order. Never edit a released migration: add the next one.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "portals_and_subscriptions", include_str!("../migrations/0001_portals_and_subscriptions.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "portals_and_subscriptions", include_str!("../migrations/0001_portals_and_subscriptions.sql")),
+    (2, "secrets_and_attempts", include_str!("../migrations/0002_secrets_and_attempts.sql")),
+];
 
 /// Arbitrary constant naming the lock; any other user of advisory locks must avoid it.
 const LOCK_KEY: i64 = 0x5359_4e41_5000_0001;
