@@ -2,6 +2,35 @@
 
 use tonic::{Request, Status};
 
+/// Who made a call. Every authenticated request carries one in its extensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// The deployment's admin token: may do everything.
+    Admin,
+    /// A portal API key: sees and changes only that portal's data.
+    Portal(String),
+}
+
+impl Caller {
+    /// The caller of an authenticated request.
+    pub fn of<T>(request: &Request<T>) -> Result<&Caller, Status> {
+        request.extensions().get::<Caller>().ok_or_else(|| Status::unauthenticated("no caller"))
+    }
+
+    /// Whether the caller may see and change `portal_id`'s data. Callers that may not get
+    /// NOT_FOUND from the RPCs, never a hint that the data exists.
+    pub fn can_access(&self, portal_id: &str) -> bool {
+        match self {
+            Caller::Admin => true,
+            Caller::Portal(own) => own == portal_id,
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Caller::Admin)
+    }
+}
+
 /// Checks `authorization: Bearer <token>` against the admin token.
 #[derive(Clone)]
 pub struct Authenticator {
@@ -13,7 +42,8 @@ impl Authenticator {
         Self { admin_token: admin_token.into() }
     }
 
-    pub fn check<T>(&self, request: Request<T>) -> Result<Request<T>, Status> {
+    /// Authenticates the call and records who made it as a [`Caller`] in its extensions.
+    pub fn check<T>(&self, mut request: Request<T>) -> Result<Request<T>, Status> {
         let token = request
             .metadata()
             .get("authorization")
@@ -21,6 +51,7 @@ impl Authenticator {
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <token>` metadata"))?;
         if constant_time_eq(token.trim().as_bytes(), self.admin_token.as_bytes()) {
+            request.extensions_mut().insert(Caller::Admin);
             Ok(request)
         } else {
             Err(Status::unauthenticated("invalid token"))
