@@ -1,5 +1,7 @@
 //! PostgreSQL access for Synap Webhooks.
 
+pub mod attempts;
+pub mod delivery_state;
 pub mod migrate;
 pub mod pool;
 pub mod portals;

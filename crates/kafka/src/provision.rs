@@ -24,6 +24,9 @@ pub struct TopicLayout {
     pub dead_letter_partitions: i32,
     /// Replication factor of every topic; 3 on a production cluster.
     pub replication_factor: i32,
+    /// How long the deliveries topic keeps each record. Resend and recover read event bodies
+    /// back from it, so this is how long after the fact an event can be sent again.
+    pub delivery_retention_ms: i64,
 }
 
 impl Default for TopicLayout {
@@ -34,6 +37,7 @@ impl Default for TopicLayout {
             delivery_partitions: 12,
             dead_letter_partitions: 1,
             replication_factor: 1,
+            delivery_retention_ms: 14 * 24 * 3600 * 1000,
         }
     }
 }
@@ -49,7 +53,32 @@ pub async fn provision(config: &KafkaConfig, layout: &TopicLayout) -> Result<Vec
         (topics.deliveries_dead_letter(), layout.dead_letter_partitions),
     ];
     wanted.extend(topics.all_events().into_iter().map(|t| (t, layout.event_partitions)));
+    // Keyed by subscription like the deliveries, so one subscription's log stays in order.
+    wanted.push((topics.attempts(), layout.delivery_partitions));
+    wanted.push((topics.operator_events(), layout.dead_letter_partitions));
+    let retention = layout.delivery_retention_ms.to_string();
+    let configs = |name: &str| -> Vec<(&str, &str)> {
+        if *name == topics.deliveries() { vec![("retention.ms", retention.as_str())] } else { Vec::new() }
+    };
+    create(config, layout, &wanted, configs).await
+}
 
+/// Creates `wanted` (name, partitions) topics that do not exist yet, e.g. the sender's retry
+/// tiers, which follow its configured schedule. Returns the names of the topics created.
+pub async fn ensure(
+    config: &KafkaConfig,
+    layout: &TopicLayout,
+    wanted: &[(String, i32)],
+) -> Result<Vec<String>, KafkaError> {
+    create(config, layout, wanted, |_| Vec::new()).await
+}
+
+async fn create<'a>(
+    config: &KafkaConfig,
+    layout: &TopicLayout,
+    wanted: &[(String, i32)],
+    configs: impl Fn(&str) -> Vec<(&'a str, &'a str)>,
+) -> Result<Vec<String>, KafkaError> {
     let admin: AdminClient<DefaultClientContext> = config
         .admin_config()
         .create()
@@ -57,7 +86,10 @@ pub async fn provision(config: &KafkaConfig, layout: &TopicLayout) -> Result<Vec
     let new_topics: Vec<NewTopic> = wanted
         .iter()
         .map(|(name, partitions)| {
-            NewTopic::new(name, *partitions, TopicReplication::Fixed(layout.replication_factor))
+            configs(name).into_iter().fold(
+                NewTopic::new(name, *partitions, TopicReplication::Fixed(layout.replication_factor)),
+                |topic, (key, value)| topic.set(key, value),
+            )
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));

@@ -46,6 +46,23 @@ impl Topics {
     pub fn deliveries_dead_letter(&self) -> String {
         format!("{}deliveries.dlq", self.prefix)
     }
+
+    /// A delay tier: deliveries waiting there for their next attempt, each until its due time.
+    /// `label` names the tier's delay (`5s`, `5m`, `2h`).
+    pub fn retry_tier(&self, label: &str) -> String {
+        format!("{}retry.{label}", self.prefix)
+    }
+
+    /// The attempt log on its way to PostgreSQL: the sender writes here on its hot path and
+    /// stores the records in batches, so a database outage delays the log and loses nothing.
+    pub fn attempts(&self) -> String {
+        format!("{}attempts", self.prefix)
+    }
+
+    /// Events for the operator: deliveries that failed for good, subscriptions disabled.
+    pub fn operator_events(&self) -> String {
+        format!("{}operator.events", self.prefix)
+    }
 }
 
 #[cfg(test)]

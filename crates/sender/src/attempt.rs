@@ -4,60 +4,106 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
-use synap_db::DeliveryTarget;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use synap_outbound::{Policy, Refused, Resolver};
 use synap_proto::pipeline::v1::Delivery;
+
+use crate::sign;
+use crate::targets::Target;
 
 /// Sent as `user-agent` on every request.
 pub const USER_AGENT: &str = concat!("Synap-Webhooks/", env!("CARGO_PKG_VERSION"));
 
-/// The HTTP client every attempt shares: no redirects (a 3xx is a failure, EVENTS.md §4),
-/// bounded connect and request times.
-pub fn client(request_timeout: Duration, connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+/// The first this many bytes of a response body are kept for the attempt log.
+pub const RESPONSE_BODY_LIMIT: usize = 16 * 1024;
+
+/// The HTTP client every attempt shares: no redirects (a 3xx is a failure, EVENTS.md §4), a
+/// bounded connect time, and a resolver that connects only to addresses the policy allows.
+/// The request timeout is set per request (subscriptions may override it).
+pub fn client(connect_timeout: Duration, policy: Policy) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(request_timeout)
         .connect_timeout(connect_timeout)
         .user_agent(USER_AGENT)
         .pool_idle_timeout(Duration::from_secs(60))
+        .dns_resolver(std::sync::Arc::new(Resolver::new(policy)))
         .build()
 }
 
-/// What one attempt came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// A 2xx within the timeout.
-    Delivered {
-        status: u16,
-    },
-    /// Any other status code.
-    Status(u16),
+/// Why an attempt failed, in the classes the attempt log and metrics use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
     Timeout,
-    Connect(String),
-    /// Anything else (a malformed URL stored before validation existed, a TLS failure, …).
-    Other(String),
+    Connect,
+    Dns,
+    Tls,
+    /// A response other than 2xx.
+    HttpStatus,
+    /// The address is not allowed (outbound policy).
+    Refused,
+    /// Not attempted: the endpoint's circuit is open.
+    CircuitOpen,
+    Other,
 }
 
-impl Outcome {
-    /// Stable code for headers, logs and metrics.
-    pub fn code(&self) -> String {
+impl ErrorClass {
+    pub fn code(self) -> &'static str {
         match self {
-            Outcome::Delivered { .. } => "delivered".into(),
-            Outcome::Status(code) => format!("http_{code}"),
-            Outcome::Timeout => "timeout".into(),
-            Outcome::Connect(_) => "connect".into(),
-            Outcome::Other(_) => "error".into(),
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Connect => "connect",
+            ErrorClass::Dns => "dns",
+            ErrorClass::Tls => "tls",
+            ErrorClass::HttpStatus => "http_status",
+            ErrorClass::Refused => "refused",
+            ErrorClass::CircuitOpen => "circuit_open",
+            ErrorClass::Other => "other",
         }
     }
 }
 
+/// What one attempt came to.
+#[derive(Clone, Debug, Default)]
 pub struct Attempted {
-    pub outcome: Outcome,
+    /// `None` when delivered.
+    pub error_class: Option<ErrorClass>,
+    pub error: Option<String>,
+    pub status: Option<u16>,
+    /// The response's `Retry-After`, when it had one.
+    pub retry_after: Option<Duration>,
+    /// JSON object of the response headers.
+    pub response_headers: Option<String>,
+    pub response_body: Option<String>,
+    pub sent_at: chrono::DateTime<chrono::Utc>,
     pub latency: Duration,
 }
 
+impl Attempted {
+    pub fn delivered(&self) -> bool {
+        self.error_class.is_none()
+    }
+
+    /// The endpoint said it is gone for good.
+    pub fn gone(&self) -> bool {
+        self.status == Some(410)
+    }
+
+    /// A stable code for logs and dead-letter headers: `delivered`, `http_500`, `timeout`, …
+    pub fn code(&self) -> String {
+        match (self.error_class, self.status) {
+            (None, _) => "delivered".into(),
+            (Some(ErrorClass::HttpStatus), Some(status)) => format!("http_{status}"),
+            (Some(class), _) => class.code().into(),
+        }
+    }
+
+    /// An attempt that was not made, for the given reason.
+    pub fn not_made(class: ErrorClass, error: String) -> Self {
+        Attempted { error_class: Some(class), error: Some(error), sent_at: chrono::Utc::now(), ..Default::default() }
+    }
+}
+
 /// The headers of EVENTS.md §4 for attempt number `attempt`.
-pub fn headers(delivery: &Delivery, target: &DeliveryTarget, attempt: u32, unix_seconds: i64) -> HeaderMap {
+pub fn headers(delivery: &Delivery, target: &Target, attempt: u32, unix_seconds: i64) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut put = |name: &'static str, value: &str| {
@@ -72,6 +118,13 @@ pub fn headers(delivery: &Delivery, target: &DeliveryTarget, attempt: u32, unix_
     put("synap-event-type", &delivery.event_type);
     put("synap-portal-id", &delivery.portal_id);
     put("synap-delivery-attempt", &attempt.to_string());
+    if !target.signing_secrets.is_empty() {
+        let signature = sign::signature(&target.signing_secrets, &delivery.event_id, unix_seconds, &delivery.data);
+        if let Ok(mut v) = HeaderValue::from_str(&signature) {
+            v.set_sensitive(true);
+            h.insert("webhook-signature", v);
+        }
+    }
     if let Some(auth) = &target.basic_auth {
         let token = STANDARD.encode(format!("{}:{}", auth.username, auth.password));
         if let Ok(mut v) = HeaderValue::from_str(&format!("Basic {token}")) {
@@ -85,33 +138,130 @@ pub fn headers(delivery: &Delivery, target: &DeliveryTarget, attempt: u32, unix_
 /// POSTs the delivery's body, unchanged, to the target.
 pub async fn attempt(
     client: &reqwest::Client,
+    policy: &Policy,
     delivery: &Delivery,
-    target: &DeliveryTarget,
+    target: &Target,
     attempt: u32,
+    timeout: Duration,
 ) -> Attempted {
+    let sent_at = chrono::Utc::now();
     let started = Instant::now();
-    let headers = headers(delivery, target, attempt, chrono::Utc::now().timestamp());
-    let result = client.post(&target.url).headers(headers).body(delivery.data.clone()).send().await;
-    let outcome = match result {
-        Ok(response) if response.status().is_success() => {
-            Outcome::Delivered { status: response.status().as_u16() }
+    // An IP literal never reaches the resolver, so it is checked here.
+    if let Err(refused) = url::Url::parse(&target.url)
+        .map_err(|e| e.to_string())
+        .and_then(|url| synap_outbound::check_url(&url, policy).map_err(|e| e.to_string()))
+    {
+        return Attempted { sent_at, ..Attempted::not_made(ErrorClass::Refused, refused) };
+    }
+    let headers = headers(delivery, target, attempt, sent_at.timestamp());
+    let request = client.post(&target.url).headers(headers).body(delivery.data.clone()).timeout(timeout);
+    let mut attempted = Attempted { sent_at, ..Default::default() };
+    match tokio::time::timeout(timeout, exchange(request, &mut attempted)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let (class, text) = classify(&e);
+            attempted.error_class = Some(class);
+            attempted.error = Some(text);
         }
-        Ok(response) => Outcome::Status(response.status().as_u16()),
-        Err(e) if e.is_timeout() => Outcome::Timeout,
-        Err(e) if e.is_connect() => Outcome::Connect(error_chain(e.without_url())),
-        Err(e) => Outcome::Other(error_chain(e.without_url())),
-    };
-    Attempted { outcome, latency: started.elapsed() }
+        Err(_) => {
+            attempted.error_class = Some(ErrorClass::Timeout);
+            attempted.error = Some(format!("no complete response within {} ms", timeout.as_millis()));
+        }
+    }
+    attempted.latency = started.elapsed();
+    attempted
 }
 
-/// The error with its causes. Called without the URL, which may carry a customer's path tokens.
-fn error_chain(e: reqwest::Error) -> String {
+/// Sends the request and reads the status, headers and the start of the body into `attempted`.
+async fn exchange(request: reqwest::RequestBuilder, attempted: &mut Attempted) -> Result<(), reqwest::Error> {
+    let mut response = request.send().await?;
+    let status = response.status();
+    attempted.status = Some(status.as_u16());
+    if !status.is_success() {
+        attempted.error_class = Some(ErrorClass::HttpStatus);
+        attempted.error = Some(format!("HTTP {status}"));
+        if status.as_u16() == 429 || status.as_u16() == 503 {
+            attempted.retry_after = response.headers().get(RETRY_AFTER).and_then(|v| retry_after(v.to_str().ok()?));
+        }
+    }
+    let headers: serde_json::Map<String, serde_json::Value> = response
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.into())))
+        .collect();
+    attempted.response_headers = Some(serde_json::Value::Object(headers).to_string());
+    let mut body = Vec::new();
+    while body.len() < RESPONSE_BODY_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            // The status decided the outcome already; a body cut short only shortens the log.
+            Err(_) => break,
+        }
+    }
+    body.truncate(RESPONSE_BODY_LIMIT);
+    attempted.response_body = Some(String::from_utf8_lossy(&body).into_owned());
+    Ok(())
+}
+
+/// `Retry-After`: delay seconds or an HTTP date.
+pub fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Sorts a transport error into its class, with the causes as text. The URL is left out: it may
+/// carry a customer's path tokens.
+fn classify(e: &reqwest::Error) -> (ErrorClass, String) {
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
+    let mut class = None;
+    let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<Refused>() {
+            class = Some(match refused {
+                Refused::Unresolvable { .. } => ErrorClass::Dns,
+                _ => ErrorClass::Refused,
+            });
+        }
         text.push_str(": ");
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    if let Some(url) = e.url() {
+        text = text.replace(url.as_str(), "<url>");
+    }
+    let lower = text.to_ascii_lowercase();
+    let class = class.unwrap_or(if e.is_timeout() {
+        ErrorClass::Timeout
+    } else if lower.contains("dns error") || lower.contains("failed to lookup") {
+        ErrorClass::Dns
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        ErrorClass::Tls
+    } else if e.is_connect() {
+        ErrorClass::Connect
+    } else {
+        ErrorClass::Other
+    });
+    (class, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates() {
+        assert_eq!(retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO), "a past date: now");
+        let future = (chrono::Utc::now() + chrono::Duration::seconds(120)).to_rfc2822();
+        let wait = retry_after(&future).unwrap();
+        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120), "{wait:?}");
+        assert_eq!(retry_after("soon"), None);
+    }
 }

@@ -5,27 +5,73 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SenderConfig {
-    /// Whole-request timeout: a 2xx must arrive within it to count as delivered.
+    /// Whole-request timeout: a 2xx must arrive within it to count as delivered. A subscription
+    /// may override it up to 30 s.
     pub request_timeout_ms: u64,
     /// TCP and TLS connection timeout.
     pub connect_timeout_ms: u64,
-    /// Deliveries being attempted at once.
+    /// Deliveries being attempted at once, over all subscriptions.
     pub max_in_flight: usize,
-    /// How long a subscription's URL and credentials are cached.
+    /// How long a subscription's URL, credentials and options are cached. While PostgreSQL is
+    /// unreachable the last values read keep being used.
     pub cache_ttl_ms: u64,
-    /// Delays before the second, third, … attempt. After the last one fails, the delivery goes
-    /// to the deliveries dead-letter topic with the reason.
+    /// Delays before the second, third, … attempt (the first is immediate). Each delay is a
+    /// retry tier topic (`<prefix>retry.<delay>`) where the delivery waits. After the last
+    /// attempt fails, the delivery goes to the dead-letter topic and an operator event is sent.
     pub retry_delays_ms: Vec<u64>,
+    /// Each retry delay varies by up to this fraction either way, so that retries of a burst do
+    /// not hit an endpoint all at once.
+    pub retry_jitter: f64,
+    /// Longest `Retry-After` (on 429 and 503) that is honoured; longer ones wait this long.
+    pub max_retry_after_ms: u64,
+    /// Retries each tier consumer holds while waiting for their due time.
+    pub retry_tier_max_in_flight: usize,
+    /// Requests in flight to one subscription at once, unless the subscription sets its own.
+    pub max_in_flight_per_subscription: u32,
+    /// How long a delivery waits for a free slot of its subscription (in-flight or rate limit)
+    /// before it is handed to the first retry tier, so that a slow endpoint never holds up the
+    /// partition's other deliveries.
+    pub slot_wait_ms: u64,
+    /// Consecutive failures of an endpoint (scheme, host and port) that open its circuit: no
+    /// requests go there until one probe after the cool-down succeeds.
+    pub breaker_failures: u32,
+    /// How long an open circuit waits before its probe.
+    pub breaker_cooldown_ms: u64,
+    /// A subscription whose attempts have all failed for this long is disabled, with an
+    /// operator event.
+    pub disable_after_failing_ms: u64,
+    /// Also POST every operator event (JSON) to this URL; empty for the Kafka topic only.
+    pub operator_webhook_url: String,
+    /// Attempt-log rows written to PostgreSQL in one transaction at most.
+    pub log_batch_size: usize,
+    /// How long the attempt log waits to fill a batch.
+    pub log_batch_wait_ms: u64,
 }
 
 impl Default for SenderConfig {
     fn default() -> Self {
+        const MIN: u64 = 60_000;
+        const HOUR: u64 = 60 * MIN;
         Self {
             request_timeout_ms: 15_000,
             connect_timeout_ms: 5_000,
             max_in_flight: 1024,
             cache_ttl_ms: 1000,
-            retry_delays_ms: vec![0, 5_000],
+            retry_delays_ms: vec![5_000, 5 * MIN, 30 * MIN, 2 * HOUR, 5 * HOUR, 10 * HOUR, 14 * HOUR, 20 * HOUR, 24 * HOUR],
+            retry_jitter: 0.2,
+            max_retry_after_ms: 6 * HOUR,
+            retry_tier_max_in_flight: 10_000,
+            max_in_flight_per_subscription: 16,
+            slot_wait_ms: 2_000,
+            breaker_failures: 5,
+            breaker_cooldown_ms: 30_000,
+            disable_after_failing_ms: 72 * HOUR,
+            operator_webhook_url: String::new(),
+            log_batch_size: 500,
+            log_batch_wait_ms: 100,
         }
     }
 }
+
+/// Most a subscription may set its request timeout to.
+pub const MAX_SUBSCRIPTION_TIMEOUT_MS: u64 = 30_000;

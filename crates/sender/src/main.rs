@@ -1,4 +1,5 @@
-//! `synap-sender`: consumes the deliveries topic and POSTs each to its endpoint.
+//! `synap-sender`: consumes the deliveries topic and POSTs each to its endpoint; runs the retry
+//! tiers and the attempt-log writer beside it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,10 +8,18 @@ use anyhow::Context;
 use clap::Parser;
 use synap_db::{DatabaseConfig, EncryptionConfig};
 use synap_kafka::KafkaConfig;
-use synap_runtime::{ConfigSource, LogConfig, ServiceArgs, logging, shutdown_token};
+use synap_kafka::provision::TopicLayout;
+use synap_outbound::{OutboundConfig, Policy};
+use synap_runtime::{ConfigError, ConfigSource, LogConfig, ServiceArgs, logging, shutdown_token};
 use synap_sender::config::SenderConfig;
+use synap_sender::lanes::Lanes;
+use synap_sender::log::LogWriter;
+use synap_sender::operator::OperatorEvents;
+use synap_sender::schedule::{RetrySchedule, tier_label};
 use synap_sender::stage::Sender;
 use synap_sender::targets::TargetCache;
+use synap_sender::tiers::Tier;
+use tokio::task::JoinSet;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,35 +27,108 @@ async fn main() -> anyhow::Result<()> {
     let source = ConfigSource::load(args.config.as_deref())?;
     let log: LogConfig = source.section("log")?;
     let kafka: KafkaConfig = source.section("kafka")?;
+    let layout: TopicLayout = source.section("topics")?;
     let database: DatabaseConfig = source.section("database")?;
     let encryption: EncryptionConfig = source.section("encryption")?;
+    let outbound: OutboundConfig = source.section("outbound")?;
     let config: SenderConfig = source.section("sender")?;
     logging::init(&log);
+    let policy = Policy::from_config(&outbound)
+        .map_err(|e| ConfigError::Rejected { key: "outbound.allow_cidrs", reason: e.to_string() })?;
+    if !(0.0..1.0).contains(&config.retry_jitter) {
+        return Err(ConfigError::Rejected { key: "sender.retry_jitter", reason: "must be in [0, 1)".into() }.into());
+    }
 
     let shutdown = shutdown_token();
     let topics = kafka.topics();
+    let schedule = RetrySchedule::new(
+        &config.retry_delays_ms,
+        config.retry_jitter,
+        Duration::from_millis(config.max_retry_after_ms),
+    );
+    // The tiers follow the configured schedule, so the sender creates any that are missing.
+    let tier_topics: Vec<String> = schedule.tiers().iter().map(|t| topics.retry_tier(&tier_label(*t))).collect();
+    let wanted: Vec<(String, i32)> = tier_topics.iter().map(|t| (t.clone(), layout.delivery_partitions)).collect();
+    synap_kafka::provision::ensure(&kafka, &layout, &wanted).await.context("creating the retry tier topics")?;
+
     let pool = synap_db::connect(&database)?;
-    let secrets = encryption.secret_box()?;
+    let producer = kafka.producer("synap-sender")?;
+    let webhook = match config.operator_webhook_url.as_str() {
+        "" => None,
+        url => Some((url.to_owned(), OperatorEvents::webhook_client().context("operator webhook client")?)),
+    };
+    let operator =
+        OperatorEvents { producer: producer.clone(), topic: topics.operator_events(), webhook, shutdown: shutdown.clone() };
     let stage = Arc::new(Sender {
-        producer: kafka.producer("synap-sender")?,
-        http: synap_sender::attempt::client(
-            Duration::from_millis(config.request_timeout_ms),
-            Duration::from_millis(config.connect_timeout_ms),
-        )
-        .context("HTTP client")?,
+        producer: producer.clone(),
+        http: synap_sender::attempt::client(Duration::from_millis(config.connect_timeout_ms), policy.clone())
+            .context("HTTP client")?,
+        policy,
         topics: topics.clone(),
-        targets: TargetCache::new(pool, secrets, Duration::from_millis(config.cache_ttl_ms)),
-        retry_delays: config.retry_delays_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+        targets: TargetCache::new(pool.clone(), encryption.secret_box()?, Duration::from_millis(config.cache_ttl_ms)),
+        schedule,
+        limits: Default::default(),
+        breakers: synap_sender::breaker::Breakers::new(
+            config.breaker_failures,
+            Duration::from_millis(config.breaker_cooldown_ms),
+        ),
+        lanes: Lanes::default(),
+        operator: operator.clone(),
+        config: config.clone(),
         shutdown: shutdown.clone(),
     });
-    let consumer = kafka.consumer("sender")?;
-    let handler_stage = stage.clone();
-    synap_kafka::run_consumer(consumer, &[topics.deliveries()], config.max_in_flight, shutdown, move |m| {
-        handler_stage.clone().handle(m)
-    })
-    .await
-    .context("sender consumer")?;
-    synap_kafka::flush(&stage.producer);
+
+    let mut tasks = JoinSet::new();
+    let deliveries = kafka.consumer("sender")?;
+    let (delivery_topics, handler_stage, token) = (vec![topics.deliveries()], stage.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        synap_kafka::run_consumer(deliveries, &delivery_topics, config.max_in_flight, token, move |m| {
+            handler_stage.clone().handle(m)
+        })
+        .await
+        .context("deliveries consumer")
+    });
+    for topic in tier_topics {
+        let consumer = kafka.consumer(&format!("sender-{}", topic.trim_start_matches(&kafka.topic_prefix)))?;
+        let tier = Tier { producer: producer.clone(), deliveries_topic: topics.deliveries(), shutdown: shutdown.clone() };
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            synap_kafka::run_consumer(consumer, std::slice::from_ref(&topic), config.retry_tier_max_in_flight, token, move |m| {
+                tier.clone().handle(m)
+            })
+            .await
+            .with_context(|| format!("retry tier consumer {topic}"))
+        });
+    }
+    let writer = LogWriter {
+        pool,
+        operator,
+        disable_after: Duration::from_millis(config.disable_after_failing_ms),
+        batch_size: config.log_batch_size.max(1),
+        batch_wait: Duration::from_millis(config.log_batch_wait_ms),
+        shutdown: shutdown.clone(),
+    };
+    let (queue, batcher) = writer.start(config.log_batch_size.max(1) * 4);
+    let attempts = kafka.consumer("attempt-log")?;
+    let (attempt_topics, token) = (vec![topics.attempts()], shutdown.clone());
+    tasks.spawn(async move {
+        // Enough records in flight to fill a few batches while one is being written.
+        let in_flight = config.log_batch_size.max(1) * 4;
+        synap_kafka::run_consumer(attempts, &attempt_topics, in_flight, token, move |m| queue.clone().handle(m))
+            .await
+            .context("attempt log consumer")
+    });
+
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(e) = joined.context("sender task panicked").and_then(|r| r) {
+            shutdown.cancel();
+            return Err(e);
+        }
+        // One consumer ending (at shutdown) ends the others too.
+        shutdown.cancel();
+    }
+    let _ = batcher.await;
+    synap_kafka::flush(&producer);
     tracing::info!("sender stopped");
     Ok(())
 }

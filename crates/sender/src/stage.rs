@@ -1,85 +1,331 @@
-//! The sender stage: one delivery in, a final outcome out (delivered, dropped with a reason, or
-//! dead-lettered with the reason).
+//! The sender stage: one delivery in; an attempt, its log record, and then either done, a retry
+//! waiting in a tier topic, or the dead-letter topic with an operator event.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message as _;
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureProducer;
-use synap_db::DeliveryTarget;
+use synap_db::attempts::outcome;
 use synap_kafka::{Handled, Outgoing, SendError, Topics, headers, send_durably};
-use synap_proto::pipeline::v1::Delivery;
+use synap_outbound::Policy;
+use synap_proto::pipeline::v1::{AttemptLog, Delivery};
 use tokio_util::sync::CancellationToken;
 
-use crate::attempt::{self, Outcome};
-use crate::targets::TargetCache;
+use crate::attempt::{self, Attempted, ErrorClass};
+use crate::breaker::{Admission, Breakers, endpoint};
+use crate::config::{MAX_SUBSCRIPTION_TIMEOUT_MS, SenderConfig};
+use crate::lanes::{Lanes, Place};
+use crate::limits::Limits;
+use crate::operator::{OperatorEvent, OperatorEvents};
+use crate::schedule::{Next, RetrySchedule, tier_label};
+use crate::targets::{Target, TargetCache};
 
 pub struct Sender {
     pub producer: FutureProducer,
     pub http: reqwest::Client,
+    pub policy: Policy,
     pub topics: Topics,
     pub targets: TargetCache,
-    pub retry_delays: Vec<Duration>,
+    pub schedule: RetrySchedule,
+    pub limits: Limits,
+    pub breakers: Breakers,
+    pub lanes: Lanes,
+    pub operator: OperatorEvents,
+    pub config: SenderConfig,
     pub shutdown: CancellationToken,
 }
 
+/// Where the delivery record was read.
+struct Source {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    /// When it was written: the scheduled time of a first attempt.
+    written_at_ms: i64,
+}
+
 impl Sender {
-    /// Handles one delivery; returns when it has a final outcome.
-    pub async fn handle(self: Arc<Self>, message: OwnedMessage) -> Handled {
-        let Ok(mut delivery) = Delivery::decode(message.payload().unwrap_or_default()) else {
+    /// Called in read order: the delivery takes its place in its subscription's lane now, so
+    /// that an ordered subscription's deliveries run in the order they were read.
+    pub fn handle(self: Arc<Self>, message: OwnedMessage) -> impl Future<Output = Handled> + Send + 'static {
+        let decoded = Delivery::decode(message.payload().unwrap_or_default()).ok();
+        let place = decoded.as_ref().filter(|d| !d.test_send).map(|d| self.lanes.join(&d.subscription_id));
+        async move { self.process(message, decoded, place).await }
+    }
+
+    async fn process(&self, message: OwnedMessage, decoded: Option<Delivery>, place: Option<Place>) -> Handled {
+        let Some(mut delivery) = decoded else {
             return self
                 .dead_letter(&message, None, "undecodable_delivery", "not a synap.pipeline.v1.Delivery")
                 .await;
         };
-        let Some(target) = self.target(&delivery.subscription_id).await else {
+        delivery.attempt = delivery.attempt.max(1);
+        let source = Source {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            written_at_ms: message.timestamp().to_millis().unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+        };
+        let Some(entry) = self.target(&delivery.subscription_id).await else {
             return Handled::Abandoned;
         };
-        let target = match target.as_ref() {
-            Some(t) if t.enabled => t.clone(),
+        let target = match entry.as_ref() {
+            Some(t) if t.enabled || delivery.test_send => t.clone(),
             Some(_) => {
-                tracing::info!(event_id = %delivery.event_id, subscription_id = %delivery.subscription_id, "subscription disabled since routing; delivery dropped");
-                return Handled::Done;
+                // Logged as failed, so that `recover` can send it once the subscription is
+                // enabled again.
+                let attempted = Attempted::not_made(ErrorClass::Other, "subscription disabled".into());
+                let log = self.log_record(&delivery, &attempted, outcome::FAILED, &source, Some("disabled"));
+                return self.finish(self.write_log(log).await);
             }
             None => {
-                tracing::info!(event_id = %delivery.event_id, subscription_id = %delivery.subscription_id, "subscription deleted since routing; delivery dropped");
+                tracing::info!(event_id = %delivery.event_id, subscription_id = %delivery.subscription_id, "subscription deleted; delivery dropped");
                 return Handled::Done;
             }
         };
-
-        let first = delivery.attempt.max(1);
-        let mut last = Outcome::Other("no attempt made".into());
-        for (n, attempt_no) in (first..).enumerate().take(self.retry_delays.len() + 1) {
-            if n > 0 {
-                tokio::select! {
-                    _ = tokio::time::sleep(self.retry_delays[n - 1]) => {}
-                    _ = self.shutdown.cancelled() => return Handled::Abandoned,
-                }
-            }
-            let attempted = attempt::attempt(&self.http, &delivery, &target, attempt_no).await;
-            tracing::info!(
-                event_id = %delivery.event_id,
-                subscription_id = %delivery.subscription_id,
-                attempt = attempt_no,
-                outcome = %attempted.outcome.code(),
-                latency_ms = attempted.latency.as_millis() as u64,
-                "delivery attempt"
-            );
-            delivery.attempt = attempt_no;
-            if matches!(attempted.outcome, Outcome::Delivered { .. }) {
-                return Handled::Done;
-            }
-            last = attempted.outcome;
+        if delivery.test_send {
+            return self.test_send(&delivery, &target, &source).await;
         }
-        let detail = match &last {
-            Outcome::Connect(e) | Outcome::Other(e) => e.clone(),
-            other => other.code(),
-        };
-        self.dead_letter(&message, Some(&delivery), &last.code(), &detail).await
+        match place {
+            Some(mut place) if target.options.ordered => {
+                place.wait_turn().await;
+                let handled = self.ordered(&mut delivery, &target, &source).await;
+                drop(place);
+                handled
+            }
+            place => {
+                drop(place);
+                self.unordered(&mut delivery, &target, &source).await
+            }
+        }
     }
 
-    /// Reads the target, retrying while the database is unavailable; `None` only at shutdown.
-    async fn target(&self, subscription_id: &str) -> Option<Arc<Option<DeliveryTarget>>> {
+    /// One attempt now; on failure the delivery waits in a retry tier, so the partition's other
+    /// deliveries never wait for it.
+    async fn unordered(&self, delivery: &mut Delivery, target: &Target, source: &Source) -> Handled {
+        let capacity = target.options.max_in_flight.unwrap_or(self.config.max_in_flight_per_subscription);
+        let wait = Duration::from_millis(self.config.slot_wait_ms);
+        let Some(slot) = self.limits.acquire(&delivery.subscription_id, capacity, target.options.rate_limit_per_sec, wait).await
+        else {
+            // The subscription is busy: wait in the first tier without using up an attempt.
+            tracing::debug!(event_id = %delivery.event_id, subscription_id = %delivery.subscription_id, "subscription busy; deferred");
+            let delay = self.schedule.shortest_tier().unwrap_or_default();
+            return self.finish(self.schedule_retry(delivery.clone(), delay).await);
+        };
+        let attempted = self.attempt(delivery, target).await;
+        drop(slot);
+        self.trace(delivery, &attempted);
+
+        if attempted.delivered() {
+            let log = self.log_record(delivery, &attempted, outcome::DELIVERED, source, None);
+            return self.finish(self.write_log(log).await);
+        }
+        let next = if attempted.gone() { Next::Exhausted } else { self.schedule.next(delivery.attempt, attempted.retry_after) };
+        match next {
+            Next::Retry { attempt, delay } => {
+                let log = self.log_record(delivery, &attempted, outcome::RETRYING, source, None);
+                let mut retry = delivery.clone();
+                retry.attempt = attempt;
+                let (logged, scheduled) = tokio::join!(self.write_log(log), self.schedule_retry(retry, delay));
+                self.finish(logged.and(scheduled))
+            }
+            Next::Exhausted => self.give_up(delivery, &attempted, source).await,
+        }
+    }
+
+    /// Strict FIFO: this delivery is the only one of its subscription in flight, and it retries
+    /// in place (the ones behind it wait) until it is delivered or its schedule is used up.
+    async fn ordered(&self, delivery: &mut Delivery, target: &Target, source: &Source) -> Handled {
+        loop {
+            let wait = Duration::from_secs(24 * 3600);
+            let capacity = 1;
+            let slot = self.limits.acquire(&delivery.subscription_id, capacity, target.options.rate_limit_per_sec, wait).await;
+            let attempted = self.attempt(delivery, target).await;
+            drop(slot);
+            self.trace(delivery, &attempted);
+            if attempted.delivered() {
+                let log = self.log_record(delivery, &attempted, outcome::DELIVERED, source, None);
+                return self.finish(self.write_log(log).await);
+            }
+            let next = if attempted.gone() { Next::Exhausted } else { self.schedule.next(delivery.attempt, attempted.retry_after) };
+            let Next::Retry { attempt, delay } = next else {
+                return self.give_up(delivery, &attempted, source).await;
+            };
+            let log = self.log_record(delivery, &attempted, outcome::RETRYING, source, None);
+            if self.write_log(log).await.is_err() {
+                return Handled::Abandoned;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.shutdown.cancelled() => return Handled::Abandoned,
+            }
+            delivery.attempt = attempt;
+            delivery.scheduled_at_ms = chrono::Utc::now().timestamp_millis();
+        }
+    }
+
+    /// A test send from the control API: one attempt, logged, no retries, no effect on the
+    /// endpoint's circuit or the subscription's failure state.
+    async fn test_send(&self, delivery: &Delivery, target: &Target, source: &Source) -> Handled {
+        let timeout = self.timeout(target);
+        let attempted = attempt::attempt(&self.http, &self.policy, delivery, target, delivery.attempt, timeout).await;
+        self.trace(delivery, &attempted);
+        let result = if attempted.delivered() { outcome::DELIVERED } else { outcome::FAILED };
+        let log = self.log_record(delivery, &attempted, result, source, None);
+        self.finish(self.write_log(log).await)
+    }
+
+    /// Makes the attempt unless the endpoint's circuit is open.
+    async fn attempt(&self, delivery: &Delivery, target: &Target) -> Attempted {
+        let endpoint = endpoint(&target.url);
+        if self.breakers.admit(&endpoint) == Admission::Open {
+            return Attempted::not_made(ErrorClass::CircuitOpen, "endpoint circuit open after consecutive failures".into());
+        }
+        let attempted = attempt::attempt(&self.http, &self.policy, delivery, target, delivery.attempt, self.timeout(target)).await;
+        // A refusal by the address policy says nothing about the endpoint's health.
+        if attempted.error_class != Some(ErrorClass::Refused) && self.breakers.record(&endpoint, attempted.delivered()) {
+            tracing::warn!(subscription_id = %delivery.subscription_id, "endpoint circuit opened");
+        }
+        attempted
+    }
+
+    fn timeout(&self, target: &Target) -> Duration {
+        let ms = target.options.timeout_ms.map(u64::from).unwrap_or(self.config.request_timeout_ms);
+        Duration::from_millis(ms.min(MAX_SUBSCRIPTION_TIMEOUT_MS.max(self.config.request_timeout_ms)))
+    }
+
+    /// The final failure: logged as failed, dead-lettered, announced to the operator.
+    async fn give_up(&self, delivery: &Delivery, attempted: &Attempted, source: &Source) -> Handled {
+        let reason = if attempted.gone() { "gone".to_owned() } else { attempted.code() };
+        let log = self.log_record(delivery, attempted, outcome::FAILED, source, None);
+        if self.write_log(log).await.is_err() {
+            return Handled::Abandoned;
+        }
+        let detail = attempted.error.clone().unwrap_or_else(|| reason.clone());
+        let record = Outgoing {
+            topic: self.topics.deliveries_dead_letter(),
+            key: delivery.subscription_id.clone(),
+            payload: delivery.encode_to_vec(),
+            headers: headers::copy_with(
+                None::<&OwnedHeaders>,
+                &[
+                    ("synap-dlq-reason", &reason),
+                    ("synap-dlq-detail", &detail),
+                    ("synap-dlq-source", &format!("{}/{}/{}", source.topic, source.partition, source.offset)),
+                    ("synap-dlq-stage", "sender"),
+                    ("synap-event-id", &delivery.event_id),
+                ],
+            ),
+        };
+        tracing::warn!(event_id = %delivery.event_id, subscription_id = %delivery.subscription_id, %reason, attempts = delivery.attempt, "delivery failed for good; dead-lettered");
+        if send_durably(&self.producer, &record, &self.shutdown).await.is_err() {
+            return Handled::Abandoned;
+        }
+        let event = OperatorEvent::DeliveryFailed {
+            portal_id: delivery.portal_id.clone(),
+            subscription_id: delivery.subscription_id.clone(),
+            event_id: delivery.event_id.clone(),
+            event_type: delivery.event_type.clone(),
+            attempts: delivery.attempt,
+            reason,
+        };
+        self.finish(self.operator.emit(event).await)
+    }
+
+    /// Puts the delivery in the tier that fits `delay` (or straight back on the deliveries topic
+    /// when there is no delay).
+    async fn schedule_retry(&self, mut delivery: Delivery, delay: Duration) -> Result<(), SendError> {
+        let due = chrono::Utc::now().timestamp_millis() + delay.as_millis() as i64;
+        delivery.due_at_ms = due;
+        delivery.scheduled_at_ms = due;
+        let topic = match self.schedule.tier_for(delay) {
+            Some(tier) if !delay.is_zero() => self.topics.retry_tier(&tier_label(tier)),
+            _ => self.topics.deliveries(),
+        };
+        let record = Outgoing {
+            topic,
+            key: delivery.subscription_id.clone(),
+            payload: delivery.encode_to_vec(),
+            headers: OwnedHeaders::new(),
+        };
+        send_durably(&self.producer, &record, &self.shutdown).await
+    }
+
+    fn log_record(
+        &self,
+        delivery: &Delivery,
+        attempted: &Attempted,
+        outcome: &str,
+        source: &Source,
+        error_class: Option<&str>,
+    ) -> AttemptLog {
+        let finished = attempted.sent_at + chrono::Duration::from_std(attempted.latency).unwrap_or_default();
+        let scheduled_at_ms = if delivery.scheduled_at_ms > 0 { delivery.scheduled_at_ms } else { source.written_at_ms };
+        AttemptLog {
+            attempt_id: uuid::Uuid::now_v7().to_string(),
+            event_id: delivery.event_id.clone(),
+            event_type: delivery.event_type.clone(),
+            portal_id: delivery.portal_id.clone(),
+            subscription_id: delivery.subscription_id.clone(),
+            attempt: delivery.attempt,
+            scheduled_at_ms,
+            sent_at_ms: attempted.sent_at.timestamp_millis(),
+            finished_at_ms: finished.timestamp_millis(),
+            outcome: outcome.into(),
+            error_class: error_class.map(str::to_owned).or_else(|| attempted.error_class.map(|c| c.code().into())).unwrap_or_default(),
+            error: attempted.error.clone().unwrap_or_default(),
+            status_code: attempted.status.map(u32::from).unwrap_or(0),
+            latency_ms: attempted.latency.as_millis().min(u32::MAX as u128) as u32,
+            response_headers: attempted.response_headers.clone().unwrap_or_default(),
+            response_body: attempted.response_body.clone().unwrap_or_default(),
+            test_send: delivery.test_send,
+            source_topic: source.topic.clone(),
+            source_partition: source.partition,
+            source_offset: source.offset,
+        }
+    }
+
+    async fn write_log(&self, log: AttemptLog) -> Result<(), SendError> {
+        let record = Outgoing {
+            topic: self.topics.attempts(),
+            key: log.subscription_id.clone(),
+            payload: log.encode_to_vec(),
+            headers: OwnedHeaders::new(),
+        };
+        send_durably(&self.producer, &record, &self.shutdown).await
+    }
+
+    fn finish(&self, result: Result<(), SendError>) -> Handled {
+        match result {
+            Ok(()) => Handled::Done,
+            Err(SendError::Rejected(reason)) => {
+                // Only an oversized record is refused; the delivery record fit its topic, so this
+                // does not happen in practice. Re-reading would be refused again.
+                tracing::error!(%reason, "follow-up record refused by the broker");
+                Handled::Done
+            }
+            Err(SendError::Abandoned) => Handled::Abandoned,
+        }
+    }
+
+    fn trace(&self, delivery: &Delivery, attempted: &Attempted) {
+        tracing::info!(
+            event_id = %delivery.event_id,
+            subscription_id = %delivery.subscription_id,
+            attempt = delivery.attempt,
+            outcome = %attempted.code(),
+            latency_ms = attempted.latency.as_millis() as u64,
+            test_send = delivery.test_send,
+            "delivery attempt"
+        );
+    }
+
+    /// Reads the target, retrying while the database is unavailable (and nothing is cached);
+    /// `None` only at shutdown.
+    async fn target(&self, subscription_id: &str) -> Option<Arc<Option<Target>>> {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.targets.get(subscription_id).await {
@@ -96,28 +342,13 @@ impl Sender {
         }
     }
 
-    async fn dead_letter(
-        &self,
-        message: &OwnedMessage,
-        delivery: Option<&Delivery>,
-        reason: &str,
-        detail: &str,
-    ) -> Handled {
-        tracing::warn!(
-            event_id = delivery.map(|d| d.event_id.as_str()).unwrap_or(""),
-            subscription_id = delivery.map(|d| d.subscription_id.as_str()).unwrap_or(""),
-            reason,
-            detail,
-            "delivery dead-lettered"
-        );
+    async fn dead_letter(&self, message: &OwnedMessage, delivery: Option<&Delivery>, reason: &str, detail: &str) -> Handled {
+        tracing::warn!(reason, detail, "delivery dead-lettered");
         let source = format!("{}/{}/{}", message.topic(), message.partition(), message.offset());
         let record = Outgoing {
             topic: self.topics.deliveries_dead_letter(),
             key: delivery.map(|d| d.subscription_id.clone()).unwrap_or_default(),
-            payload: match delivery {
-                Some(d) => d.encode_to_vec(),
-                None => message.payload().unwrap_or_default().to_vec(),
-            },
+            payload: message.payload().unwrap_or_default().to_vec(),
             headers: headers::copy_with(
                 message.headers(),
                 &[
@@ -128,9 +359,6 @@ impl Sender {
                 ],
             ),
         };
-        match send_durably(&self.producer, &record, &self.shutdown).await {
-            Ok(()) => Handled::Done,
-            Err(SendError::Abandoned | SendError::Rejected(_)) => Handled::Abandoned,
-        }
+        self.finish(send_durably(&self.producer, &record, &self.shutdown).await)
     }
 }

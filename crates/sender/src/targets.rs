@@ -1,30 +1,74 @@
-//! Where a subscription's deliveries go, read through a short-lived cache.
+//! Where a subscription's deliveries go and how, read through a short-lived cache. While
+//! PostgreSQL is unreachable the last values read keep being used, so an outage delays only
+//! subscriptions the sender has not seen yet.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
+use synap_db::delivery_state::DeliveryOptions;
 use synap_db::{DbError, DeliveryTarget, Pool, SecretBox};
+
+/// A subscription's target and delivery options.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub target: DeliveryTarget,
+    pub options: DeliveryOptions,
+}
+
+impl Deref for Target {
+    type Target = DeliveryTarget;
+    fn deref(&self) -> &DeliveryTarget {
+        &self.target
+    }
+}
+
+type Entry = Arc<Option<Target>>;
 
 #[derive(Clone)]
 pub struct TargetCache {
     pool: Pool,
     secrets: SecretBox,
-    cache: Cache<String, Arc<Option<DeliveryTarget>>>,
+    fresh: Cache<String, Entry>,
+    last_known: Cache<String, Entry>,
 }
 
 impl TargetCache {
     pub fn new(pool: Pool, secrets: SecretBox, ttl: Duration) -> Self {
-        Self { pool, secrets, cache: Cache::builder().time_to_live(ttl).max_capacity(100_000).build() }
+        Self {
+            pool,
+            secrets,
+            fresh: Cache::builder().time_to_live(ttl).max_capacity(100_000).build(),
+            last_known: Cache::builder().time_to_idle(Duration::from_secs(24 * 3600)).max_capacity(100_000).build(),
+        }
     }
 
     /// The subscription's target; `None` when it was deleted.
-    pub async fn get(&self, subscription_id: &str) -> Result<Arc<Option<DeliveryTarget>>, Arc<DbError>> {
+    pub async fn get(&self, subscription_id: &str) -> Result<Entry, Arc<DbError>> {
         let (pool, secrets, id) = (self.pool.clone(), self.secrets.clone(), subscription_id.to_owned());
-        self.cache
+        let read = self
+            .fresh
             .try_get_with(subscription_id.to_owned(), async move {
-                synap_db::subscriptions::delivery_target(&pool, &secrets, &id).await.map(Arc::new)
+                let Some(target) = synap_db::subscriptions::delivery_target(&pool, &secrets, &id).await? else {
+                    return Ok(Arc::new(None));
+                };
+                let options = synap_db::delivery_state::options(&pool, &id).await?.unwrap_or_default();
+                Ok::<_, DbError>(Arc::new(Some(Target { target, options })))
             })
-            .await
+            .await;
+        match read {
+            Ok(entry) => {
+                self.last_known.insert(subscription_id.to_owned(), entry.clone()).await;
+                Ok(entry)
+            }
+            Err(error) => match self.last_known.get(subscription_id).await {
+                Some(entry) => {
+                    tracing::debug!(subscription_id, %error, "database unavailable; using the last known target");
+                    Ok(entry)
+                }
+                None => Err(error),
+            },
+        }
     }
 }

@@ -1,0 +1,127 @@
+//! What the sender keeps per subscription besides its target: delivery options, the run of
+//! failures behind automatic disabling, and disabling itself.
+
+use chrono::{DateTime, Utc};
+
+use crate::{DbError, Pool};
+
+/// Per-subscription delivery options; `None` means the deployment's default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryOptions {
+    /// Strict FIFO: one request in flight; a failing head blocks only this subscription.
+    pub ordered: bool,
+    pub max_in_flight: Option<u32>,
+    pub rate_limit_per_sec: Option<u32>,
+    pub timeout_ms: Option<u32>,
+}
+
+/// The subscription's options; `None` when it does not exist.
+pub async fn options(pool: &Pool, subscription_id: &str) -> Result<Option<DeliveryOptions>, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT ordered, max_in_flight, rate_limit_per_sec, timeout_ms FROM subscriptions WHERE id = $1",
+            &[&subscription_id],
+        )
+        .await?;
+    let positive = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok());
+    Ok(row.map(|r| DeliveryOptions {
+        ordered: r.get(0),
+        max_in_flight: positive(r.get(1)),
+        rate_limit_per_sec: positive(r.get(2)),
+        timeout_ms: positive(r.get(3)),
+    }))
+}
+
+/// Sets the options (for the control API). Returns false when the subscription does not exist.
+pub async fn set_options(pool: &Pool, subscription_id: &str, options: &DeliveryOptions) -> Result<bool, DbError> {
+    let signed = |v: Option<u32>| v.map(|v| v.min(i32::MAX as u32) as i32);
+    let client = pool.get().await?;
+    let n = client
+        .execute(
+            "UPDATE subscriptions SET ordered = $2, max_in_flight = $3, rate_limit_per_sec = $4,
+                    timeout_ms = $5, updated_at = now()
+             WHERE id = $1",
+            &[
+                &subscription_id,
+                &options.ordered,
+                &signed(options.max_in_flight),
+                &signed(options.rate_limit_per_sec),
+                &signed(options.timeout_ms),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Outcomes of a batch of attempts, per subscription: the last one decides.
+#[derive(Clone, Debug, Default)]
+pub struct Outcomes {
+    pub succeeded: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+/// Ends the failure run of subscriptions that succeeded and starts one for those that failed.
+pub async fn record_outcomes(pool: &Pool, outcomes: &Outcomes) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    if !outcomes.succeeded.is_empty() {
+        client
+            .execute(
+                "UPDATE subscriptions SET failing_since = NULL
+                 WHERE id = ANY($1) AND failing_since IS NOT NULL",
+                &[&outcomes.succeeded],
+            )
+            .await?;
+    }
+    if !outcomes.failed.is_empty() {
+        client
+            .execute(
+                "UPDATE subscriptions SET failing_since = now()
+                 WHERE id = ANY($1) AND failing_since IS NULL",
+                &[&outcomes.failed],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// A subscription the sender disabled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Disabled {
+    pub subscription_id: String,
+    pub portal_id: String,
+    pub url: String,
+    pub failing_since: Option<DateTime<Utc>>,
+}
+
+/// Disables every enabled subscription failing since before `cutoff`.
+pub async fn disable_failing(pool: &Pool, cutoff: DateTime<Utc>) -> Result<Vec<Disabled>, DbError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "UPDATE subscriptions SET enabled = FALSE, disabled_reason = 'failing', updated_at = now()
+             WHERE enabled AND failing_since < $1
+             RETURNING id, portal_id, url, failing_since",
+            &[&cutoff],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Disabled { subscription_id: r.get(0), portal_id: r.get(1), url: r.get(2), failing_since: r.get(3) })
+        .collect())
+}
+
+/// Disables one subscription with `reason`; `None` when it was not enabled (already disabled or
+/// deleted), so the caller announces each disabling once.
+pub async fn disable(pool: &Pool, subscription_id: &str, reason: &str) -> Result<Option<Disabled>, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "UPDATE subscriptions SET enabled = FALSE, disabled_reason = $2, updated_at = now()
+             WHERE id = $1 AND enabled
+             RETURNING id, portal_id, url, failing_since",
+            &[&subscription_id, &reason],
+        )
+        .await?;
+    Ok(row.map(|r| Disabled { subscription_id: r.get(0), portal_id: r.get(1), url: r.get(2), failing_since: r.get(3) }))
+}

@@ -1,0 +1,99 @@
+//! Per-subscription lanes for ordered delivery.
+//!
+//! Deliveries are read in partition order, and one subscription's deliveries share a partition.
+//! When a delivery is read (synchronously, in that order) it joins its subscription's lane; an
+//! ordered subscription's delivery then starts only after the one before it in the lane has
+//! finished, retries included. Unordered deliveries leave the lane at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+#[derive(Default, Clone)]
+pub struct Lanes {
+    tails: Arc<Mutex<HashMap<String, (u64, oneshot::Receiver<()>)>>>,
+    next_ticket: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// A place in a lane: wait for the one before, then hold the place until dropped.
+pub struct Place {
+    lanes: Lanes,
+    subscription_id: String,
+    ticket: u64,
+    before: Option<oneshot::Receiver<()>>,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Lanes {
+    /// Joins the end of the subscription's lane. Call in read order.
+    pub fn join(&self, subscription_id: &str) -> Place {
+        let ticket = self.next_ticket.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (done, tail) = oneshot::channel();
+        let before = self
+            .tails
+            .lock()
+            .expect("lanes lock")
+            .insert(subscription_id.to_owned(), (ticket, tail))
+            .map(|(_, rx)| rx);
+        Place { lanes: self.clone(), subscription_id: subscription_id.to_owned(), ticket, before, done: Some(done) }
+    }
+}
+
+impl Place {
+    /// Waits until every delivery ahead in the lane has finished.
+    pub async fn wait_turn(&mut self) {
+        if let Some(before) = self.before.take() {
+            // An error means the one before was dropped: finished either way.
+            let _ = before.await;
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+        let mut tails = self.lanes.tails.lock().expect("lanes lock");
+        if tails.get(&self.subscription_id).is_some_and(|(t, _)| *t == self.ticket) {
+            tails.remove(&self.subscription_id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn each_waits_for_the_one_before() {
+        let lanes = Lanes::default();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..5u64 {
+            let mut place = lanes.join("s");
+            let order = order.clone();
+            tasks.push(tokio::spawn(async move {
+                // Later ones would finish first if they did not wait.
+                tokio::time::sleep(Duration::from_millis(50 - i * 10)).await;
+                place.wait_turn().await;
+                order.lock().unwrap().push(i);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3, 4]);
+        assert!(lanes.tails.lock().unwrap().is_empty(), "finished lanes are removed");
+    }
+
+    #[tokio::test]
+    async fn other_subscriptions_do_not_wait() {
+        let lanes = Lanes::default();
+        let _held = lanes.join("a");
+        let mut other = lanes.join("b");
+        tokio::time::timeout(Duration::from_millis(100), other.wait_turn()).await.expect("b is not behind a");
+    }
+}

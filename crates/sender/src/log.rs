@@ -1,0 +1,197 @@
+//! The attempt log. The hot path writes each attempt to the attempts topic (a quick, durable
+//! Kafka write); [`LogWriter`] consumes that topic and stores the rows in PostgreSQL in batches,
+//! committing an offset only after its row is stored. A PostgreSQL outage therefore delays the
+//! log, never the deliveries, and loses no entry: the rows wait in Kafka. The writer also keeps
+//! the per-subscription failure state: it disables subscriptions whose endpoint answered 410 or
+//! that have failed for the configured window, with an operator event each.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use prost::Message as _;
+use rdkafka::message::{Message, OwnedMessage};
+use synap_db::Pool;
+use synap_db::attempts::{NewAttempt, outcome};
+use synap_db::delivery_state::{self, Outcomes};
+use synap_kafka::Handled;
+use synap_proto::pipeline::v1::AttemptLog;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::operator::{OperatorEvent, OperatorEvents};
+
+type Queued = (AttemptLog, oneshot::Sender<()>);
+
+/// The consumer side: hands each record to the batcher and reports it done once stored.
+#[derive(Clone)]
+pub struct LogQueue {
+    tx: mpsc::Sender<Queued>,
+}
+
+impl LogQueue {
+    pub async fn handle(self, message: OwnedMessage) -> Handled {
+        let Ok(record) = AttemptLog::decode(message.payload().unwrap_or_default()) else {
+            tracing::error!(offset = message.offset(), "undecodable attempt-log record skipped");
+            return Handled::Done;
+        };
+        let (done, stored) = oneshot::channel();
+        if self.tx.send((record, done)).await.is_err() {
+            return Handled::Abandoned;
+        }
+        match stored.await {
+            Ok(()) => Handled::Done,
+            // The writer stopped (shutdown) before storing it: read again after restart.
+            Err(_) => Handled::Abandoned,
+        }
+    }
+}
+
+pub struct LogWriter {
+    pub pool: Pool,
+    pub operator: OperatorEvents,
+    pub disable_after: Duration,
+    pub batch_size: usize,
+    pub batch_wait: Duration,
+    pub shutdown: CancellationToken,
+}
+
+/// How often the writer looks for subscriptions failing for longer than the window.
+const DISABLE_SCAN_EVERY: Duration = Duration::from_secs(10);
+
+impl LogWriter {
+    /// Starts the batcher; returns the queue the consumer feeds (bounded: a stalled database
+    /// stops the consumer, whose records then wait in Kafka).
+    pub fn start(self, capacity: usize) -> (LogQueue, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let task = tokio::spawn(self.run(rx));
+        (LogQueue { tx }, task)
+    }
+
+    async fn run(self, mut rx: mpsc::Receiver<Queued>) {
+        let last_scan = Mutex::new(Instant::now());
+        loop {
+            let first = tokio::select! {
+                received = rx.recv() => match received { Some(q) => q, None => return },
+                _ = self.shutdown.cancelled() => return,
+            };
+            let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + self.batch_wait;
+            while batch.len() < self.batch_size {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(q)) => batch.push(q),
+                    _ => break,
+                }
+            }
+            let records: Vec<&AttemptLog> = batch.iter().map(|(r, _)| r).collect();
+            if !self.store(&records, &last_scan).await {
+                return;
+            }
+            for (_, done) in batch {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Stores a batch, retrying while the database is unavailable; false only at shutdown.
+    async fn store(&self, records: &[&AttemptLog], last_scan: &Mutex<Instant>) -> bool {
+        let rows: Vec<NewAttempt> = records.iter().map(|r| row(r)).collect();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.store_once(records, &rows, last_scan).await {
+                Ok(()) => return true,
+                Err(error) => tracing::warn!(%error, rows = rows.len(), retry_in = ?backoff, "attempt log not stored yet"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.shutdown.cancelled() => return false,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn store_once(
+        &self,
+        records: &[&AttemptLog],
+        rows: &[NewAttempt],
+        last_scan: &Mutex<Instant>,
+    ) -> Result<(), synap_db::DbError> {
+        synap_db::attempts::insert_batch(&self.pool, rows).await?;
+        let mut outcomes = Outcomes::default();
+        let mut gone = Vec::new();
+        // Later records of a subscription come later in its partition: the last one decides.
+        for r in records.iter().filter(|r| !r.test_send) {
+            outcomes.succeeded.retain(|s| s != &r.subscription_id);
+            outcomes.failed.retain(|s| s != &r.subscription_id);
+            if r.outcome == outcome::DELIVERED {
+                outcomes.succeeded.push(r.subscription_id.clone());
+            } else if r.error_class != "disabled" {
+                outcomes.failed.push(r.subscription_id.clone());
+                if r.status_code == 410 && !gone.contains(&r.subscription_id) {
+                    gone.push(r.subscription_id.clone());
+                }
+            }
+        }
+        delivery_state::record_outcomes(&self.pool, &outcomes).await?;
+        for subscription_id in gone {
+            if let Some(disabled) = delivery_state::disable(&self.pool, &subscription_id, "gone").await? {
+                self.announce(disabled, "gone").await;
+            }
+        }
+        let mut last = last_scan.lock().await;
+        if last.elapsed() >= DISABLE_SCAN_EVERY {
+            let cutoff = Utc::now() - chrono::Duration::from_std(self.disable_after).unwrap_or(chrono::Duration::days(3));
+            for disabled in delivery_state::disable_failing(&self.pool, cutoff).await? {
+                self.announce(disabled, "failing").await;
+            }
+            *last = Instant::now();
+        }
+        Ok(())
+    }
+
+    async fn announce(&self, disabled: delivery_state::Disabled, reason: &str) {
+        tracing::warn!(subscription_id = %disabled.subscription_id, reason, "subscription disabled");
+        let event = OperatorEvent::SubscriptionDisabled {
+            portal_id: disabled.portal_id,
+            subscription_id: disabled.subscription_id,
+            reason: reason.into(),
+            failing_since: disabled.failing_since.map(|t| t.to_rfc3339()),
+        };
+        // Only shutdown stops this; the disabling itself is stored.
+        let _ = self.operator.emit(event).await;
+    }
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_else(Utc::now)
+}
+
+fn some(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn row(r: &AttemptLog) -> NewAttempt {
+    NewAttempt {
+        attempt_id: r.attempt_id.clone(),
+        event_id: r.event_id.clone(),
+        event_type: r.event_type.clone(),
+        portal_id: r.portal_id.clone(),
+        subscription_id: r.subscription_id.clone(),
+        attempt: r.attempt.min(i32::MAX as u32) as i32,
+        scheduled_at: time(r.scheduled_at_ms),
+        sent_at: time(r.sent_at_ms),
+        finished_at: time(r.finished_at_ms),
+        outcome: r.outcome.clone(),
+        error_class: some(&r.error_class),
+        error: some(&r.error),
+        status_code: (r.status_code != 0).then_some(r.status_code as i32),
+        latency_ms: r.latency_ms.min(i32::MAX as u32) as i32,
+        response_headers: some(&r.response_headers),
+        // PostgreSQL text cannot hold NUL.
+        response_body: some(&r.response_body.replace('\0', "")),
+        test_send: r.test_send,
+        source_topic: some(&r.source_topic),
+        source_partition: some(&r.source_topic).map(|_| r.source_partition),
+        source_offset: some(&r.source_topic).map(|_| r.source_offset),
+    }
+}
+

@@ -1,0 +1,111 @@
+//! Operator events: what an operator must hear about, on a Kafka topic (JSON, keyed by portal)
+//! and optionally POSTed to an operator webhook.
+
+use std::time::Duration;
+
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::FutureProducer;
+use serde::Serialize;
+use synap_kafka::{Outgoing, SendError, send_durably};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum OperatorEvent {
+    /// A delivery failed for good and went to the dead-letter topic.
+    #[serde(rename = "delivery.failed", rename_all = "camelCase")]
+    DeliveryFailed {
+        portal_id: String,
+        subscription_id: String,
+        event_id: String,
+        event_type: String,
+        attempts: u32,
+        /// The last attempt's outcome code (`http_500`, `timeout`, `gone`, …).
+        reason: String,
+    },
+    /// The sender disabled a subscription.
+    #[serde(rename = "subscription.disabled", rename_all = "camelCase")]
+    SubscriptionDisabled {
+        portal_id: String,
+        subscription_id: String,
+        /// `gone` (the endpoint answered 410) or `failing` (every attempt failed for the
+        /// configured window).
+        reason: String,
+        failing_since: Option<String>,
+    },
+}
+
+impl OperatorEvent {
+    fn portal_id(&self) -> &str {
+        match self {
+            OperatorEvent::DeliveryFailed { portal_id, .. } | OperatorEvent::SubscriptionDisabled { portal_id, .. } => {
+                portal_id
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct OperatorEvents {
+    pub producer: FutureProducer,
+    pub topic: String,
+    /// POST target besides the topic, with its own client (a deployment-chosen URL, exempt from
+    /// the customer address policy).
+    pub webhook: Option<(String, reqwest::Client)>,
+    pub shutdown: CancellationToken,
+}
+
+impl OperatorEvents {
+    pub fn webhook_client() -> reqwest::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .user_agent(crate::attempt::USER_AGENT)
+            .build()
+    }
+
+    /// Writes the event to the topic (durably) and POSTs it to the operator webhook in the
+    /// background.
+    pub async fn emit(&self, event: OperatorEvent) -> Result<(), SendError> {
+        let mut body = serde_json::to_value(&event).expect("operator events serialise");
+        body["at"] = chrono::Utc::now().to_rfc3339().into();
+        let payload = body.to_string().into_bytes();
+        tracing::warn!(event = %body, "operator event");
+        let record = Outgoing {
+            topic: self.topic.clone(),
+            key: event.portal_id().to_owned(),
+            payload: payload.clone(),
+            headers: OwnedHeaders::new(),
+        };
+        send_durably(&self.producer, &record, &self.shutdown).await?;
+        if let Some((url, client)) = self.webhook.clone() {
+            tokio::spawn(async move {
+                let sent = client.post(&url).header("content-type", "application/json").body(payload).send().await;
+                match sent {
+                    Ok(r) if r.status().is_success() => {}
+                    Ok(r) => tracing::warn!(status = %r.status(), "operator webhook refused an event"),
+                    Err(e) => tracing::warn!(error = %e.without_url(), "operator webhook unreachable"),
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_tagged_camel_case_json() {
+        let event = OperatorEvent::SubscriptionDisabled {
+            portal_id: "p".into(),
+            subscription_id: "s".into(),
+            reason: "gone".into(),
+            failing_since: None,
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["type"], "subscription.disabled");
+        assert_eq!(json["subscriptionId"], "s");
+    }
+}

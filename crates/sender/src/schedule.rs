@@ -1,0 +1,129 @@
+//! The retry schedule: when each attempt happens and which delay tier it waits in.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+#[derive(Clone, Debug)]
+pub struct RetrySchedule {
+    /// Delay before attempt 2, 3, …
+    delays: Vec<Duration>,
+    jitter: f64,
+    max_retry_after: Duration,
+    /// The distinct non-zero delays, ascending: one Kafka topic each.
+    tiers: Vec<Duration>,
+}
+
+/// What to do after a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Attempt `attempt` after `delay` (zero: at once).
+    Retry { attempt: u32, delay: Duration },
+    /// The schedule is used up.
+    Exhausted,
+}
+
+impl RetrySchedule {
+    pub fn new(delays_ms: &[u64], jitter: f64, max_retry_after: Duration) -> Self {
+        let delays: Vec<Duration> = delays_ms.iter().map(|ms| Duration::from_millis(*ms)).collect();
+        let mut tiers: Vec<Duration> = delays.iter().copied().filter(|d| !d.is_zero()).collect();
+        tiers.sort();
+        tiers.dedup();
+        Self { delays, jitter: jitter.clamp(0.0, 0.9), max_retry_after, tiers }
+    }
+
+    /// Attempts in all, the first included.
+    pub fn attempts(&self) -> u32 {
+        self.delays.len() as u32 + 1
+    }
+
+    /// After attempt `failed` failed (its response asking for `retry_after`, if it did).
+    pub fn next(&self, failed: u32, retry_after: Option<Duration>) -> Next {
+        let Some(base) = self.delays.get(failed.max(1) as usize - 1) else { return Next::Exhausted };
+        let mut delay = base.mul_f64(1.0 + rand::rng().random_range(-self.jitter..=self.jitter));
+        if let Some(asked) = retry_after {
+            delay = delay.max(asked.min(self.max_retry_after));
+        }
+        Next::Retry { attempt: failed + 1, delay }
+    }
+
+    pub fn tiers(&self) -> &[Duration] {
+        &self.tiers
+    }
+
+    /// The tier a retry due in `delay` waits in: the shortest at least as long (so the records of
+    /// a tier become due in about the order they arrive), or the longest.
+    pub fn tier_for(&self, delay: Duration) -> Option<Duration> {
+        self.tiers.iter().copied().find(|t| *t >= delay).or_else(|| self.tiers.last().copied())
+    }
+
+    /// The first tier, where deliveries wait for a slot of a busy subscription.
+    pub fn shortest_tier(&self) -> Option<Duration> {
+        self.tiers.first().copied()
+    }
+}
+
+/// A tier's name in its topic: `500ms`, `5s`, `5m`, `2h`.
+pub fn tier_label(delay: Duration) -> String {
+    let ms = delay.as_millis() as u64;
+    match ms {
+        _ if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        _ if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(jitter: f64) -> RetrySchedule {
+        RetrySchedule::new(&[5_000, 300_000, 1_800_000, 5_000], jitter, Duration::from_secs(3600))
+    }
+
+    #[test]
+    fn follows_the_delays_then_is_exhausted() {
+        let s = schedule(0.0);
+        assert_eq!(s.attempts(), 5);
+        assert_eq!(s.next(1, None), Next::Retry { attempt: 2, delay: Duration::from_secs(5) });
+        assert_eq!(s.next(3, None), Next::Retry { attempt: 4, delay: Duration::from_secs(1800) });
+        assert_eq!(s.next(5, None), Next::Exhausted);
+    }
+
+    #[test]
+    fn jitter_stays_within_its_fraction() {
+        let s = schedule(0.2);
+        for _ in 0..200 {
+            let Next::Retry { delay, .. } = s.next(2, None) else { panic!() };
+            assert!(delay >= Duration::from_secs(240) && delay <= Duration::from_secs(360), "{delay:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_lengthens_within_the_cap() {
+        let s = schedule(0.0);
+        assert_eq!(
+            s.next(1, Some(Duration::from_secs(60))),
+            Next::Retry { attempt: 2, delay: Duration::from_secs(60) }
+        );
+        assert_eq!(
+            s.next(1, Some(Duration::from_secs(86_400))),
+            Next::Retry { attempt: 2, delay: Duration::from_secs(3600) }
+        );
+        assert_eq!(s.next(2, Some(Duration::from_secs(1))), Next::Retry { attempt: 3, delay: Duration::from_secs(300) });
+    }
+
+    #[test]
+    fn tiers_are_the_distinct_delays() {
+        let s = schedule(0.0);
+        assert_eq!(s.tiers(), [Duration::from_secs(5), Duration::from_secs(300), Duration::from_secs(1800)]);
+        assert_eq!(s.tier_for(Duration::from_secs(60)), Some(Duration::from_secs(300)));
+        assert_eq!(s.tier_for(Duration::from_secs(4)), Some(Duration::from_secs(5)));
+        assert_eq!(s.tier_for(Duration::from_secs(7200)), Some(Duration::from_secs(1800)));
+        assert_eq!(tier_label(Duration::from_secs(5)), "5s");
+        assert_eq!(tier_label(Duration::from_secs(300)), "5m");
+        assert_eq!(tier_label(Duration::from_secs(7200)), "2h");
+        assert_eq!(tier_label(Duration::from_millis(200)), "200ms");
+    }
+}

@@ -1,0 +1,43 @@
+//! Retry tiers: one topic per retry delay, each read by its own consumer that holds a record
+//! until it is due and then hands it back to the deliveries topic. Retries wait in Kafka: a
+//! record's offset is committed only after it is handed back, so a restart loses none, and each
+//! tier waits independently of the others and of fresh deliveries.
+
+use std::time::Duration;
+
+use prost::Message as _;
+use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use synap_kafka::{Handled, Outgoing, send_durably};
+use synap_proto::pipeline::v1::Delivery;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+pub struct Tier {
+    pub producer: FutureProducer,
+    pub deliveries_topic: String,
+    pub shutdown: CancellationToken,
+}
+
+impl Tier {
+    pub async fn handle(self, message: OwnedMessage) -> Handled {
+        let payload = message.payload().unwrap_or_default().to_vec();
+        // An undecodable record is handed on at once: the sender dead-letters it with the reason.
+        let (key, due_at_ms) = match Delivery::decode(payload.as_slice()) {
+            Ok(d) => (d.subscription_id, d.due_at_ms),
+            Err(_) => (String::new(), 0),
+        };
+        let wait = due_at_ms - chrono::Utc::now().timestamp_millis();
+        if wait > 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+                _ = self.shutdown.cancelled() => return Handled::Abandoned,
+            }
+        }
+        let record = Outgoing { topic: self.deliveries_topic.clone(), key, payload, headers: OwnedHeaders::new() };
+        match send_durably(&self.producer, &record, &self.shutdown).await {
+            Ok(()) => Handled::Done,
+            Err(_) => Handled::Abandoned,
+        }
+    }
+}
