@@ -2,4 +2,6 @@
 
 mod dead_letters;
 mod delivery;
+mod delivery_retries;
+mod delivery_support;
 mod support;

@@ -6,5 +6,5 @@ pub mod kafka;
 pub mod receiver;
 pub mod stack;
 
-pub use receiver::{Received, Receiver};
+pub use receiver::{Received, Receiver, Reply};
 pub use stack::{Service, Stack};

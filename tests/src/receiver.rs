@@ -1,12 +1,16 @@
-//! A real HTTP receiver on loopback that records every request.
+//! A real HTTP receiver on loopback that records every request. By default it answers 204;
+//! [`Receiver::script`] and [`Receiver::always`] make a path answer otherwise (errors,
+//! `Retry-After`, slow answers, no answer at all), as a misbehaving customer endpoint would.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use tokio::sync::Notify;
 
 #[derive(Clone, Debug)]
@@ -14,6 +18,29 @@ pub struct Received {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When the request arrived.
+    pub at: Instant,
+}
+
+/// How the receiver answers one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// This status and an empty body.
+    Status(u16),
+    /// This status with `Retry-After: <value>`.
+    RetryAfter(u16, String),
+    /// 204 after this long.
+    Slow(Duration),
+    /// Never answers (the connection stays open until the client gives up).
+    Hang,
+}
+
+#[derive(Default)]
+struct Replies {
+    /// Answers for the next requests to a path, in order.
+    scripted: HashMap<String, Vec<Reply>>,
+    /// The answer once the script is used up (204 when none).
+    always: HashMap<String, Reply>,
 }
 
 impl Received {
@@ -29,6 +56,7 @@ impl Received {
 #[derive(Default)]
 struct Shared {
     requests: Mutex<Vec<Received>>,
+    replies: Mutex<Replies>,
     notify: Notify,
 }
 
@@ -46,6 +74,16 @@ impl Receiver {
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { base, shared }
+    }
+
+    /// The next requests to `path` get these answers, in order; later ones the default.
+    pub fn script(&self, path: &str, replies: Vec<Reply>) {
+        self.shared.replies.lock().unwrap().scripted.insert(path.to_owned(), replies);
+    }
+
+    /// Every request to `path` (after any script) gets this answer.
+    pub fn always(&self, path: &str, reply: Reply) {
+        self.shared.replies.lock().unwrap().always.insert(path.to_owned(), reply);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -77,8 +115,29 @@ impl Receiver {
     }
 }
 
-async fn record(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
-    shared.requests.lock().unwrap().push(Received { path: uri.path().to_owned(), headers, body });
+async fn record(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path = uri.path().to_owned();
+    let reply = {
+        let mut replies = shared.replies.lock().unwrap();
+        match replies.scripted.get_mut(&path).filter(|s| !s.is_empty()) {
+            Some(script) => Some(script.remove(0)),
+            None => replies.always.get(&path).cloned(),
+        }
+    };
+    shared.requests.lock().unwrap().push(Received { path, headers, body, at: Instant::now() });
     shared.notify.notify_waiters();
-    StatusCode::NO_CONTENT
+    let status = |code: u16| StatusCode::from_u16(code).unwrap();
+    match reply {
+        None => StatusCode::NO_CONTENT.into_response(),
+        Some(Reply::Status(code)) => status(code).into_response(),
+        Some(Reply::RetryAfter(code, value)) => (status(code), [("retry-after", value)]).into_response(),
+        Some(Reply::Slow(wait)) => {
+            tokio::time::sleep(wait).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Some(Reply::Hang) => {
+            std::future::pending::<()>().await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+    }
 }

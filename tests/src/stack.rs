@@ -14,6 +14,14 @@ use tonic::transport::Channel;
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
+/// The configuration file of every test stack: a consumer killed with SIGKILL leaves its group
+/// after seconds rather than librdkafka's default 45 s, so restart tests stay short.
+const TEST_CONFIG: &str = r#"
+[kafka.consumer]
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "500"
+"#;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Service {
     Ingest,
@@ -99,6 +107,8 @@ impl Stack {
         let control_addr = format!("127.0.0.1:{}", free_port());
         let logs = bin_dir().join("test-logs").join(&id);
         std::fs::create_dir_all(&logs).unwrap();
+        let config_file = logs.join("synap.toml").display().to_string();
+        std::fs::write(&config_file, TEST_CONFIG).unwrap();
         let mut env: Vec<(String, String)> = [
             ("SYNAP_KAFKA__BOOTSTRAP_SERVERS", bootstrap.as_str()),
             ("SYNAP_KAFKA__TOPIC_PREFIX", &format!("{id}.")),
@@ -113,6 +123,10 @@ impl Stack {
             ("SYNAP_TOPICS__DELIVERY_PARTITIONS", "2"),
             ("SYNAP_SENDER__RETRY_DELAYS_MS", "[0, 200]"),
             ("SYNAP_SENDER__REQUEST_TIMEOUT_MS", "3000"),
+            // Test receivers listen on loopback, which the outbound policy refuses by default.
+            ("SYNAP_OUTBOUND__ALLOW_CIDRS", "[\"127.0.0.0/8\"]"),
+            // Consumer settings with dotted librdkafka names cannot be environment variables.
+            ("SYNAP_CONFIG", &config_file),
             ("SYNAP_LOG__FILTER", "info,synap_ingest=debug,synap_router=debug,synap_sender=debug"),
             ("RUST_BACKTRACE", "1"),
         ]
@@ -176,6 +190,28 @@ impl Stack {
             .spawn()
             .unwrap();
         self.children.insert(service, child);
+    }
+
+    /// Starts (or restarts) one service with extra `SYNAP_*` variables on top of the stack's.
+    pub fn spawn_with(&mut self, service: Service, extra: &[(&str, &str)]) {
+        let saved = self.env.clone();
+        self.env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.spawn(service);
+        self.env = saved;
+    }
+
+    /// The URL of the stack's own database, for checks the API does not offer.
+    pub fn database_url(&self) -> String {
+        let mut url = url::Url::parse(&self.admin_url).unwrap();
+        url.set_path(&self.database);
+        url.to_string()
+    }
+
+    /// A connection to the stack's database.
+    pub async fn database(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.database_url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
     }
 
     /// SIGKILL: the service dies at once, mid-work.

@@ -79,6 +79,9 @@ async fn create<'a>(
     wanted: &[(String, i32)],
     configs: impl Fn(&str) -> Vec<(&'a str, &'a str)>,
 ) -> Result<Vec<String>, KafkaError> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
     let admin: AdminClient<DefaultClientContext> = config
         .admin_config()
         .create()

@@ -62,6 +62,7 @@ impl Router {
             attempt: 1,
             data: event.data.clone(),
             test_send: false,
+            ..Default::default()
         };
         Outgoing {
             topic: self.topics.deliveries(),

@@ -1,0 +1,166 @@
+//! Signatures, the retry path, final failure, 410 and Retry-After, with real receivers.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{KeyInit, Mac};
+use serde_json::Value;
+use synap_tests::kafka::read;
+use synap_tests::{Receiver, Reply, Stack};
+
+use crate::delivery_support::{event_ids, portal_with_subscription, publish, wait_for_log};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+/// Standard Webhooks verification as a customer writes it, independent of the sender's code:
+/// HMAC-SHA256 over `id.timestamp.body` with the base64-decoded secret after `whsec_`.
+fn verify(secret: &str, id: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
+    let key = STANDARD.decode(secret.trim_start_matches("whsec_")).expect("secret is base64");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    header.split(' ').any(|candidate| candidate == expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_is_signed_over_the_exact_body() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    let (portal, _, secret) = portal_with_subscription(&stack, receiver.url("/signed")).await;
+    assert!(secret.starts_with("whsec_"));
+    let ids = event_ids("sig", 3);
+    publish(&stack, &portal, &ids).await;
+
+    for request in receiver.wait_for("/signed", 3, WAIT).await {
+        let (id, ts) = (request.header("webhook-id").unwrap(), request.header("webhook-timestamp").unwrap());
+        let signature = request.header("webhook-signature").expect("webhook-signature header");
+        assert!(verify(&secret, id, ts, &request.body, signature), "signature {signature} verifies");
+        assert!(!verify(&secret, id, ts, b"{}", signature), "a different body does not verify");
+        assert!(!verify("whsec_b3RoZXIgc2VjcmV0", id, ts, &request.body, signature), "another secret does not");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_twice_then_succeeding_takes_three_logged_attempts() {
+    let stack = Stack::start_with(&[("SYNAP_SENDER__RETRY_DELAYS_MS", "[300, 600, 900]")]).await;
+    let receiver = Receiver::start().await;
+    receiver.script("/flaky", vec![Reply::Status(500), Reply::Status(502)]);
+    let (portal, sub, _) = portal_with_subscription(&stack, receiver.url("/flaky")).await;
+    let ids = event_ids("flaky", 1);
+    publish(&stack, &portal, &ids).await;
+
+    let requests = receiver.wait_for("/flaky", 3, WAIT).await;
+    let attempts: Vec<&str> = requests.iter().map(|r| r.header("synap-delivery-attempt").unwrap()).collect();
+    assert_eq!(attempts, ["1", "2", "3"]);
+    assert!(requests.iter().all(|r| r.header("webhook-id") == Some(ids[0].as_str())), "same webhook-id");
+    assert!(requests[1].at - requests[0].at >= Duration::from_millis(200), "second attempt waited its delay");
+
+    let log = wait_for_log(&stack, &sub, WAIT, |log| log.len() >= 3).await;
+    let summary: Vec<(i32, &str, Option<i32>)> =
+        log.iter().map(|a| (a.attempt, a.outcome.as_str(), a.status_code)).collect();
+    assert_eq!(summary, [(1, "retrying", Some(500)), (2, "retrying", Some(502)), (3, "delivered", Some(204))]);
+    assert_eq!(log[0].error_class.as_deref(), Some("http_status"));
+    assert_eq!(log[2].error_class, None);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.at("/flaky").len(), 3, "nothing after the success");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_schedule_dead_letters_and_tells_the_operator() {
+    let stack = Stack::start_with(&[("SYNAP_SENDER__RETRY_DELAYS_MS", "[200, 400]")]).await;
+    let receiver = Receiver::start().await;
+    receiver.always("/down", Reply::Status(500));
+    let (portal, sub, _) = portal_with_subscription(&stack, receiver.url("/down")).await;
+    let ids = event_ids("exhausted", 1);
+    publish(&stack, &portal, &ids).await;
+
+    let log = wait_for_log(&stack, &sub, WAIT, |log| log.iter().any(|a| a.outcome == "failed")).await;
+    let outcomes: Vec<&str> = log.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["retrying", "retrying", "failed"]);
+    assert_eq!(receiver.at("/down").len(), 3);
+
+    let dead = read(&stack.bootstrap, &stack.topic("deliveries.dlq"), 1, WAIT).await;
+    assert_eq!(dead.len(), 1, "one dead letter");
+    assert_eq!(dead[0].header("synap-dlq-reason"), Some("http_500"));
+    assert_eq!(dead[0].header("synap-event-id"), Some(ids[0].as_str()));
+
+    let events = read(&stack.bootstrap, &stack.topic("operator.events"), 1, WAIT).await;
+    let event: Value = serde_json::from_slice(&events[0].payload).unwrap();
+    assert_eq!(event["type"], "delivery.failed");
+    assert_eq!(event["subscriptionId"], sub.as_str());
+    assert_eq!(event["eventId"], ids[0].as_str());
+    assert_eq!(event["attempts"], 3);
+    assert_eq!(event["reason"], "http_500");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_disables_the_subscription_at_once() {
+    let stack = Stack::start_with(&[("SYNAP_SENDER__RETRY_DELAYS_MS", "[200, 400]")]).await;
+    let receiver = Receiver::start().await;
+    receiver.always("/gone", Reply::Status(410));
+    let (portal, sub, _) = portal_with_subscription(&stack, receiver.url("/gone")).await;
+    publish(&stack, &portal, &event_ids("gone", 1)).await;
+
+    let log = wait_for_log(&stack, &sub, WAIT, |log| !log.is_empty()).await;
+    assert_eq!((log[0].outcome.as_str(), log[0].status_code), ("failed", Some(410)), "no retry after 410");
+    let events = read(&stack.bootstrap, &stack.topic("operator.events"), 2, WAIT).await;
+    let disabled = events
+        .iter()
+        .map(|e| serde_json::from_slice::<Value>(&e.payload).unwrap())
+        .find(|e| e["type"] == "subscription.disabled")
+        .expect("a subscription.disabled operator event");
+    assert_eq!(disabled["reason"], "gone");
+    assert_eq!(disabled["subscriptionId"], sub.as_str());
+
+    let db = stack.database().await;
+    let row = db.query_one("SELECT enabled, disabled_reason FROM subscriptions WHERE id = $1", &[&sub]).await.unwrap();
+    assert!(!row.get::<_, bool>(0), "disabled");
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("gone"));
+
+    // Later events are no longer routed to it (once the 1 s route cache has expired).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    publish(&stack, &portal, &event_ids("gone-later", 1)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.at("/gone").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured() {
+    let stack = Stack::start_with(&[("SYNAP_SENDER__RETRY_DELAYS_MS", "[200, 400]")]).await;
+    let receiver = Receiver::start().await;
+    receiver.script("/busy", vec![Reply::RetryAfter(503, "3".into())]);
+    let (portal, sub, _) = portal_with_subscription(&stack, receiver.url("/busy")).await;
+    publish(&stack, &portal, &event_ids("busy", 1)).await;
+
+    let requests = receiver.wait_for("/busy", 2, WAIT).await;
+    let waited = requests[1].at - requests[0].at;
+    assert!(waited >= Duration::from_millis(2800), "waited {waited:?}, asked for 3 s (schedule said 200 ms)");
+    wait_for_log(&stack, &sub, WAIT, |log| log.iter().any(|a| a.outcome == "delivered")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_classified() {
+    let stack = Stack::start_with(&[
+        ("SYNAP_SENDER__RETRY_DELAYS_MS", "[]"),
+        ("SYNAP_SENDER__REQUEST_TIMEOUT_MS", "1000"),
+    ])
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.always("/hang", Reply::Hang);
+    let (portal, hang, _) = portal_with_subscription(&stack, receiver.url("/hang")).await;
+    // Nothing listens on port 9 of loopback (discard is not running).
+    let closed = crate::delivery_support::add_subscription(&stack, &portal, "http://127.0.0.1:9/closed".into()).await;
+    let unresolvable =
+        crate::delivery_support::add_subscription(&stack, &portal, "http://no-such-host.invalid/x".into()).await;
+    publish(&stack, &portal, &event_ids("classes", 1)).await;
+
+    for (sub, class) in [(&hang, "timeout"), (&closed, "connect"), (&unresolvable, "dns")] {
+        let log = wait_for_log(&stack, sub, WAIT, |log| !log.is_empty()).await;
+        assert_eq!(log[0].error_class.as_deref(), Some(class), "{log:?}");
+        assert_eq!(log[0].outcome, "failed");
+    }
+    let timed_out = &crate::delivery_support::attempts(&stack, &hang).await[0];
+    assert!(timed_out.latency_ms >= 900 && timed_out.latency_ms < 5000, "{timed_out:?}");
+}
