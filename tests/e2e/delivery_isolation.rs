@@ -1,0 +1,112 @@
+//! One bad endpoint hurts nobody else; ordered subscriptions keep their order; the outbound
+//! policy refuses private addresses at send time.
+
+use std::time::{Duration, Instant};
+
+use synap_tests::{Receiver, Reply, Service, Stack};
+
+use crate::delivery_support::{add_subscription, event_ids, portal_with_subscription, publish, wait_for_log};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_failing_and_unreachable_endpoints_do_not_slow_a_healthy_one() {
+    // Few slots in all, so that without per-subscription limits the bad endpoints would take
+    // every one of them.
+    let stack = Stack::start_with(&[
+        ("SYNAP_SENDER__MAX_IN_FLIGHT", "16"),
+        ("SYNAP_SENDER__MAX_IN_FLIGHT_PER_SUBSCRIPTION", "4"),
+        ("SYNAP_SENDER__SLOT_WAIT_MS", "200"),
+        ("SYNAP_SENDER__RETRY_DELAYS_MS", "[1000, 1000, 1000]"),
+        ("SYNAP_SENDER__BREAKER_FAILURES", "3"),
+        ("SYNAP_SENDER__BREAKER_COOLDOWN_MS", "5000"),
+    ])
+    .await;
+    let (healthy, hanging, failing) = (Receiver::start().await, Receiver::start().await, Receiver::start().await);
+    hanging.always("/hook", Reply::Hang);
+    failing.always("/hook", Reply::Status(500));
+    let (portal, healthy_sub, _) = portal_with_subscription(&stack, healthy.url("/hook")).await;
+    add_subscription(&stack, &portal, hanging.url("/hook")).await;
+    let failing_sub = add_subscription(&stack, &portal, failing.url("/hook")).await;
+    add_subscription(&stack, &portal, "http://127.0.0.1:9/unreachable".into()).await;
+
+    let n = 40;
+    let ids = event_ids("iso", n);
+    let started = Instant::now();
+    publish(&stack, &portal, &ids).await;
+    let got = healthy.wait_for("/hook", n, Duration::from_secs(30)).await;
+    let took = started.elapsed();
+    let mut seen: Vec<&str> = got.iter().map(|r| r.header("webhook-id").unwrap()).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), n, "every event reached the healthy endpoint");
+    // Each hanging request takes the 3 s timeout: 40 of them through 16 shared slots would take
+    // at least 8 s even before the failing and unreachable endpoints' share.
+    assert!(took < Duration::from_secs(8), "healthy endpoint got its {n} deliveries in {took:?}");
+    let log = wait_for_log(&stack, &healthy_sub, WAIT, |log| log.len() >= n).await;
+    assert!(log.iter().all(|a| a.outcome == "delivered"));
+
+    // The failing endpoint's circuit opened: attempts were logged without a request.
+    let log = wait_for_log(&stack, &failing_sub, WAIT, |log| {
+        log.iter().any(|a| a.error_class.as_deref() == Some("circuit_open"))
+    })
+    .await;
+    let requests = failing.at("/hook").len();
+    assert!(requests < log.len(), "{requests} requests for {} logged attempts", log.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_subscription_keeps_its_order_through_failures() {
+    let stack = Stack::start_with(&[("SYNAP_SENDER__RETRY_DELAYS_MS", "[300, 300, 300]")]).await;
+    let receiver = Receiver::start().await;
+    let (portal, sub, _) = portal_with_subscription(&stack, receiver.url("/ordered")).await;
+    let db = stack.database().await;
+    db.execute("UPDATE subscriptions SET ordered = TRUE WHERE id = $1", &[&sub]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the sender's 1 s cache
+    receiver.script(
+        "/ordered",
+        vec![Reply::Status(500), Reply::Status(503), Reply::Status(200), Reply::Status(500), Reply::Status(200)],
+    );
+
+    let ids = event_ids("ord", 8);
+    for id in &ids {
+        // One at a time, so that the pipeline before the sender sees them in this order too.
+        publish(&stack, &portal, std::slice::from_ref(id)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let got = receiver.wait_for("/ordered", ids.len() + 3, WAIT).await;
+    let order: Vec<usize> =
+        got.iter().map(|r| ids.iter().position(|id| Some(id.as_str()) == r.header("webhook-id")).unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "requests in event order, retries in place: {order:?}");
+    assert_eq!(order.iter().filter(|i| **i == 0).count(), 3, "the head was tried three times");
+    wait_for_log(&stack, &sub, WAIT, |log| log.iter().filter(|a| a.outcome == "delivered").count() == ids.len()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_addresses_are_refused_at_send_time() {
+    let mut stack = Stack::start_with(&[("SYNAP_SENDER__RETRY_DELAYS_MS", "[]")]).await;
+    let receiver = Receiver::start().await;
+    let port = receiver.base.rsplit(':').next().unwrap().to_owned();
+    // A name that resolves to loopback, and addresses of each kind written out.
+    let (portal, by_name, _) = portal_with_subscription(&stack, format!("http://localhost:{port}/by-name")).await;
+    let mut literal = Vec::new();
+    for url in [
+        format!("http://127.0.0.1:{port}/loopback"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/private".to_owned(),
+        "http://[::1]:9/v6-loopback".to_owned(),
+        "http://0.0.0.0:9/unspecified".to_owned(),
+    ] {
+        literal.push((add_subscription(&stack, &portal, url.clone()).await, url));
+    }
+    // The same sender without the test allowlist: only public addresses.
+    stack.stop(Service::Sender).await;
+    stack.spawn_with(Service::Sender, &[("SYNAP_OUTBOUND__ALLOW_CIDRS", "[]")]);
+    publish(&stack, &portal, &event_ids("ssrf", 1)).await;
+
+    for (sub, url) in std::iter::once((by_name, "localhost".to_owned())).chain(literal) {
+        let log = wait_for_log(&stack, &sub, WAIT, |log| !log.is_empty()).await;
+        assert_eq!(log[0].error_class.as_deref(), Some("refused"), "{url}: {log:?}");
+    }
+    assert!(receiver.all().is_empty(), "no request reached the loopback receiver");
+}
