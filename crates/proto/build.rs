@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "synap/envelope/v1/envelope.proto",
         "synap/pipeline/v1/pipeline.proto",
         "synap/control/v1/control.proto",
+        "synap/control/v1/deliveries.proto",
     ];
     let fds = protox::compile(files, [&root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);

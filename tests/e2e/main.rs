@@ -2,6 +2,7 @@
 
 mod dead_letters;
 mod delivery;
+mod delivery_api;
 mod delivery_isolation;
 mod delivery_retries;
 mod delivery_support;

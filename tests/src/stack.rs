@@ -7,6 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use synap_proto::control::v1::control_service_client::ControlServiceClient;
+use synap_proto::control::v1::delivery_service_client::DeliveryServiceClient;
 use tokio::process::{Child, Command};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -54,6 +55,7 @@ impl Service {
 }
 
 pub type Control = ControlServiceClient<InterceptedService<Channel, AdminAuth>>;
+pub type Deliveries = DeliveryServiceClient<InterceptedService<Channel, AdminAuth>>;
 
 #[derive(Clone)]
 pub struct AdminAuth;
@@ -262,6 +264,13 @@ impl Stack {
         let channel =
             Channel::from_shared(format!("http://{}", self.control_addr)).unwrap().connect().await.unwrap();
         ControlServiceClient::with_interceptor(channel, AdminAuth)
+    }
+
+    /// A delivery API client authenticated with the admin token.
+    pub async fn deliveries(&self) -> Deliveries {
+        let channel =
+            Channel::from_shared(format!("http://{}", self.control_addr)).unwrap().connect().await.unwrap();
+        DeliveryServiceClient::with_interceptor(channel, AdminAuth)
     }
 
     pub fn topic(&self, name: &str) -> String {

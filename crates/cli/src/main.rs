@@ -1,5 +1,6 @@
 //! `synapctl`: drives the control API from a terminal or a script.
 
+mod deliveries;
 mod output;
 
 use anyhow::{Context, bail};
@@ -34,6 +35,9 @@ enum Command {
     /// A portal's webhook subscriptions.
     #[command(subcommand, alias = "sub")]
     Subscription(SubscriptionCommand),
+    /// The attempt log; sending events again.
+    #[command(subcommand)]
+    Delivery(deliveries::DeliveryCommand),
 }
 
 #[derive(Subcommand)]
@@ -100,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
         Some(t) => Some(format!("Bearer {t}").parse().context("token is not a valid header value")?),
         None => None,
     };
+    let (delivery_channel, delivery_token) = (channel.clone(), token.clone());
     let mut client = ControlServiceClient::with_interceptor(channel, move |mut req: Request<()>| {
         if let Some(t) = &token {
             req.metadata_mut().insert("authorization", t.clone());
@@ -155,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
                 .into_inner();
             out.subscriptions(&list.subscriptions);
         }
+        Command::Delivery(command) => deliveries::run(command, delivery_channel, delivery_token, &out).await?,
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod config;
 pub mod convert;
+pub mod deliveries;
 pub mod errors;
 pub mod server;
 pub mod service;

@@ -16,6 +16,7 @@ async fn main() -> anyhow::Result<()> {
     let database: DatabaseConfig = source.section("database")?;
     let encryption: EncryptionConfig = source.section("encryption")?;
     let config: ControlConfig = source.section("control")?;
+    let kafka: synap_kafka::KafkaConfig = source.section("kafka")?;
     logging::init(&log);
     if config.admin_token.len() < 16 {
         return Err(ConfigError::Rejected {
@@ -25,15 +26,17 @@ async fn main() -> anyhow::Result<()> {
         .into());
     }
 
+    let pool = synap_db::connect(&database)?;
+    let deliveries = synap_control::deliveries::DeliveryApi::new(pool.clone(), &kafka)?;
     let api = ControlApi {
-        pool: synap_db::connect(&database)?,
+        pool,
         secrets: encryption.secret_box()?,
         allow_http_urls: config.allow_http_urls,
     };
     let listener = tokio::net::TcpListener::bind(&config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on control.listen_addr {:?}", config.listen_addr))?;
-    synap_control::server::serve(api, Authenticator::new(&config.admin_token), listener, shutdown_token())
+    synap_control::server::serve(api, deliveries, Authenticator::new(&config.admin_token), listener, shutdown_token())
         .await?;
     tracing::info!("control stopped");
     Ok(())

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use synap_proto::control::v1::control_service_server::ControlServiceServer;
+use synap_proto::control::v1::delivery_service_server::DeliveryServiceServer;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
@@ -10,6 +11,7 @@ use crate::service::ControlApi;
 
 pub async fn serve(
     api: ControlApi,
+    deliveries: crate::deliveries::DeliveryApi,
     auth: Authenticator,
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
@@ -20,6 +22,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(synap_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let deliveries = DeliveryServiceServer::with_interceptor(deliveries, { let auth = auth.clone(); move |request| auth.check(request) });
     let control = ControlServiceServer::with_interceptor(api, move |request| auth.check(request));
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "control listening");
@@ -27,6 +30,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(control)
+        .add_service(deliveries)
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
             shutdown.cancelled().await
         })

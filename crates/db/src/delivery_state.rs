@@ -125,3 +125,10 @@ pub async fn disable(pool: &Pool, subscription_id: &str, reason: &str) -> Result
         .await?;
     Ok(row.map(|r| Disabled { subscription_id: r.get(0), portal_id: r.get(1), url: r.get(2), failing_since: r.get(3) }))
 }
+
+/// The portal a subscription belongs to; `None` when it does not exist.
+pub async fn portal_of(pool: &Pool, subscription_id: &str) -> Result<Option<String>, DbError> {
+    let client = pool.get().await?;
+    let row = client.query_opt("SELECT portal_id FROM subscriptions WHERE id = $1", &[&subscription_id]).await?;
+    Ok(row.map(|r| r.get(0)))
+}

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod consume;
+pub mod fetch;
 pub mod headers;
 pub mod offsets;
 pub mod produce;

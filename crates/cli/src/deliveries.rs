@@ -1,0 +1,159 @@
+//! `synapctl delivery …`: the attempt log, resend and recover (`synap.control.v1.DeliveryService`).
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::{Value, json};
+use synap_proto::control::v1 as api;
+use synap_proto::control::v1::delivery_service_client::DeliveryServiceClient;
+use tonic::Request;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+use crate::output::{Output, table};
+
+#[derive(Subcommand)]
+pub enum DeliveryCommand {
+    /// Lists attempts, newest first.
+    Attempts {
+        /// Required with a portal API key; the admin may leave it out.
+        #[arg(long)]
+        portal: Option<String>,
+        #[arg(long)]
+        subscription: Option<String>,
+        #[arg(long)]
+        event: Option<String>,
+        /// Event type code.
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        /// delivered, retrying or failed.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// RFC 3339 time, e.g. 2026-11-27T10:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// The `next page` token printed by the previous call.
+        #[arg(long)]
+        page_token: Option<String>,
+    },
+    /// Shows one attempt with the response it got.
+    Attempt { id: String },
+    /// Sends one event to one subscription again.
+    Resend {
+        #[arg(long)]
+        subscription: String,
+        #[arg(long)]
+        event: String,
+    },
+    /// Sends again every delivery of a subscription that failed for good since a time.
+    Recover {
+        #[arg(long)]
+        subscription: String,
+        /// RFC 3339 time.
+        #[arg(long)]
+        since: String,
+    },
+}
+
+fn timestamp(text: &str, flag: &str) -> anyhow::Result<synap_proto::Timestamp> {
+    let t = chrono::DateTime::parse_from_rfc3339(text).with_context(|| format!("--{flag} must be an RFC 3339 time"))?;
+    Ok(synap_proto::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 })
+}
+
+fn time(t: &Option<synap_proto::Timestamp>) -> String {
+    t.as_ref()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn attempt_json(a: &api::Attempt) -> Value {
+    json!({
+        "id": a.id, "event_id": a.event_id, "event_type": a.event_type, "portal_id": a.portal_id,
+        "subscription_id": a.subscription_id, "attempt": a.attempt, "scheduled_at": time(&a.scheduled_at),
+        "sent_at": time(&a.sent_at), "finished_at": time(&a.finished_at), "outcome": a.outcome,
+        "error_class": a.error_class, "error": a.error, "status_code": a.status_code,
+        "latency_ms": a.latency_ms, "response_headers": a.response_headers,
+        "response_body": a.response_body, "test_send": a.test_send,
+    })
+}
+
+pub async fn run(command: DeliveryCommand, channel: Channel, token: Option<MetadataValue<tonic::metadata::Ascii>>, out: &Output) -> anyhow::Result<()> {
+    let mut client = DeliveryServiceClient::with_interceptor(channel, move |mut req: Request<()>| {
+        if let Some(t) = &token {
+            req.metadata_mut().insert("authorization", t.clone());
+        }
+        Ok(req)
+    });
+    match command {
+        DeliveryCommand::Attempts { portal, subscription, event, event_type, outcome, since, until, limit, page_token } => {
+            let request = api::ListAttemptsRequest {
+                portal_id: portal.unwrap_or_default(),
+                subscription_id: subscription.unwrap_or_default(),
+                event_id: event.unwrap_or_default(),
+                event_type: event_type.unwrap_or_default(),
+                outcome: outcome.unwrap_or_default(),
+                since: since.as_deref().map(|s| timestamp(s, "since")).transpose()?,
+                until: until.as_deref().map(|s| timestamp(s, "until")).transpose()?,
+                page_size: limit,
+                page_token: page_token.unwrap_or_default(),
+            };
+            let page = client.list_attempts(request).await?.into_inner();
+            if out.json {
+                let rows: Vec<Value> = page.attempts.iter().map(attempt_json).collect();
+                println!("{}", json!({ "attempts": rows, "next_page_token": page.next_page_token }));
+                return Ok(());
+            }
+            table(
+                &["ID", "FINISHED", "EVENT", "SUBSCRIPTION", "#", "OUTCOME", "STATUS", "ERROR", "MS"],
+                page.attempts
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.id.clone(),
+                            time(&a.finished_at),
+                            a.event_id.clone(),
+                            a.subscription_id.clone(),
+                            a.attempt.to_string(),
+                            a.outcome.clone(),
+                            if a.status_code == 0 { String::new() } else { a.status_code.to_string() },
+                            a.error_class.clone(),
+                            a.latency_ms.to_string(),
+                        ]
+                    })
+                    .collect(),
+            );
+            if !page.next_page_token.is_empty() {
+                println!("next page: --page-token {}", page.next_page_token);
+            }
+        }
+        DeliveryCommand::Attempt { id } => {
+            let a = client.get_attempt(api::GetAttemptRequest { id }).await?.into_inner();
+            let value = attempt_json(&a);
+            println!("{}", if out.json { value.to_string() } else { serde_json::to_string_pretty(&value)? });
+        }
+        DeliveryCommand::Resend { subscription, event } => {
+            client
+                .resend_event(api::ResendEventRequest { subscription_id: subscription, event_id: event.clone() })
+                .await?;
+            if out.json {
+                println!("{}", json!({ "resent": 1 }));
+            } else {
+                println!("event {event} sent again");
+            }
+        }
+        DeliveryCommand::Recover { subscription, since } => {
+            let since = Some(timestamp(&since, "since")?);
+            let r = client.recover_failed(api::RecoverFailedRequest { subscription_id: subscription, since }).await?.into_inner();
+            if out.json {
+                println!("{}", json!({ "resent": r.resent, "expired": r.expired }));
+            } else {
+                println!("{} deliveries sent again; {} no longer retained", r.resent, r.expired);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! `synap.control.v1.DeliveryService`: the attempt log, resend and recover.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use prost::Message as _;
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::FutureProducer;
+use synap_db::Pool;
+use synap_db::attempts::{self, AttemptFilter, Source};
+use synap_kafka::fetch::Fetcher;
+use synap_kafka::{KafkaConfig, Outgoing, Topics};
+use synap_proto::control::v1 as api;
+use synap_proto::control::v1::delivery_service_server::DeliveryService;
+use synap_proto::pipeline::v1::Delivery;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::auth::Caller;
+use crate::convert::timestamp;
+use crate::errors::{db, invalid, not_found, precondition};
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+/// Most deliveries one recover call sends again.
+const MAX_RECOVER: usize = 10_000;
+
+#[derive(Clone)]
+pub struct DeliveryApi {
+    pool: Pool,
+    topics: Topics,
+    producer: FutureProducer,
+    fetcher: Arc<Fetcher>,
+}
+
+impl DeliveryApi {
+    pub fn new(pool: Pool, kafka: &KafkaConfig) -> Result<Self, synap_kafka::KafkaError> {
+        Ok(Self {
+            pool,
+            topics: kafka.topics(),
+            producer: kafka.producer("synap-control")?,
+            fetcher: Arc::new(Fetcher::new(kafka)?),
+        })
+    }
+
+    /// NOT_FOUND unless the subscription exists and the caller may see its portal.
+    async fn check_subscription(&self, caller: &Caller, subscription_id: &str) -> Result<(), Status> {
+        match synap_db::delivery_state::portal_of(&self.pool, subscription_id).await.map_err(db)? {
+            Some(portal) if caller.can_access(&portal) => Ok(()),
+            _ => Err(not_found("subscription", subscription_id)),
+        }
+    }
+
+    /// Reads the delivery back from Kafka and writes it to the deliveries topic as a new
+    /// delivery. False when the body is no longer retained.
+    async fn resend(&self, source: Source, subscription_id: &str) -> Result<bool, Status> {
+        let fetcher = self.fetcher.clone();
+        let (topic, partition, offset) = (source.topic.clone(), source.partition, source.offset);
+        let payload = tokio::task::spawn_blocking(move || {
+            fetcher.fetch(&topic, partition, offset, Duration::from_secs(10))
+        })
+        .await
+        .map_err(|_| Status::internal("internal error"))?
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot read a delivery back");
+            Status::unavailable("Kafka unavailable, retry later")
+        })?;
+        let Some(payload) = payload else { return Ok(false) };
+        let Ok(mut delivery) = Delivery::decode(payload.as_slice()) else { return Ok(false) };
+        if delivery.event_id != source.event_id || delivery.subscription_id != subscription_id {
+            return Ok(false);
+        }
+        delivery.attempt = 1;
+        delivery.due_at_ms = 0;
+        delivery.scheduled_at_ms = 0;
+        delivery.test_send = false;
+        let record = Outgoing {
+            topic: self.topics.deliveries(),
+            key: delivery.subscription_id.clone(),
+            payload: delivery.encode_to_vec(),
+            headers: OwnedHeaders::new(),
+        };
+        // A request has its own deadline; no process-wide shutdown applies.
+        let never = CancellationToken::new();
+        let sent = tokio::time::timeout(Duration::from_secs(15), synap_kafka::send_durably(&self.producer, &record, &never));
+        match sent.await {
+            Ok(Ok(())) => Ok(true),
+            _ => Err(Status::unavailable("Kafka unavailable, retry later")),
+        }
+    }
+}
+
+fn time(t: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+}
+
+fn some(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn to_api(a: attempts::Attempt) -> api::Attempt {
+    let response_headers = a
+        .response_headers
+        .as_deref()
+        .and_then(|h| serde_json::from_str::<std::collections::HashMap<String, String>>(h).ok())
+        .unwrap_or_default();
+    api::Attempt {
+        id: a.id.to_string(),
+        event_id: a.event_id,
+        event_type: a.event_type,
+        portal_id: a.portal_id,
+        subscription_id: a.subscription_id,
+        attempt: a.attempt.max(0) as u32,
+        scheduled_at: Some(timestamp(a.scheduled_at)),
+        sent_at: Some(timestamp(a.sent_at)),
+        finished_at: Some(timestamp(a.finished_at)),
+        outcome: a.outcome,
+        error_class: a.error_class.unwrap_or_default(),
+        error: a.error.unwrap_or_default(),
+        status_code: a.status_code.unwrap_or(0).max(0) as u32,
+        latency_ms: a.latency_ms.max(0) as u32,
+        response_headers,
+        response_body: a.response_body.unwrap_or_default(),
+        test_send: a.test_send,
+    }
+}
+
+#[tonic::async_trait]
+impl DeliveryService for DeliveryApi {
+    async fn list_attempts(
+        &self,
+        request: Request<api::ListAttemptsRequest>,
+    ) -> Result<Response<api::ListAttemptsResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        let portal_id = some(r.portal_id);
+        match (&caller, &portal_id) {
+            (Caller::Admin, _) => {}
+            (Caller::Portal(_), None) => return Err(invalid("portal_id", "is required")),
+            (caller, Some(portal)) if !caller.can_access(portal) => return Err(not_found("portal", portal)),
+            _ => {}
+        }
+        if !r.subscription_id.is_empty() {
+            self.check_subscription(&caller, &r.subscription_id).await?;
+        }
+        if !r.outcome.is_empty() && !["delivered", "retrying", "failed"].contains(&r.outcome.as_str()) {
+            return Err(invalid("outcome", "must be delivered, retrying or failed"));
+        }
+        let before_id = match r.page_token.as_str() {
+            "" => None,
+            token => Some(token.parse::<i64>().map_err(|_| invalid("page_token", "is not a token from this API"))?),
+        };
+        let limit = if r.page_size == 0 { DEFAULT_PAGE } else { r.page_size.min(MAX_PAGE) };
+        let filter = AttemptFilter {
+            portal_id,
+            subscription_id: some(r.subscription_id),
+            event_id: some(r.event_id),
+            event_type: some(r.event_type),
+            outcome: some(r.outcome),
+            since: time(r.since),
+            until: time(r.until),
+            before_id,
+            // One more than the page tells whether another page follows.
+            limit: i64::from(limit) + 1,
+        };
+        let mut rows = attempts::list(&self.pool, &filter).await.map_err(db)?;
+        let next_page_token = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|a| a.id.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(api::ListAttemptsResponse { attempts: rows.into_iter().map(to_api).collect(), next_page_token }))
+    }
+
+    async fn get_attempt(&self, request: Request<api::GetAttemptRequest>) -> Result<Response<api::Attempt>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let id = request.into_inner().id;
+        let parsed = id.parse::<i64>().map_err(|_| not_found("attempt", &id))?;
+        match attempts::get(&self.pool, parsed).await.map_err(db)? {
+            Some(a) if caller.can_access(&a.portal_id) => Ok(Response::new(to_api(a))),
+            _ => Err(not_found("attempt", &id)),
+        }
+    }
+
+    async fn resend_event(
+        &self,
+        request: Request<api::ResendEventRequest>,
+    ) -> Result<Response<api::ResendEventResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        if r.subscription_id.is_empty() {
+            return Err(invalid("subscription_id", "is required"));
+        }
+        if r.event_id.is_empty() {
+            return Err(invalid("event_id", "is required"));
+        }
+        self.check_subscription(&caller, &r.subscription_id).await?;
+        let source = attempts::source(&self.pool, &r.subscription_id, &r.event_id)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| not_found("delivery of event", &r.event_id))?;
+        if !self.resend(source, &r.subscription_id).await? {
+            return Err(precondition(
+                "event_id",
+                "the event's body is no longer retained (topics.delivery_retention_ms, 14 days by default)",
+            ));
+        }
+        tracing::info!(subscription_id = %r.subscription_id, event_id = %r.event_id, "event resent");
+        Ok(Response::new(api::ResendEventResponse {}))
+    }
+
+    async fn recover_failed(
+        &self,
+        request: Request<api::RecoverFailedRequest>,
+    ) -> Result<Response<api::RecoverFailedResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let r = request.into_inner();
+        if r.subscription_id.is_empty() {
+            return Err(invalid("subscription_id", "is required"));
+        }
+        let since = time(r.since).ok_or_else(|| invalid("since", "is required"))?;
+        self.check_subscription(&caller, &r.subscription_id).await?;
+        let failed = attempts::failed_since(&self.pool, &r.subscription_id, since).await.map_err(db)?;
+        let (mut resent, mut expired) = (0u32, 0u32);
+        for source in failed.into_iter().take(MAX_RECOVER) {
+            if self.resend(source, &r.subscription_id).await? {
+                resent += 1;
+            } else {
+                expired += 1;
+            }
+        }
+        tracing::info!(subscription_id = %r.subscription_id, resent, expired, "failed deliveries recovered");
+        Ok(Response::new(api::RecoverFailedResponse { resent, expired }))
+    }
+}

@@ -1,0 +1,112 @@
+//! The delivery API: the attempt log through gRPC, resend and recover.
+
+use std::time::Duration;
+
+use synap_proto::control::v1 as api;
+use synap_tests::{Receiver, Reply, Stack};
+
+use crate::delivery_support::{event_ids, portal_with_subscription, publish, wait_for_log};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+fn now_minus(seconds: i64) -> synap_proto::Timestamp {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    synap_proto::Timestamp { seconds: now - seconds, nanos: 0 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_deliveries_are_listed_and_recovered() {
+    // No retries, and no circuit breaking, so that each event fails exactly once.
+    let stack = Stack::start_with(&[
+        ("SYNAP_SENDER__RETRY_DELAYS_MS", "[]"),
+        ("SYNAP_SENDER__BREAKER_FAILURES", "1000"),
+    ])
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.always("/outage", Reply::Status(503));
+    let (portal, sub, _) = portal_with_subscription(&stack, receiver.url("/outage")).await;
+    let ids = event_ids("recover", 5);
+    publish(&stack, &portal, &ids).await;
+    wait_for_log(&stack, &sub, WAIT, |log| log.iter().filter(|a| a.outcome == "failed").count() == 5).await;
+
+    // The log through the API, two at a time.
+    let mut deliveries = stack.deliveries().await;
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = deliveries
+            .list_attempts(api::ListAttemptsRequest {
+                portal_id: portal.clone(),
+                subscription_id: sub.clone(),
+                outcome: "failed".into(),
+                since: Some(now_minus(600)),
+                page_size: 2,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.attempts.len() <= 2);
+        seen.extend(page.attempts);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let mut seen_ids: Vec<String> = seen.iter().map(|a| a.event_id.clone()).collect();
+    seen_ids.sort();
+    assert_eq!(seen_ids, ids, "each failed delivery once, over three pages");
+    let one = deliveries.get_attempt(api::GetAttemptRequest { id: seen[0].id.clone() }).await.unwrap().into_inner();
+    assert_eq!((one.status_code, one.error_class.as_str(), one.outcome.as_str()), (503, "http_status", "failed"));
+    let none = deliveries
+        .list_attempts(api::ListAttemptsRequest { portal_id: portal.clone(), outcome: "delivered".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(none.attempts.is_empty());
+    let missing = deliveries.get_attempt(api::GetAttemptRequest { id: "999999".into() }).await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+
+    // The endpoint is back: recover sends every failed delivery again, with its webhook-id.
+    receiver.always("/outage", Reply::Status(204));
+    let recovered = deliveries
+        .recover_failed(api::RecoverFailedRequest { subscription_id: sub.clone(), since: Some(now_minus(600)) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((recovered.resent, recovered.expired), (5, 0));
+    let got = receiver.wait_for("/outage", 10, WAIT).await;
+    let mut redelivered: Vec<&str> = got[5..].iter().map(|r| r.header("webhook-id").unwrap()).collect();
+    redelivered.sort();
+    assert_eq!(redelivered, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    wait_for_log(&stack, &sub, WAIT, |log| log.iter().filter(|a| a.outcome == "delivered").count() == 5).await;
+
+    // Nothing failed is left to recover.
+    let again = deliveries
+        .recover_failed(api::RecoverFailedRequest { subscription_id: sub.clone(), since: Some(now_minus(600)) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.resent, 0);
+
+    // Resend one delivered event by hand.
+    deliveries
+        .resend_event(api::ResendEventRequest { subscription_id: sub.clone(), event_id: ids[2].clone() })
+        .await
+        .unwrap();
+    let got = receiver.wait_for("/outage", 11, WAIT).await;
+    assert_eq!(got[10].header("webhook-id"), Some(ids[2].as_str()));
+    assert_eq!(got[10].header("synap-delivery-attempt"), Some("1"));
+
+    let unknown = deliveries
+        .resend_event(api::ResendEventRequest { subscription_id: sub.clone(), event_id: "never-sent".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    let other = deliveries
+        .resend_event(api::ResendEventRequest { subscription_id: "sub_missing".into(), event_id: ids[0].clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), tonic::Code::NotFound);
+}
