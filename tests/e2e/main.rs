@@ -1,5 +1,6 @@
 //! End-to-end tests. Each test starts its own stack (see `synap_tests::Stack`).
 
+mod crash;
 mod dead_letters;
 mod delivery;
 mod delivery_api;

@@ -3,6 +3,7 @@
 //! real HTTP receivers on loopback.
 
 pub mod kafka;
+pub mod postgres;
 pub mod receiver;
 pub mod stack;
 

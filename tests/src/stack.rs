@@ -97,10 +97,17 @@ impl Stack {
 
     /// Starts a stack; `overrides` are extra `SYNAP_*` variables for every service.
     pub async fn start_with(overrides: &[(&str, &str)]) -> Stack {
-        let id = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let bootstrap = std::env::var("SYNAP_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
         let admin_url = std::env::var("SYNAP_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://synap:synap@127.0.0.1:5432/synap".into());
+        Self::start_on(&admin_url, overrides).await
+    }
+
+    /// Starts a stack whose database lives on the PostgreSQL server of `admin_url` (a role that
+    /// may create databases), e.g. a [`crate::postgres::Throwaway`] cluster.
+    pub async fn start_on(admin_url: &str, overrides: &[(&str, &str)]) -> Stack {
+        let admin_url = admin_url.to_owned();
+        let id = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let bootstrap = std::env::var("SYNAP_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
         let database = format!("synap_{id}");
         create_database(&admin_url, &database).await;
         let mut db_url = url::Url::parse(&admin_url).unwrap();

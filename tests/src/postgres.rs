@@ -1,0 +1,68 @@
+//! A throwaway PostgreSQL cluster for tests that stop the database: the shared one serves every
+//! other test and must stay up.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+pub struct Throwaway {
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+/// Runs `command` as the `postgres` user (PostgreSQL refuses to run as root).
+fn as_postgres(command: &str) {
+    let output = Command::new("su").args(["postgres", "-c", command]).output().expect("su postgres");
+    assert!(
+        output.status.success(),
+        "{command} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl Throwaway {
+    /// Creates and starts a cluster on a free port (trust authentication, loopback only).
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("synap-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("chown").args(["postgres:postgres", &dir.display().to_string()]).status().unwrap();
+        assert!(status.success(), "chown {}", dir.display());
+        as_postgres(&format!("{BIN}/initdb -D {} -U postgres --auth=trust >/dev/null", dir.join("data").display()));
+        let cluster = Self { dir, port };
+        cluster.resume();
+        cluster
+    }
+
+    /// The superuser URL, for `Stack::start_on`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server (fast shutdown: open connections are cut).
+    pub fn pause(&self) {
+        as_postgres(&format!("{BIN}/pg_ctl -D {} -m fast -w stop >/dev/null", self.dir.join("data").display()));
+    }
+
+    /// Starts the server again.
+    pub fn resume(&self) {
+        as_postgres(&format!(
+            "{BIN}/pg_ctl -D {data} -l {log} -o '-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off' -w start >/dev/null",
+            data = self.dir.join("data").display(),
+            log = self.dir.join("server.log").display(),
+            port = self.port,
+            dir = self.dir.display(),
+        ));
+    }
+}
+
+impl Drop for Throwaway {
+    fn drop(&mut self) {
+        let _ = Command::new("su")
+            .args(["postgres", "-c", &format!("{BIN}/pg_ctl -D {} -m immediate -w stop", self.dir.join("data").display())])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
