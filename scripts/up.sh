@@ -26,6 +26,8 @@ export SYNAP_CONTROL__ADMIN_TOKEN=$token
 export SYNAP_CONTROL__LISTEN_ADDR=127.0.0.1:50051
 # Local receivers speak plain HTTP; production deployments leave this off.
 export SYNAP_CONTROL__ALLOW_HTTP_URLS=true
+# Local receivers listen on loopback, which the outbound policy refuses by default.
+export SYNAP_OUTBOUND__ALLOW_CIDRS='["127.0.0.0/8"]'
 # For synapctl:
 export SYNAP_ENDPOINT=http://127.0.0.1:50051
 export SYNAP_TOKEN=$token
@@ -34,6 +36,12 @@ ENV
 fi
 # shellcheck disable=SC1090
 source "$ENV_FILE"
+# Env files written before the outbound policy existed lack the loopback allowlist.
+if ! grep -q SYNAP_OUTBOUND__ALLOW_CIDRS "$ENV_FILE"; then
+  echo "export SYNAP_OUTBOUND__ALLOW_CIDRS='[\"127.0.0.0/8\"]'" >>"$ENV_FILE"
+  # shellcheck disable=SC1090
+  source "$ENV_FILE"
+fi
 
 "$ROOT/scripts/down.sh" --services-only
 
