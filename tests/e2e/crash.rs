@@ -28,7 +28,13 @@ fn assert_all_delivered(receiver: &Receiver, path: &str, ids: &[String]) -> usiz
         bodies.insert(id, body);
     }
     let missing: Vec<&String> = ids.iter().filter(|id| !bodies.contains_key(*id)).collect();
-    assert!(missing.is_empty(), "{path}: {} of {} events missing, e.g. {:?}", missing.len(), ids.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{path}: {} of {} events missing, e.g. {:?}",
+        missing.len(),
+        ids.len(),
+        &missing[..missing.len().min(5)]
+    );
     receiver.at(path).len() - ids.len()
 }
 
@@ -61,7 +67,12 @@ async fn killing_each_stage_mid_stream_loses_nothing() {
             let body = synap_contract::EventType::AttemptCompleted.example_body();
             for chunk in ids.chunks(20) {
                 for id in chunk {
-                    let record = crate::support::envelope(synap_contract::EventType::AttemptCompleted, &portal, Some(id), &body);
+                    let record = crate::support::envelope(
+                        synap_contract::EventType::AttemptCompleted,
+                        &portal,
+                        Some(id),
+                        &body,
+                    );
                     synap_tests::kafka::produce(&kafka, &inbound, &portal, &record, None).await;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -91,7 +102,10 @@ async fn a_postgres_outage_delays_the_log_and_loses_nothing() {
     let pg = Throwaway::start();
     let stack = Stack::start_on(
         &pg.url(),
-        &[("SYNAP_SENDER__MAX_IN_FLIGHT_PER_SUBSCRIPTION", "2"), ("SYNAP_SENDER__RETRY_DELAYS_MS", "[200, 400, 800]")],
+        &[
+            ("SYNAP_SENDER__MAX_IN_FLIGHT_PER_SUBSCRIPTION", "2"),
+            ("SYNAP_SENDER__RETRY_DELAYS_MS", "[200, 400, 800]"),
+        ],
     )
     .await;
     let receiver = Receiver::start().await;

@@ -57,10 +57,18 @@ async fn failed_deliveries_are_listed_and_recovered() {
     let mut seen_ids: Vec<String> = seen.iter().map(|a| a.event_id.clone()).collect();
     seen_ids.sort();
     assert_eq!(seen_ids, ids, "each failed delivery once, over three pages");
-    let one = deliveries.get_attempt(api::GetAttemptRequest { id: seen[0].id.clone() }).await.unwrap().into_inner();
-    assert_eq!((one.status_code, one.error_class.as_str(), one.outcome.as_str()), (503, "http_status", "failed"));
+    let one =
+        deliveries.get_attempt(api::GetAttemptRequest { id: seen[0].id.clone() }).await.unwrap().into_inner();
+    assert_eq!(
+        (one.status_code, one.error_class.as_str(), one.outcome.as_str()),
+        (503, "http_status", "failed")
+    );
     let none = deliveries
-        .list_attempts(api::ListAttemptsRequest { portal_id: portal.clone(), outcome: "delivered".into(), ..Default::default() })
+        .list_attempts(api::ListAttemptsRequest {
+            portal_id: portal.clone(),
+            outcome: "delivered".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -71,7 +79,10 @@ async fn failed_deliveries_are_listed_and_recovered() {
     // The endpoint is back: recover sends every failed delivery again, with its webhook-id.
     receiver.always("/outage", Reply::Status(204));
     let recovered = deliveries
-        .recover_failed(api::RecoverFailedRequest { subscription_id: sub.clone(), since: Some(now_minus(600)) })
+        .recover_failed(api::RecoverFailedRequest {
+            subscription_id: sub.clone(),
+            since: Some(now_minus(600)),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -80,11 +91,15 @@ async fn failed_deliveries_are_listed_and_recovered() {
     let mut redelivered: Vec<&str> = got[5..].iter().map(|r| r.header("webhook-id").unwrap()).collect();
     redelivered.sort();
     assert_eq!(redelivered, ids.iter().map(String::as_str).collect::<Vec<_>>());
-    wait_for_log(&stack, &sub, WAIT, |log| log.iter().filter(|a| a.outcome == "delivered").count() == 5).await;
+    wait_for_log(&stack, &sub, WAIT, |log| log.iter().filter(|a| a.outcome == "delivered").count() == 5)
+        .await;
 
     // Nothing failed is left to recover.
     let again = deliveries
-        .recover_failed(api::RecoverFailedRequest { subscription_id: sub.clone(), since: Some(now_minus(600)) })
+        .recover_failed(api::RecoverFailedRequest {
+            subscription_id: sub.clone(),
+            since: Some(now_minus(600)),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -105,7 +120,10 @@ async fn failed_deliveries_are_listed_and_recovered() {
         .unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound);
     let other = deliveries
-        .resend_event(api::ResendEventRequest { subscription_id: "sub_missing".into(), event_id: ids[0].clone() })
+        .resend_event(api::ResendEventRequest {
+            subscription_id: "sub_missing".into(),
+            event_id: ids[0].clone(),
+        })
         .await
         .unwrap_err();
     assert_eq!(other.code(), tonic::Code::NotFound);

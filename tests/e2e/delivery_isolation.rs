@@ -22,7 +22,8 @@ async fn hanging_failing_and_unreachable_endpoints_do_not_slow_a_healthy_one() {
         ("SYNAP_SENDER__BREAKER_COOLDOWN_MS", "5000"),
     ])
     .await;
-    let (healthy, hanging, failing) = (Receiver::start().await, Receiver::start().await, Receiver::start().await);
+    let (healthy, hanging, failing) =
+        (Receiver::start().await, Receiver::start().await, Receiver::start().await);
     hanging.always("/hook", Reply::Hang);
     failing.always("/hook", Reply::Status(500));
     let (portal, healthy_sub, _) = portal_with_subscription(&stack, healthy.url("/hook")).await;
@@ -65,7 +66,13 @@ async fn an_ordered_subscription_keeps_its_order_through_failures() {
     tokio::time::sleep(Duration::from_millis(1500)).await; // the sender's 1 s cache
     receiver.script(
         "/ordered",
-        vec![Reply::Status(500), Reply::Status(503), Reply::Status(200), Reply::Status(500), Reply::Status(200)],
+        vec![
+            Reply::Status(500),
+            Reply::Status(503),
+            Reply::Status(200),
+            Reply::Status(500),
+            Reply::Status(200),
+        ],
     );
 
     let ids = event_ids("ord", 8);
@@ -75,11 +82,16 @@ async fn an_ordered_subscription_keeps_its_order_through_failures() {
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let got = receiver.wait_for("/ordered", ids.len() + 3, WAIT).await;
-    let order: Vec<usize> =
-        got.iter().map(|r| ids.iter().position(|id| Some(id.as_str()) == r.header("webhook-id")).unwrap()).collect();
+    let order: Vec<usize> = got
+        .iter()
+        .map(|r| ids.iter().position(|id| Some(id.as_str()) == r.header("webhook-id")).unwrap())
+        .collect();
     assert!(order.windows(2).all(|w| w[0] <= w[1]), "requests in event order, retries in place: {order:?}");
     assert_eq!(order.iter().filter(|i| **i == 0).count(), 3, "the head was tried three times");
-    wait_for_log(&stack, &sub, WAIT, |log| log.iter().filter(|a| a.outcome == "delivered").count() == ids.len()).await;
+    wait_for_log(&stack, &sub, WAIT, |log| {
+        log.iter().filter(|a| a.outcome == "delivered").count() == ids.len()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +100,8 @@ async fn private_addresses_are_refused_at_send_time() {
     let receiver = Receiver::start().await;
     let port = receiver.base.rsplit(':').next().unwrap().to_owned();
     // A name that resolves to loopback, and addresses of each kind written out.
-    let (portal, by_name, _) = portal_with_subscription(&stack, format!("http://localhost:{port}/by-name")).await;
+    let (portal, by_name, _) =
+        portal_with_subscription(&stack, format!("http://localhost:{port}/by-name")).await;
     let mut literal = Vec::new();
     for url in [
         format!("http://127.0.0.1:{port}/loopback"),

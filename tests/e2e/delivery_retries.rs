@@ -38,7 +38,10 @@ async fn every_request_is_signed_over_the_exact_body() {
         let signature = request.header("webhook-signature").expect("webhook-signature header");
         assert!(verify(&secret, id, ts, &request.body, signature), "signature {signature} verifies");
         assert!(!verify(&secret, id, ts, b"{}", signature), "a different body does not verify");
-        assert!(!verify("whsec_b3RoZXIgc2VjcmV0", id, ts, &request.body, signature), "another secret does not");
+        assert!(
+            !verify("whsec_b3RoZXIgc2VjcmV0", id, ts, &request.body, signature),
+            "another secret does not"
+        );
     }
 }
 
@@ -60,7 +63,10 @@ async fn failing_twice_then_succeeding_takes_three_logged_attempts() {
     let log = wait_for_log(&stack, &sub, WAIT, |log| log.len() >= 3).await;
     let summary: Vec<(i32, &str, Option<i32>)> =
         log.iter().map(|a| (a.attempt, a.outcome.as_str(), a.status_code)).collect();
-    assert_eq!(summary, [(1, "retrying", Some(500)), (2, "retrying", Some(502)), (3, "delivered", Some(204))]);
+    assert_eq!(
+        summary,
+        [(1, "retrying", Some(500)), (2, "retrying", Some(502)), (3, "delivered", Some(204))]
+    );
     assert_eq!(log[0].error_class.as_deref(), Some("http_status"));
     assert_eq!(log[2].error_class, None);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -115,7 +121,10 @@ async fn gone_disables_the_subscription_at_once() {
     assert_eq!(disabled["subscriptionId"], sub.as_str());
 
     let db = stack.database().await;
-    let row = db.query_one("SELECT enabled, disabled_reason FROM subscriptions WHERE id = $1", &[&sub]).await.unwrap();
+    let row = db
+        .query_one("SELECT enabled, disabled_reason FROM subscriptions WHERE id = $1", &[&sub])
+        .await
+        .unwrap();
     assert!(!row.get::<_, bool>(0), "disabled");
     assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("gone"));
 
@@ -151,9 +160,11 @@ async fn failures_are_classified() {
     receiver.always("/hang", Reply::Hang);
     let (portal, hang, _) = portal_with_subscription(&stack, receiver.url("/hang")).await;
     // Nothing listens on port 9 of loopback (discard is not running).
-    let closed = crate::delivery_support::add_subscription(&stack, &portal, "http://127.0.0.1:9/closed".into()).await;
+    let closed =
+        crate::delivery_support::add_subscription(&stack, &portal, "http://127.0.0.1:9/closed".into()).await;
     let unresolvable =
-        crate::delivery_support::add_subscription(&stack, &portal, "http://no-such-host.invalid/x".into()).await;
+        crate::delivery_support::add_subscription(&stack, &portal, "http://no-such-host.invalid/x".into())
+            .await;
     publish(&stack, &portal, &event_ids("classes", 1)).await;
 
     for (sub, class) in [(&hang, "timeout"), (&closed, "connect"), (&unresolvable, "dns")] {
@@ -163,4 +174,34 @@ async fn failures_are_classified() {
     }
     let timed_out = &crate::delivery_support::attempts(&stack, &hang).await[0];
     assert!(timed_out.latency_ms >= 900 && timed_out.latency_ms < 5000, "{timed_out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_failing_for_the_whole_window_is_disabled() {
+    let stack = Stack::start_with(&[
+        ("SYNAP_SENDER__RETRY_DELAYS_MS", "[400, 400, 400, 400, 400, 400, 400, 400, 400, 400]"),
+        ("SYNAP_SENDER__DISABLE_AFTER_FAILING_MS", "2000"),
+        ("SYNAP_SENDER__BREAKER_FAILURES", "1000"),
+    ])
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.always("/failing", Reply::Status(500));
+    let (portal, sub, _) = portal_with_subscription(&stack, receiver.url("/failing")).await;
+    publish(&stack, &portal, &event_ids("failing", 1)).await;
+
+    let events = read(&stack.bootstrap, &stack.topic("operator.events"), 1, WAIT).await;
+    let event: Value = serde_json::from_slice(&events[0].payload).expect("an operator event");
+    assert_eq!(event["type"], "subscription.disabled");
+    assert_eq!(event["reason"], "failing");
+    assert_eq!(event["subscriptionId"], sub.as_str());
+    let db = stack.database().await;
+    let row = db
+        .query_one("SELECT enabled, disabled_reason FROM subscriptions WHERE id = $1", &[&sub])
+        .await
+        .unwrap();
+    assert!(!row.get::<_, bool>(0));
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("failing"));
+    // Retries still waiting when it was disabled are logged as failed, for `recover`.
+    wait_for_log(&stack, &sub, WAIT, |log| log.iter().any(|a| a.error_class.as_deref() == Some("disabled")))
+        .await;
 }

@@ -98,7 +98,10 @@ pub async fn wait_for_log(
         if done(&log) {
             return log;
         }
-        assert!(tokio::time::Instant::now() < deadline, "attempt log not as expected within {timeout:?}: {log:#?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "attempt log not as expected within {timeout:?}: {log:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

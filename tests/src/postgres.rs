@@ -28,9 +28,13 @@ impl Throwaway {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = std::env::temp_dir().join(format!("synap-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        let status = Command::new("chown").args(["postgres:postgres", &dir.display().to_string()]).status().unwrap();
+        let status =
+            Command::new("chown").args(["postgres:postgres", &dir.display().to_string()]).status().unwrap();
         assert!(status.success(), "chown {}", dir.display());
-        as_postgres(&format!("{BIN}/initdb -D {} -U postgres --auth=trust >/dev/null", dir.join("data").display()));
+        as_postgres(&format!(
+            "{BIN}/initdb -D {} -U postgres --auth=trust >/dev/null",
+            dir.join("data").display()
+        ));
         let cluster = Self { dir, port };
         cluster.resume();
         cluster
@@ -43,7 +47,10 @@ impl Throwaway {
 
     /// Stops the server (fast shutdown: open connections are cut).
     pub fn pause(&self) {
-        as_postgres(&format!("{BIN}/pg_ctl -D {} -m fast -w stop >/dev/null", self.dir.join("data").display()));
+        as_postgres(&format!(
+            "{BIN}/pg_ctl -D {} -m fast -w stop >/dev/null",
+            self.dir.join("data").display()
+        ));
     }
 
     /// Starts the server again.
@@ -61,7 +68,11 @@ impl Throwaway {
 impl Drop for Throwaway {
     fn drop(&mut self) {
         let _ = Command::new("su")
-            .args(["postgres", "-c", &format!("{BIN}/pg_ctl -D {} -m immediate -w stop", self.dir.join("data").display())])
+            .args([
+                "postgres",
+                "-c",
+                &format!("{BIN}/pg_ctl -D {} -m immediate -w stop", self.dir.join("data").display()),
+            ])
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -218,7 +218,8 @@ impl Stack {
 
     /// A connection to the stack's database.
     pub async fn database(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.database_url(), tokio_postgres::NoTls).await.unwrap();
+        let (client, connection) =
+            tokio_postgres::connect(&self.database_url(), tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(connection);
         client
     }

@@ -59,7 +59,8 @@ pub enum DeliveryCommand {
 }
 
 fn timestamp(text: &str, flag: &str) -> anyhow::Result<synap_proto::Timestamp> {
-    let t = chrono::DateTime::parse_from_rfc3339(text).with_context(|| format!("--{flag} must be an RFC 3339 time"))?;
+    let t = chrono::DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("--{flag} must be an RFC 3339 time"))?;
     Ok(synap_proto::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 })
 }
 
@@ -81,7 +82,12 @@ fn attempt_json(a: &api::Attempt) -> Value {
     })
 }
 
-pub async fn run(command: DeliveryCommand, channel: Channel, token: Option<MetadataValue<tonic::metadata::Ascii>>, out: &Output) -> anyhow::Result<()> {
+pub async fn run(
+    command: DeliveryCommand,
+    channel: Channel,
+    token: Option<MetadataValue<tonic::metadata::Ascii>>,
+    out: &Output,
+) -> anyhow::Result<()> {
     let mut client = DeliveryServiceClient::with_interceptor(channel, move |mut req: Request<()>| {
         if let Some(t) = &token {
             req.metadata_mut().insert("authorization", t.clone());
@@ -89,7 +95,17 @@ pub async fn run(command: DeliveryCommand, channel: Channel, token: Option<Metad
         Ok(req)
     });
     match command {
-        DeliveryCommand::Attempts { portal, subscription, event, event_type, outcome, since, until, limit, page_token } => {
+        DeliveryCommand::Attempts {
+            portal,
+            subscription,
+            event,
+            event_type,
+            outcome,
+            since,
+            until,
+            limit,
+            page_token,
+        } => {
             let request = api::ListAttemptsRequest {
                 portal_id: portal.unwrap_or_default(),
                 subscription_id: subscription.unwrap_or_default(),
@@ -137,7 +153,10 @@ pub async fn run(command: DeliveryCommand, channel: Channel, token: Option<Metad
         }
         DeliveryCommand::Resend { subscription, event } => {
             client
-                .resend_event(api::ResendEventRequest { subscription_id: subscription, event_id: event.clone() })
+                .resend_event(api::ResendEventRequest {
+                    subscription_id: subscription,
+                    event_id: event.clone(),
+                })
                 .await?;
             if out.json {
                 println!("{}", json!({ "resent": 1 }));
@@ -147,7 +166,10 @@ pub async fn run(command: DeliveryCommand, channel: Channel, token: Option<Metad
         }
         DeliveryCommand::Recover { subscription, since } => {
             let since = Some(timestamp(&since, "since")?);
-            let r = client.recover_failed(api::RecoverFailedRequest { subscription_id: subscription, since }).await?.into_inner();
+            let r = client
+                .recover_failed(api::RecoverFailedRequest { subscription_id: subscription, since })
+                .await?
+                .into_inner();
             if out.json {
                 println!("{}", json!({ "resent": r.resent, "expired": r.expired }));
             } else {

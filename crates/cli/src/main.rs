@@ -160,7 +160,9 @@ async fn main() -> anyhow::Result<()> {
                 .into_inner();
             out.subscriptions(&list.subscriptions);
         }
-        Command::Delivery(command) => deliveries::run(command, delivery_channel, delivery_token, &out).await?,
+        Command::Delivery(command) => {
+            deliveries::run(command, delivery_channel, delivery_token, &out).await?
+        }
     }
     Ok(())
 }

@@ -83,7 +83,10 @@ impl DeliveryApi {
         };
         // A request has its own deadline; no process-wide shutdown applies.
         let never = CancellationToken::new();
-        let sent = tokio::time::timeout(Duration::from_secs(15), synap_kafka::send_durably(&self.producer, &record, &never));
+        let sent = tokio::time::timeout(
+            Duration::from_secs(15),
+            synap_kafka::send_durably(&self.producer, &record, &never),
+        );
         match sent.await {
             Ok(Ok(())) => Ok(true),
             _ => Err(Status::unavailable("Kafka unavailable, retry later")),
@@ -149,7 +152,9 @@ impl DeliveryService for DeliveryApi {
         }
         let before_id = match r.page_token.as_str() {
             "" => None,
-            token => Some(token.parse::<i64>().map_err(|_| invalid("page_token", "is not a token from this API"))?),
+            token => Some(
+                token.parse::<i64>().map_err(|_| invalid("page_token", "is not a token from this API"))?,
+            ),
         };
         let limit = if r.page_size == 0 { DEFAULT_PAGE } else { r.page_size.min(MAX_PAGE) };
         let filter = AttemptFilter {
@@ -171,10 +176,16 @@ impl DeliveryService for DeliveryApi {
         } else {
             String::new()
         };
-        Ok(Response::new(api::ListAttemptsResponse { attempts: rows.into_iter().map(to_api).collect(), next_page_token }))
+        Ok(Response::new(api::ListAttemptsResponse {
+            attempts: rows.into_iter().map(to_api).collect(),
+            next_page_token,
+        }))
     }
 
-    async fn get_attempt(&self, request: Request<api::GetAttemptRequest>) -> Result<Response<api::Attempt>, Status> {
+    async fn get_attempt(
+        &self,
+        request: Request<api::GetAttemptRequest>,
+    ) -> Result<Response<api::Attempt>, Status> {
         let caller = Caller::of(&request)?.clone();
         let id = request.into_inner().id;
         let parsed = id.parse::<i64>().map_err(|_| not_found("attempt", &id))?;
@@ -233,5 +244,53 @@ impl DeliveryService for DeliveryApi {
         }
         tracing::info!(subscription_id = %r.subscription_id, resent, expired, "failed deliveries recovered");
         Ok(Response::new(api::RecoverFailedResponse { resent, expired }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The API with a database and broker that are never reached: the checks under test answer
+    /// before any query.
+    fn api() -> DeliveryApi {
+        let pool = synap_db::connect(&synap_db::DatabaseConfig::default()).unwrap();
+        DeliveryApi::new(pool, &KafkaConfig::default()).unwrap()
+    }
+
+    fn as_portal<T>(portal: &str, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.extensions_mut().insert(Caller::Portal(portal.into()));
+        request
+    }
+
+    #[tokio::test]
+    async fn a_portal_key_sees_only_its_own_portal() {
+        let api = api();
+        let other = api::ListAttemptsRequest { portal_id: "theirs".into(), ..Default::default() };
+        let status = api.list_attempts(as_portal("mine", other)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::NotFound);
+        let unscoped = api::ListAttemptsRequest::default();
+        let status = api.list_attempts(as_portal("mine", unscoped)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_are_named() {
+        let api = api();
+        let request = api::ListAttemptsRequest {
+            portal_id: "mine".into(),
+            outcome: "maybe".into(),
+            ..Default::default()
+        };
+        let status = api.list_attempts(as_portal("mine", request)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().starts_with("outcome"), "{}", status.message());
+        let status =
+            api.get_attempt(as_portal("mine", api::GetAttemptRequest { id: "x".into() })).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::NotFound);
+        let recover = api::RecoverFailedRequest { subscription_id: "sub_1".into(), since: None };
+        let status = api.recover_failed(as_portal("mine", recover)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
     }
 }

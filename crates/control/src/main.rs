@@ -28,16 +28,18 @@ async fn main() -> anyhow::Result<()> {
 
     let pool = synap_db::connect(&database)?;
     let deliveries = synap_control::deliveries::DeliveryApi::new(pool.clone(), &kafka)?;
-    let api = ControlApi {
-        pool,
-        secrets: encryption.secret_box()?,
-        allow_http_urls: config.allow_http_urls,
-    };
+    let api = ControlApi { pool, secrets: encryption.secret_box()?, allow_http_urls: config.allow_http_urls };
     let listener = tokio::net::TcpListener::bind(&config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on control.listen_addr {:?}", config.listen_addr))?;
-    synap_control::server::serve(api, deliveries, Authenticator::new(&config.admin_token), listener, shutdown_token())
-        .await?;
+    synap_control::server::serve(
+        api,
+        deliveries,
+        Authenticator::new(&config.admin_token),
+        listener,
+        shutdown_token(),
+    )
+    .await?;
     tracing::info!("control stopped");
     Ok(())
 }

@@ -22,7 +22,10 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(synap_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let deliveries = DeliveryServiceServer::with_interceptor(deliveries, { let auth = auth.clone(); move |request| auth.check(request) });
+    let deliveries = DeliveryServiceServer::with_interceptor(deliveries, {
+        let auth = auth.clone();
+        move |request| auth.check(request)
+    });
     let control = ControlServiceServer::with_interceptor(api, move |request| auth.check(request));
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "control listening");

@@ -191,7 +191,8 @@ pub async fn list(pool: &Pool, filter: &AttemptFilter) -> Result<Vec<Attempt>, D
 
 pub async fn get(pool: &Pool, id: i64) -> Result<Option<Attempt>, DbError> {
     let client = pool.get().await?;
-    let row = client.query_opt(&format!("SELECT {COLUMNS} FROM delivery_attempts WHERE id = $1"), &[&id]).await?;
+    let row =
+        client.query_opt(&format!("SELECT {COLUMNS} FROM delivery_attempts WHERE id = $1"), &[&id]).await?;
     Ok(row.as_ref().map(Attempt::from_row))
 }
 

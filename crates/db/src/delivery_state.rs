@@ -34,7 +34,11 @@ pub async fn options(pool: &Pool, subscription_id: &str) -> Result<Option<Delive
 }
 
 /// Sets the options (for the control API). Returns false when the subscription does not exist.
-pub async fn set_options(pool: &Pool, subscription_id: &str, options: &DeliveryOptions) -> Result<bool, DbError> {
+pub async fn set_options(
+    pool: &Pool,
+    subscription_id: &str,
+    options: &DeliveryOptions,
+) -> Result<bool, DbError> {
     let signed = |v: Option<u32>| v.map(|v| v.min(i32::MAX as u32) as i32);
     let client = pool.get().await?;
     let n = client
@@ -107,7 +111,12 @@ pub async fn disable_failing(pool: &Pool, cutoff: DateTime<Utc>) -> Result<Vec<D
         .await?;
     Ok(rows
         .iter()
-        .map(|r| Disabled { subscription_id: r.get(0), portal_id: r.get(1), url: r.get(2), failing_since: r.get(3) })
+        .map(|r| Disabled {
+            subscription_id: r.get(0),
+            portal_id: r.get(1),
+            url: r.get(2),
+            failing_since: r.get(3),
+        })
         .collect())
 }
 
@@ -123,12 +132,18 @@ pub async fn disable(pool: &Pool, subscription_id: &str, reason: &str) -> Result
             &[&subscription_id, &reason],
         )
         .await?;
-    Ok(row.map(|r| Disabled { subscription_id: r.get(0), portal_id: r.get(1), url: r.get(2), failing_since: r.get(3) }))
+    Ok(row.map(|r| Disabled {
+        subscription_id: r.get(0),
+        portal_id: r.get(1),
+        url: r.get(2),
+        failing_since: r.get(3),
+    }))
 }
 
 /// The portal a subscription belongs to; `None` when it does not exist.
 pub async fn portal_of(pool: &Pool, subscription_id: &str) -> Result<Option<String>, DbError> {
     let client = pool.get().await?;
-    let row = client.query_opt("SELECT portal_id FROM subscriptions WHERE id = $1", &[&subscription_id]).await?;
+    let row =
+        client.query_opt("SELECT portal_id FROM subscriptions WHERE id = $1", &[&subscription_id]).await?;
     Ok(row.map(|r| r.get(0)))
 }

@@ -35,7 +35,13 @@ impl Fetcher {
 
     /// The payload of the record at `offset`; `None` when the topic no longer has it.
     /// Blocking: call it from a blocking task.
-    pub fn fetch(&self, topic: &str, partition: i32, offset: i64, timeout: Duration) -> Result<Option<Vec<u8>>, KafkaError> {
+    pub fn fetch(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, KafkaError> {
         let deadline = Instant::now() + timeout;
         // Some brokers (tansu among them) answer a fetch from the middle of a record batch with
         // the next batch; starting further back and reading forward finds the record anyway.
@@ -52,7 +58,14 @@ impl Fetcher {
     }
 
     /// Reads from `start` until the record at `offset` or one past it.
-    fn read_from(&self, topic: &str, partition: i32, start: i64, offset: i64, deadline: Instant) -> Result<Found, KafkaError> {
+    fn read_from(
+        &self,
+        topic: &str,
+        partition: i32,
+        start: i64,
+        offset: i64,
+        deadline: Instant,
+    ) -> Result<Found, KafkaError> {
         // A fresh consumer per read: a reassigned one can hand back records prefetched for its
         // previous position.
         let consumer: BaseConsumer =
@@ -65,11 +78,15 @@ impl Fetcher {
             match consumer.poll(Duration::from_millis(100)) {
                 None => continue,
                 Some(Ok(m)) if m.offset() < offset => first = false,
-                Some(Ok(m)) if m.offset() == offset => return Ok(Found::Record(m.payload().unwrap_or_default().to_vec())),
+                Some(Ok(m)) if m.offset() == offset => {
+                    return Ok(Found::Record(m.payload().unwrap_or_default().to_vec()));
+                }
                 // Past it on the first record: the read started too late. Past it after earlier
                 // ones: the record is not there (compacted or deleted).
                 Some(Ok(_)) => return Ok(if first { Found::Skipped } else { Found::Gone }),
-                Some(Err(e)) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::OffsetOutOfRange) => {
+                Some(Err(e))
+                    if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::OffsetOutOfRange) =>
+                {
                     return Ok(Found::Gone);
                 }
                 Some(Err(e)) => return Err(KafkaError::Consume(e)),

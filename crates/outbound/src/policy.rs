@@ -43,7 +43,10 @@ impl Policy {
             .allow_cidrs
             .iter()
             .map(|entry| {
-                entry.trim().parse::<IpNet>().map_err(|e| Refused::BadCidr { entry: entry.clone(), reason: e.to_string() })
+                entry
+                    .trim()
+                    .parse::<IpNet>()
+                    .map_err(|e| Refused::BadCidr { entry: entry.clone(), reason: e.to_string() })
             })
             .collect::<Result<_, _>>()?;
         Ok(Self { allow })
@@ -223,7 +226,8 @@ mod tests {
 
     #[test]
     fn a_bad_cidr_names_the_entry() {
-        let err = Policy::from_config(&OutboundConfig { allow_cidrs: vec!["10.0.0.0/33".into()] }).unwrap_err();
+        let err =
+            Policy::from_config(&OutboundConfig { allow_cidrs: vec!["10.0.0.0/33".into()] }).unwrap_err();
         assert!(matches!(err, Refused::BadCidr { ref entry, .. } if entry == "10.0.0.0/33"), "{err}");
     }
 

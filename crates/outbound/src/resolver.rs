@@ -43,8 +43,8 @@ impl Resolve for Resolver {
                 })
                 .collect();
             if allowed.is_empty() {
-                let error = first_refusal
-                    .unwrap_or(Refused::Unresolvable { host, reason: "no addresses".into() });
+                let error =
+                    first_refusal.unwrap_or(Refused::Unresolvable { host, reason: "no addresses".into() });
                 return Err(Box::new(error) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)

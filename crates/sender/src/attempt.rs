@@ -98,7 +98,12 @@ impl Attempted {
 
     /// An attempt that was not made, for the given reason.
     pub fn not_made(class: ErrorClass, error: String) -> Self {
-        Attempted { error_class: Some(class), error: Some(error), sent_at: chrono::Utc::now(), ..Default::default() }
+        Attempted {
+            error_class: Some(class),
+            error: Some(error),
+            sent_at: chrono::Utc::now(),
+            ..Default::default()
+        }
     }
 }
 
@@ -119,7 +124,8 @@ pub fn headers(delivery: &Delivery, target: &Target, attempt: u32, unix_seconds:
     put("synap-portal-id", &delivery.portal_id);
     put("synap-delivery-attempt", &attempt.to_string());
     if !target.signing_secrets.is_empty() {
-        let signature = sign::signature(&target.signing_secrets, &delivery.event_id, unix_seconds, &delivery.data);
+        let signature =
+            sign::signature(&target.signing_secrets, &delivery.event_id, unix_seconds, &delivery.data);
         if let Ok(mut v) = HeaderValue::from_str(&signature) {
             v.set_sensitive(true);
             h.insert("webhook-signature", v);
@@ -181,7 +187,8 @@ async fn exchange(request: reqwest::RequestBuilder, attempted: &mut Attempted) -
         attempted.error_class = Some(ErrorClass::HttpStatus);
         attempted.error = Some(format!("HTTP {status}"));
         if status.as_u16() == 429 || status.as_u16() == 503 {
-            attempted.retry_after = response.headers().get(RETRY_AFTER).and_then(|v| retry_after(v.to_str().ok()?));
+            attempted.retry_after =
+                response.headers().get(RETRY_AFTER).and_then(|v| retry_after(v.to_str().ok()?));
         }
     }
     let headers: serde_json::Map<String, serde_json::Value> = response

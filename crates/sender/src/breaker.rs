@@ -69,7 +69,12 @@ impl Breakers {
 /// The endpoint a URL belongs to, for the breaker: scheme, host and port.
 pub fn endpoint(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(u) => format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)),
+        Ok(u) => format!(
+            "{}://{}:{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port_or_known_default().unwrap_or(0)
+        ),
         Err(_) => url.to_owned(),
     }
 }

@@ -10,9 +10,12 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
+/// The last place of each subscription's lane: its ticket and the signal that it finished.
+type Tails = HashMap<String, (u64, oneshot::Receiver<()>)>;
+
 #[derive(Default, Clone)]
 pub struct Lanes {
-    tails: Arc<Mutex<HashMap<String, (u64, oneshot::Receiver<()>)>>>,
+    tails: Arc<Mutex<Tails>>,
     next_ticket: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -36,7 +39,13 @@ impl Lanes {
             .expect("lanes lock")
             .insert(subscription_id.to_owned(), (ticket, tail))
             .map(|(_, rx)| rx);
-        Place { lanes: self.clone(), subscription_id: subscription_id.to_owned(), ticket, before, done: Some(done) }
+        Place {
+            lanes: self.clone(),
+            subscription_id: subscription_id.to_owned(),
+            ticket,
+            before,
+            done: Some(done),
+        }
     }
 }
 

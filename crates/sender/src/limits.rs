@@ -26,14 +26,25 @@ pub struct Slot {
 impl Default for Limits {
     fn default() -> Self {
         // Idle subscriptions' entries expire; a busy one's entry is kept alive by its use.
-        Self { subscriptions: Cache::builder().time_to_idle(Duration::from_secs(600)).max_capacity(100_000).build() }
+        Self {
+            subscriptions: Cache::builder()
+                .time_to_idle(Duration::from_secs(600))
+                .max_capacity(100_000)
+                .build(),
+        }
     }
 }
 
 impl Limits {
     /// Waits up to `wait` for a slot of `subscription_id` (at most `capacity` in flight and
     /// `per_sec` starts per second); `None` when none freed up in time.
-    pub async fn acquire(&self, subscription_id: &str, capacity: u32, per_sec: Option<u32>, wait: Duration) -> Option<Slot> {
+    pub async fn acquire(
+        &self,
+        subscription_id: &str,
+        capacity: u32,
+        per_sec: Option<u32>,
+        wait: Duration,
+    ) -> Option<Slot> {
         let capacity = capacity.max(1);
         let mut limit = self.subscriptions.get_with_by_ref(subscription_id, || new_limit(capacity));
         if limit.capacity != capacity {

@@ -99,7 +99,9 @@ impl LogWriter {
         loop {
             match self.store_once(records, &rows, last_scan).await {
                 Ok(()) => return true,
-                Err(error) => tracing::warn!(%error, rows = rows.len(), retry_in = ?backoff, "attempt log not stored yet"),
+                Err(error) => {
+                    tracing::warn!(%error, rows = rows.len(), retry_in = ?backoff, "attempt log not stored yet")
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
@@ -138,8 +140,9 @@ impl LogWriter {
             }
         }
         let mut last = last_scan.lock().await;
-        if last.elapsed() >= DISABLE_SCAN_EVERY {
-            let cutoff = Utc::now() - chrono::Duration::from_std(self.disable_after).unwrap_or(chrono::Duration::days(3));
+        if last.elapsed() >= DISABLE_SCAN_EVERY.min(self.disable_after) {
+            let cutoff = Utc::now()
+                - chrono::Duration::from_std(self.disable_after).unwrap_or(chrono::Duration::days(3));
             for disabled in delivery_state::disable_failing(&self.pool, cutoff).await? {
                 self.announce(disabled, "failing").await;
             }
@@ -194,4 +197,3 @@ fn row(r: &AttemptLog) -> NewAttempt {
         source_offset: some(&r.source_topic).map(|_| r.source_offset),
     }
 }
-

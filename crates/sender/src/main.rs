@@ -36,7 +36,9 @@ async fn main() -> anyhow::Result<()> {
     let policy = Policy::from_config(&outbound)
         .map_err(|e| ConfigError::Rejected { key: "outbound.allow_cidrs", reason: e.to_string() })?;
     if !(0.0..1.0).contains(&config.retry_jitter) {
-        return Err(ConfigError::Rejected { key: "sender.retry_jitter", reason: "must be in [0, 1)".into() }.into());
+        return Err(
+            ConfigError::Rejected { key: "sender.retry_jitter", reason: "must be in [0, 1)".into() }.into()
+        );
     }
 
     let shutdown = shutdown_token();
@@ -47,9 +49,13 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_millis(config.max_retry_after_ms),
     );
     // The tiers follow the configured schedule, so the sender creates any that are missing.
-    let tier_topics: Vec<String> = schedule.tiers().iter().map(|t| topics.retry_tier(&tier_label(*t))).collect();
-    let wanted: Vec<(String, i32)> = tier_topics.iter().map(|t| (t.clone(), layout.delivery_partitions)).collect();
-    synap_kafka::provision::ensure(&kafka, &layout, &wanted).await.context("creating the retry tier topics")?;
+    let tier_topics: Vec<String> =
+        schedule.tiers().iter().map(|t| topics.retry_tier(&tier_label(*t))).collect();
+    let wanted: Vec<(String, i32)> =
+        tier_topics.iter().map(|t| (t.clone(), layout.delivery_partitions)).collect();
+    synap_kafka::provision::ensure(&kafka, &layout, &wanted)
+        .await
+        .context("creating the retry tier topics")?;
 
     let pool = synap_db::connect(&database)?;
     let producer = kafka.producer("synap-sender")?;
@@ -57,15 +63,23 @@ async fn main() -> anyhow::Result<()> {
         "" => None,
         url => Some((url.to_owned(), OperatorEvents::webhook_client().context("operator webhook client")?)),
     };
-    let operator =
-        OperatorEvents { producer: producer.clone(), topic: topics.operator_events(), webhook, shutdown: shutdown.clone() };
+    let operator = OperatorEvents {
+        producer: producer.clone(),
+        topic: topics.operator_events(),
+        webhook,
+        shutdown: shutdown.clone(),
+    };
     let stage = Arc::new(Sender {
         producer: producer.clone(),
         http: synap_sender::attempt::client(Duration::from_millis(config.connect_timeout_ms), policy.clone())
             .context("HTTP client")?,
         policy,
         topics: topics.clone(),
-        targets: TargetCache::new(pool.clone(), encryption.secret_box()?, Duration::from_millis(config.cache_ttl_ms)),
+        targets: TargetCache::new(
+            pool.clone(),
+            encryption.secret_box()?,
+            Duration::from_millis(config.cache_ttl_ms),
+        ),
         schedule,
         limits: Default::default(),
         breakers: synap_sender::breaker::Breakers::new(
@@ -80,7 +94,8 @@ async fn main() -> anyhow::Result<()> {
 
     let mut tasks = JoinSet::new();
     let deliveries = kafka.consumer("sender")?;
-    let (delivery_topics, handler_stage, token) = (vec![topics.deliveries()], stage.clone(), shutdown.clone());
+    let (delivery_topics, handler_stage, token) =
+        (vec![topics.deliveries()], stage.clone(), shutdown.clone());
     tasks.spawn(async move {
         synap_kafka::run_consumer(deliveries, &delivery_topics, config.max_in_flight, token, move |m| {
             handler_stage.clone().handle(m)
@@ -89,13 +104,22 @@ async fn main() -> anyhow::Result<()> {
         .context("deliveries consumer")
     });
     for topic in tier_topics {
-        let consumer = kafka.consumer(&format!("sender-{}", topic.trim_start_matches(&kafka.topic_prefix)))?;
-        let tier = Tier { producer: producer.clone(), deliveries_topic: topics.deliveries(), shutdown: shutdown.clone() };
+        let consumer =
+            kafka.consumer(&format!("sender-{}", topic.trim_start_matches(&kafka.topic_prefix)))?;
+        let tier = Tier {
+            producer: producer.clone(),
+            deliveries_topic: topics.deliveries(),
+            shutdown: shutdown.clone(),
+        };
         let token = shutdown.clone();
         tasks.spawn(async move {
-            synap_kafka::run_consumer(consumer, std::slice::from_ref(&topic), config.retry_tier_max_in_flight, token, move |m| {
-                tier.clone().handle(m)
-            })
+            synap_kafka::run_consumer(
+                consumer,
+                std::slice::from_ref(&topic),
+                config.retry_tier_max_in_flight,
+                token,
+                move |m| tier.clone().handle(m),
+            )
             .await
             .with_context(|| format!("retry tier consumer {topic}"))
         });
@@ -114,9 +138,11 @@ async fn main() -> anyhow::Result<()> {
     tasks.spawn(async move {
         // Enough records in flight to fill a few batches while one is being written.
         let in_flight = config.log_batch_size.max(1) * 4;
-        synap_kafka::run_consumer(attempts, &attempt_topics, in_flight, token, move |m| queue.clone().handle(m))
-            .await
-            .context("attempt log consumer")
+        synap_kafka::run_consumer(attempts, &attempt_topics, in_flight, token, move |m| {
+            queue.clone().handle(m)
+        })
+        .await
+        .context("attempt log consumer")
     });
 
     while let Some(joined) = tasks.join_next().await {

@@ -38,9 +38,8 @@ pub enum OperatorEvent {
 impl OperatorEvent {
     fn portal_id(&self) -> &str {
         match self {
-            OperatorEvent::DeliveryFailed { portal_id, .. } | OperatorEvent::SubscriptionDisabled { portal_id, .. } => {
-                portal_id
-            }
+            OperatorEvent::DeliveryFailed { portal_id, .. }
+            | OperatorEvent::SubscriptionDisabled { portal_id, .. } => portal_id,
         }
     }
 }
@@ -80,7 +79,8 @@ impl OperatorEvents {
         send_durably(&self.producer, &record, &self.shutdown).await?;
         if let Some((url, client)) = self.webhook.clone() {
             tokio::spawn(async move {
-                let sent = client.post(&url).header("content-type", "application/json").body(payload).send().await;
+                let sent =
+                    client.post(&url).header("content-type", "application/json").body(payload).send().await;
                 match sent {
                     Ok(r) if r.status().is_success() => {}
                     Ok(r) => tracing::warn!(status = %r.status(), "operator webhook refused an event"),

@@ -67,9 +67,9 @@ impl RetrySchedule {
 pub fn tier_label(delay: Duration) -> String {
     let ms = delay.as_millis() as u64;
     match ms {
-        _ if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
-        _ if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
-        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
         _ => format!("{ms}ms"),
     }
 }
@@ -111,7 +111,10 @@ mod tests {
             s.next(1, Some(Duration::from_secs(86_400))),
             Next::Retry { attempt: 2, delay: Duration::from_secs(3600) }
         );
-        assert_eq!(s.next(2, Some(Duration::from_secs(1))), Next::Retry { attempt: 3, delay: Duration::from_secs(300) });
+        assert_eq!(
+            s.next(2, Some(Duration::from_secs(1))),
+            Next::Retry { attempt: 3, delay: Duration::from_secs(300) }
+        );
     }
 
     #[test]

@@ -10,7 +10,11 @@ use sha2::Sha256;
 /// `whsec_<base64>` signs with its raw bytes, so a damaged secret still yields a signature the
 /// customer can see is wrong rather than none at all.
 pub fn signature(secrets: &[String], id: &str, timestamp: i64, body: &[u8]) -> String {
-    secrets.iter().map(|secret| format!("v1,{}", sign_one(secret, id, timestamp, body))).collect::<Vec<_>>().join(" ")
+    secrets
+        .iter()
+        .map(|secret| format!("v1,{}", sign_one(secret, id, timestamp, body)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn sign_one(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {

@@ -56,7 +56,12 @@ impl Sender {
         async move { self.process(message, decoded, place).await }
     }
 
-    async fn process(&self, message: OwnedMessage, decoded: Option<Delivery>, place: Option<Place>) -> Handled {
+    async fn process(
+        &self,
+        message: OwnedMessage,
+        decoded: Option<Delivery>,
+        place: Option<Place>,
+    ) -> Handled {
         let Some(mut delivery) = decoded else {
             return self
                 .dead_letter(&message, None, "undecodable_delivery", "not a synap.pipeline.v1.Delivery")
@@ -67,7 +72,10 @@ impl Sender {
             topic: message.topic().to_owned(),
             partition: message.partition(),
             offset: message.offset(),
-            written_at_ms: message.timestamp().to_millis().unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+            written_at_ms: message
+                .timestamp()
+                .to_millis()
+                .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
         };
         let Some(entry) = self.target(&delivery.subscription_id).await else {
             return Handled::Abandoned;
@@ -108,7 +116,10 @@ impl Sender {
     async fn unordered(&self, delivery: &mut Delivery, target: &Target, source: &Source) -> Handled {
         let capacity = target.options.max_in_flight.unwrap_or(self.config.max_in_flight_per_subscription);
         let wait = Duration::from_millis(self.config.slot_wait_ms);
-        let Some(slot) = self.limits.acquire(&delivery.subscription_id, capacity, target.options.rate_limit_per_sec, wait).await
+        let Some(slot) = self
+            .limits
+            .acquire(&delivery.subscription_id, capacity, target.options.rate_limit_per_sec, wait)
+            .await
         else {
             // The subscription is busy: wait in the first tier without using up an attempt.
             tracing::debug!(event_id = %delivery.event_id, subscription_id = %delivery.subscription_id, "subscription busy; deferred");
@@ -123,13 +134,18 @@ impl Sender {
             let log = self.log_record(delivery, &attempted, outcome::DELIVERED, source, None);
             return self.finish(self.write_log(log).await);
         }
-        let next = if attempted.gone() { Next::Exhausted } else { self.schedule.next(delivery.attempt, attempted.retry_after) };
+        let next = if attempted.gone() {
+            Next::Exhausted
+        } else {
+            self.schedule.next(delivery.attempt, attempted.retry_after)
+        };
         match next {
             Next::Retry { attempt, delay } => {
                 let log = self.log_record(delivery, &attempted, outcome::RETRYING, source, None);
                 let mut retry = delivery.clone();
                 retry.attempt = attempt;
-                let (logged, scheduled) = tokio::join!(self.write_log(log), self.schedule_retry(retry, delay));
+                let (logged, scheduled) =
+                    tokio::join!(self.write_log(log), self.schedule_retry(retry, delay));
                 self.finish(logged.and(scheduled))
             }
             Next::Exhausted => self.give_up(delivery, &attempted, source).await,
@@ -142,7 +158,10 @@ impl Sender {
         loop {
             let wait = Duration::from_secs(24 * 3600);
             let capacity = 1;
-            let slot = self.limits.acquire(&delivery.subscription_id, capacity, target.options.rate_limit_per_sec, wait).await;
+            let slot = self
+                .limits
+                .acquire(&delivery.subscription_id, capacity, target.options.rate_limit_per_sec, wait)
+                .await;
             let attempted = self.attempt(delivery, target).await;
             drop(slot);
             self.trace(delivery, &attempted);
@@ -150,7 +169,11 @@ impl Sender {
                 let log = self.log_record(delivery, &attempted, outcome::DELIVERED, source, None);
                 return self.finish(self.write_log(log).await);
             }
-            let next = if attempted.gone() { Next::Exhausted } else { self.schedule.next(delivery.attempt, attempted.retry_after) };
+            let next = if attempted.gone() {
+                Next::Exhausted
+            } else {
+                self.schedule.next(delivery.attempt, attempted.retry_after)
+            };
             let Next::Retry { attempt, delay } = next else {
                 return self.give_up(delivery, &attempted, source).await;
             };
@@ -171,7 +194,8 @@ impl Sender {
     /// endpoint's circuit or the subscription's failure state.
     async fn test_send(&self, delivery: &Delivery, target: &Target, source: &Source) -> Handled {
         let timeout = self.timeout(target);
-        let attempted = attempt::attempt(&self.http, &self.policy, delivery, target, delivery.attempt, timeout).await;
+        let attempted =
+            attempt::attempt(&self.http, &self.policy, delivery, target, delivery.attempt, timeout).await;
         self.trace(delivery, &attempted);
         let result = if attempted.delivered() { outcome::DELIVERED } else { outcome::FAILED };
         let log = self.log_record(delivery, &attempted, result, source, None);
@@ -182,11 +206,24 @@ impl Sender {
     async fn attempt(&self, delivery: &Delivery, target: &Target) -> Attempted {
         let endpoint = endpoint(&target.url);
         if self.breakers.admit(&endpoint) == Admission::Open {
-            return Attempted::not_made(ErrorClass::CircuitOpen, "endpoint circuit open after consecutive failures".into());
+            return Attempted::not_made(
+                ErrorClass::CircuitOpen,
+                "endpoint circuit open after consecutive failures".into(),
+            );
         }
-        let attempted = attempt::attempt(&self.http, &self.policy, delivery, target, delivery.attempt, self.timeout(target)).await;
+        let attempted = attempt::attempt(
+            &self.http,
+            &self.policy,
+            delivery,
+            target,
+            delivery.attempt,
+            self.timeout(target),
+        )
+        .await;
         // A refusal by the address policy says nothing about the endpoint's health.
-        if attempted.error_class != Some(ErrorClass::Refused) && self.breakers.record(&endpoint, attempted.delivered()) {
+        if attempted.error_class != Some(ErrorClass::Refused)
+            && self.breakers.record(&endpoint, attempted.delivered())
+        {
             tracing::warn!(subscription_id = %delivery.subscription_id, "endpoint circuit opened");
         }
         attempted
@@ -263,7 +300,8 @@ impl Sender {
         error_class: Option<&str>,
     ) -> AttemptLog {
         let finished = attempted.sent_at + chrono::Duration::from_std(attempted.latency).unwrap_or_default();
-        let scheduled_at_ms = if delivery.scheduled_at_ms > 0 { delivery.scheduled_at_ms } else { source.written_at_ms };
+        let scheduled_at_ms =
+            if delivery.scheduled_at_ms > 0 { delivery.scheduled_at_ms } else { source.written_at_ms };
         AttemptLog {
             attempt_id: uuid::Uuid::now_v7().to_string(),
             event_id: delivery.event_id.clone(),
@@ -275,7 +313,10 @@ impl Sender {
             sent_at_ms: attempted.sent_at.timestamp_millis(),
             finished_at_ms: finished.timestamp_millis(),
             outcome: outcome.into(),
-            error_class: error_class.map(str::to_owned).or_else(|| attempted.error_class.map(|c| c.code().into())).unwrap_or_default(),
+            error_class: error_class
+                .map(str::to_owned)
+                .or_else(|| attempted.error_class.map(|c| c.code().into()))
+                .unwrap_or_default(),
             error: attempted.error.clone().unwrap_or_default(),
             status_code: attempted.status.map(u32::from).unwrap_or(0),
             latency_ms: attempted.latency.as_millis().min(u32::MAX as u128) as u32,
@@ -342,7 +383,13 @@ impl Sender {
         }
     }
 
-    async fn dead_letter(&self, message: &OwnedMessage, delivery: Option<&Delivery>, reason: &str, detail: &str) -> Handled {
+    async fn dead_letter(
+        &self,
+        message: &OwnedMessage,
+        delivery: Option<&Delivery>,
+        reason: &str,
+        detail: &str,
+    ) -> Handled {
         tracing::warn!(reason, detail, "delivery dead-lettered");
         let source = format!("{}/{}/{}", message.topic(), message.partition(), message.offset());
         let record = Outgoing {

@@ -40,7 +40,10 @@ impl TargetCache {
             pool,
             secrets,
             fresh: Cache::builder().time_to_live(ttl).max_capacity(100_000).build(),
-            last_known: Cache::builder().time_to_idle(Duration::from_secs(24 * 3600)).max_capacity(100_000).build(),
+            last_known: Cache::builder()
+                .time_to_idle(Duration::from_secs(24 * 3600))
+                .max_capacity(100_000)
+                .build(),
         }
     }
 
@@ -50,7 +53,8 @@ impl TargetCache {
         let read = self
             .fresh
             .try_get_with(subscription_id.to_owned(), async move {
-                let Some(target) = synap_db::subscriptions::delivery_target(&pool, &secrets, &id).await? else {
+                let Some(target) = synap_db::subscriptions::delivery_target(&pool, &secrets, &id).await?
+                else {
                     return Ok(Arc::new(None));
                 };
                 let options = synap_db::delivery_state::options(&pool, &id).await?.unwrap_or_default();

@@ -34,7 +34,8 @@ impl Tier {
                 _ = self.shutdown.cancelled() => return Handled::Abandoned,
             }
         }
-        let record = Outgoing { topic: self.deliveries_topic.clone(), key, payload, headers: OwnedHeaders::new() };
+        let record =
+            Outgoing { topic: self.deliveries_topic.clone(), key, payload, headers: OwnedHeaders::new() };
         match send_durably(&self.producer, &record, &self.shutdown).await {
             Ok(()) => Handled::Done,
             Err(_) => Handled::Abandoned,
