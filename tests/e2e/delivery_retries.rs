@@ -179,7 +179,8 @@ async fn failures_are_classified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_failing_for_the_whole_window_is_disabled() {
     let stack = Stack::start_with(&[
-        ("SYNAP_SENDER__RETRY_DELAYS_MS", "[400, 400, 400, 400, 400, 400, 400, 400, 400, 400]"),
+        // Retries for about 12 s: the subscription is disabled while some are still waiting.
+        ("SYNAP_SENDER__RETRY_DELAYS_MS", &format!("[{}400]", "400, ".repeat(29))),
         ("SYNAP_SENDER__DISABLE_AFTER_FAILING_MS", "2000"),
         ("SYNAP_SENDER__BREAKER_FAILURES", "1000"),
     ])

@@ -58,7 +58,7 @@ impl DeliveryApi {
         let fetcher = self.fetcher.clone();
         let (topic, partition, offset) = (source.topic.clone(), source.partition, source.offset);
         let payload = tokio::task::spawn_blocking(move || {
-            fetcher.fetch(&topic, partition, offset, Duration::from_secs(10))
+            fetcher.fetch(&topic, partition, offset, Duration::from_secs(30))
         })
         .await
         .map_err(|_| Status::internal("internal error"))?

@@ -14,6 +14,8 @@ pub enum KafkaError {
     Client { what: &'static str, source: rdkafka::error::KafkaError },
     #[error("Kafka consumer failed: {0}")]
     Consume(rdkafka::error::KafkaError),
+    #[error("no answer from the broker reading {topic}/{partition}/{offset}")]
+    FetchTimeout { topic: String, partition: i32, offset: i64 },
     #[error("cannot create topic {topic}: {reason}")]
     CreateTopic { topic: String, reason: String },
 }

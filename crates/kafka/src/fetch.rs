@@ -9,6 +9,9 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::{KafkaConfig, KafkaError};
 
+/// How long a read may bring nothing before it is taken to have started in the wrong place.
+const QUIET: Duration = Duration::from_secs(2);
+
 /// Reads records at given positions, outside any consumer group.
 pub struct Fetcher {
     client: rdkafka::ClientConfig,
@@ -34,7 +37,8 @@ impl Fetcher {
     }
 
     /// The payload of the record at `offset`; `None` when the topic no longer has it.
-    /// Blocking: call it from a blocking task.
+    /// Blocking: call it from a blocking task. Times out with an error rather than `None`: a
+    /// slow broker must not pass for a record that is gone.
     pub fn fetch(
         &self,
         topic: &str,
@@ -51,8 +55,12 @@ impl Fetcher {
             match self.read_from(topic, partition, start, offset, deadline)? {
                 Found::Record(payload) => return Ok(Some(payload)),
                 Found::Gone => return Ok(None),
-                Found::Skipped if start > 0 && Instant::now() < deadline => back = (back * 2).max(1),
-                Found::Skipped => return Ok(None),
+                // Even the partition's start is past it.
+                Found::Skipped if start == 0 => return Ok(None),
+                Found::Skipped if Instant::now() < deadline => back = (back * 2).max(1),
+                Found::Skipped | Found::TimedOut => {
+                    return Err(KafkaError::FetchTimeout { topic: topic.into(), partition, offset });
+                }
             }
         }
     }
@@ -74,8 +82,12 @@ impl Fetcher {
         list.add_partition_offset(topic, partition, Offset::Offset(start)).map_err(KafkaError::Consume)?;
         consumer.assign(&list).map_err(KafkaError::Consume)?;
         let mut first = true;
+        let read_started = Instant::now();
         while Instant::now() < deadline {
             match consumer.poll(Duration::from_millis(100)) {
+                // Nothing at all from a position in the middle of the partition's last batch is
+                // another form of the quirk above: start further back.
+                None if first && start > 0 && read_started.elapsed() > QUIET => return Ok(Found::Skipped),
                 None => continue,
                 Some(Ok(m)) if m.offset() < offset => first = false,
                 Some(Ok(m)) if m.offset() == offset => {
@@ -92,7 +104,7 @@ impl Fetcher {
                 Some(Err(e)) => return Err(KafkaError::Consume(e)),
             }
         }
-        Ok(Found::Gone)
+        Ok(Found::TimedOut)
     }
 }
 
@@ -101,4 +113,5 @@ enum Found {
     /// The first record read was past the wanted one.
     Skipped,
     Gone,
+    TimedOut,
 }

@@ -128,18 +128,10 @@ impl Sender {
         };
         let attempted = self.attempt(delivery, target).await;
         drop(slot);
-        self.trace(delivery, &attempted);
-
         if attempted.delivered() {
-            let log = self.log_record(delivery, &attempted, outcome::DELIVERED, source, None);
-            return self.finish(self.write_log(log).await);
+            return self.delivered(delivery, &attempted, source).await;
         }
-        let next = if attempted.gone() {
-            Next::Exhausted
-        } else {
-            self.schedule.next(delivery.attempt, attempted.retry_after)
-        };
-        match next {
+        match self.next_after(delivery, &attempted) {
             Next::Retry { attempt, delay } => {
                 let log = self.log_record(delivery, &attempted, outcome::RETRYING, source, None);
                 let mut retry = delivery.clone();
@@ -164,17 +156,10 @@ impl Sender {
                 .await;
             let attempted = self.attempt(delivery, target).await;
             drop(slot);
-            self.trace(delivery, &attempted);
             if attempted.delivered() {
-                let log = self.log_record(delivery, &attempted, outcome::DELIVERED, source, None);
-                return self.finish(self.write_log(log).await);
+                return self.delivered(delivery, &attempted, source).await;
             }
-            let next = if attempted.gone() {
-                Next::Exhausted
-            } else {
-                self.schedule.next(delivery.attempt, attempted.retry_after)
-            };
-            let Next::Retry { attempt, delay } = next else {
+            let Next::Retry { attempt, delay } = self.next_after(delivery, &attempted) else {
                 return self.give_up(delivery, &attempted, source).await;
             };
             let log = self.log_record(delivery, &attempted, outcome::RETRYING, source, None);
@@ -202,30 +187,41 @@ impl Sender {
         self.finish(self.write_log(log).await)
     }
 
+    async fn delivered(&self, delivery: &Delivery, attempted: &Attempted, source: &Source) -> Handled {
+        let log = self.log_record(delivery, attempted, outcome::DELIVERED, source, None);
+        self.finish(self.write_log(log).await)
+    }
+
+    /// What follows a failed attempt: the schedule, except that 410 Gone ends it at once.
+    fn next_after(&self, delivery: &Delivery, attempted: &Attempted) -> Next {
+        if attempted.gone() {
+            Next::Exhausted
+        } else {
+            self.schedule.next(delivery.attempt, attempted.retry_after)
+        }
+    }
+
     /// Makes the attempt unless the endpoint's circuit is open.
     async fn attempt(&self, delivery: &Delivery, target: &Target) -> Attempted {
         let endpoint = endpoint(&target.url);
-        if self.breakers.admit(&endpoint) == Admission::Open {
-            return Attempted::not_made(
+        let attempted = if self.breakers.admit(&endpoint) == Admission::Open {
+            Attempted::not_made(
                 ErrorClass::CircuitOpen,
                 "endpoint circuit open after consecutive failures".into(),
-            );
-        }
-        let attempted = attempt::attempt(
-            &self.http,
-            &self.policy,
-            delivery,
-            target,
-            delivery.attempt,
-            self.timeout(target),
-        )
-        .await;
-        // A refusal by the address policy says nothing about the endpoint's health.
-        if attempted.error_class != Some(ErrorClass::Refused)
-            && self.breakers.record(&endpoint, attempted.delivered())
-        {
-            tracing::warn!(subscription_id = %delivery.subscription_id, "endpoint circuit opened");
-        }
+            )
+        } else {
+            let timeout = self.timeout(target);
+            let attempted =
+                attempt::attempt(&self.http, &self.policy, delivery, target, delivery.attempt, timeout).await;
+            // A refusal by the address policy says nothing about the endpoint's health.
+            if attempted.error_class != Some(ErrorClass::Refused)
+                && self.breakers.record(&endpoint, attempted.delivered())
+            {
+                tracing::warn!(subscription_id = %delivery.subscription_id, "endpoint circuit opened");
+            }
+            attempted
+        };
+        self.trace(delivery, &attempted);
         attempted
     }
 
