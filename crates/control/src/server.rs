@@ -20,7 +20,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(synap_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let control = ControlServiceServer::with_interceptor(api, move |request| auth.check(request));
+    let control = auth.wrap(ControlServiceServer::new(api));
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "control listening");
     tonic::transport::Server::builder()
