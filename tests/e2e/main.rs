@@ -1,5 +1,10 @@
 //! End-to-end tests. Each test starts its own stack (see `synap_tests::Stack`).
 
+mod cli;
+mod control;
+mod control_routing;
+mod control_support;
 mod dead_letters;
 mod delivery;
 mod support;
+mod test_send;
