@@ -34,13 +34,19 @@ pub fn admin_token() -> &'static str {
     synap_tests::stack::ADMIN_TOKEN
 }
 
-/// A connection to the stack's own database, to look at what is stored.
-pub async fn database(stack: &Stack) -> tokio_postgres::Client {
+/// The URL of the stack's own database (see `Stack`).
+pub fn database_url(stack: &Stack) -> String {
     let admin = std::env::var("SYNAP_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://synap:synap@127.0.0.1:5432/synap".into());
     let mut url = url::Url::parse(&admin).unwrap();
     url.set_path(&format!("synap_{}", stack.id));
-    let (client, connection) = tokio_postgres::connect(url.as_str(), tokio_postgres::NoTls).await.unwrap();
+    url.into()
+}
+
+/// A connection to the stack's own database, to look at what is stored.
+pub async fn database(stack: &Stack) -> tokio_postgres::Client {
+    let (client, connection) =
+        tokio_postgres::connect(&database_url(stack), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     client
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod control;
+mod control_access;
 mod control_routing;
 mod control_support;
 mod dead_letters;
