@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use synap_db::{Pool, SecretBox};
+use synap_kafka::KafkaConfig;
 use synap_proto::control::v1 as api;
 use synap_proto::control::v1::control_service_server::ControlService;
 use tonic::{Request, Response, Status};
-
-use synap_kafka::KafkaConfig;
 
 use crate::auth::Caller;
 use crate::config::ControlConfig;
