@@ -7,6 +7,7 @@ use synap_proto::control::v1 as api;
 use synap_proto::control::v1::{Plan, SubscriptionState};
 use synap_tests::Stack;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::control_support::{
     Client, admin_token, bad_field, client, create, create_request, database, upsert,
@@ -219,6 +220,8 @@ async fn every_bad_request_gets_a_precise_status_and_field() {
     let status =
         c.resume_subscription(api::ResumeSubscriptionRequest { id: sub.id.clone() }).await.unwrap_err();
     assert_eq!(bad_field(&status), (Code::FailedPrecondition, "portal_id".into()));
+    let failure = status.get_details_precondition_failure().expect("PreconditionFailure details too");
+    assert_eq!(failure.violations[0].subject, "portal_id");
     let enable =
         api::UpdateSubscriptionRequest { id: sub.id.clone(), enabled: Some(true), ..Default::default() };
     let status = c.update_subscription(enable).await.unwrap_err();

@@ -107,7 +107,8 @@ pub enum SubscriptionCommand {
         types: Vec<String>,
         #[arg(long, default_value = "")]
         description: String,
-        /// `user:password` for HTTP basic authentication.
+        /// `user:password` for HTTP basic authentication, or `user` with the password in
+        /// SYNAP_BASIC_AUTH_PASSWORD.
         #[arg(long)]
         basic_auth: Option<String>,
         /// Create it paused.
@@ -143,7 +144,8 @@ pub enum SubscriptionCommand {
         types: Vec<String>,
         #[arg(long)]
         description: Option<String>,
-        /// `user:password`: replaces the basic-auth credentials.
+        /// `user:password` (or `user` with SYNAP_BASIC_AUTH_PASSWORD): replaces the basic-auth
+        /// credentials.
         #[arg(long, conflicts_with = "clear_basic_auth")]
         basic_auth: Option<String>,
         /// Removes basic auth.
@@ -198,9 +200,18 @@ pub fn state(name: &str) -> anyhow::Result<api::SubscriptionState> {
     })
 }
 
-pub fn basic_auth(pair: &str) -> anyhow::Result<api::BasicAuth> {
-    let (username, password) = pair.split_once(':').context("--basic-auth must be user:password")?;
-    Ok(api::BasicAuth { username: username.into(), password: password.into() })
+/// `user:password`, or `user` alone with the password in `SYNAP_BASIC_AUTH_PASSWORD` (keeps it
+/// out of the shell history and the process list).
+pub fn basic_auth(value: &str) -> anyhow::Result<api::BasicAuth> {
+    let (username, password) = match value.split_once(':') {
+        Some((user, password)) => (user.to_owned(), password.to_owned()),
+        None => (
+            value.to_owned(),
+            std::env::var("SYNAP_BASIC_AUTH_PASSWORD")
+                .context("--basic-auth USER needs SYNAP_BASIC_AUTH_PASSWORD set, or use USER:PASSWORD")?,
+        ),
+    };
+    Ok(api::BasicAuth { username, password })
 }
 
 /// `90s`, `30m`, `24h`, `7d` or plain seconds.
