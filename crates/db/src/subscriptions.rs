@@ -174,7 +174,7 @@ pub struct Cursor {
     pub id: String,
 }
 
-/// What [`list`] returns.
+/// Which subscriptions [`list`] returns.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
     /// `None`: every portal.
