@@ -30,8 +30,8 @@ pub fn id(field: &str, value: &str) -> Result<(), Status> {
 }
 
 /// The one check of an endpoint URL, used by create and update (so the outbound address policy
-/// belongs here too): an absolute HTTPS URL (HTTP only where the deployment allows it), with a host and no
-/// embedded credentials.
+/// belongs here too): an absolute HTTPS URL (HTTP only where the deployment allows it), with a
+/// host and no embedded credentials.
 pub fn url(field: &str, value: &str, allow_http: bool) -> Result<url::Url, Status> {
     if value.len() > MAX_URL_LEN {
         return Err(invalid(field, format!("must be at most {MAX_URL_LEN} characters")));
