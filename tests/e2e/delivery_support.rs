@@ -35,6 +35,7 @@ pub async fn portal_with_subscription(stack: &Stack, url: String) -> (String, St
             description: "delivery test".into(),
             basic_auth: None,
             enabled: Some(true),
+            ..Default::default()
         })
         .await
         .expect("create subscription")

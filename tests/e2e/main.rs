@@ -1,5 +1,10 @@
 //! End-to-end tests. Each test starts its own stack (see `synap_tests::Stack`).
 
+mod cli;
+mod control;
+mod control_access;
+mod control_routing;
+mod control_support;
 mod crash;
 mod dead_letters;
 mod delivery;
@@ -8,3 +13,4 @@ mod delivery_isolation;
 mod delivery_retries;
 mod delivery_support;
 mod support;
+mod test_send;

@@ -5,8 +5,8 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use synap_proto::control::v1 as api;
 use synap_proto::control::v1::delivery_service_client::DeliveryServiceClient;
-use tonic::Request;
-use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::output::{Output, table};
@@ -82,18 +82,11 @@ fn attempt_json(a: &api::Attempt) -> Value {
     })
 }
 
-pub async fn run(
-    command: DeliveryCommand,
-    channel: Channel,
-    token: Option<MetadataValue<tonic::metadata::Ascii>>,
+pub async fn run<F: Interceptor>(
+    mut client: DeliveryServiceClient<InterceptedService<Channel, F>>,
     out: &Output,
+    command: DeliveryCommand,
 ) -> anyhow::Result<()> {
-    let mut client = DeliveryServiceClient::with_interceptor(channel, move |mut req: Request<()>| {
-        if let Some(t) = &token {
-            req.metadata_mut().insert("authorization", t.clone());
-        }
-        Ok(req)
-    });
     match command {
         DeliveryCommand::Attempts {
             portal,

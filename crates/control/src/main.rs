@@ -6,7 +6,8 @@ use synap_control::auth::Authenticator;
 use synap_control::config::ControlConfig;
 use synap_control::service::ControlApi;
 use synap_db::{DatabaseConfig, EncryptionConfig};
-use synap_runtime::{ConfigError, ConfigSource, LogConfig, ServiceArgs, logging, shutdown_token};
+use synap_kafka::KafkaConfig;
+use synap_runtime::{ConfigSource, LogConfig, ServiceArgs, logging, shutdown_token};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,27 +16,21 @@ async fn main() -> anyhow::Result<()> {
     let log: LogConfig = source.section("log")?;
     let database: DatabaseConfig = source.section("database")?;
     let encryption: EncryptionConfig = source.section("encryption")?;
+    let kafka: KafkaConfig = source.section("kafka")?;
     let config: ControlConfig = source.section("control")?;
-    let kafka: synap_kafka::KafkaConfig = source.section("kafka")?;
     logging::init(&log);
-    if config.admin_token.len() < 16 {
-        return Err(ConfigError::Rejected {
-            key: "control.admin_token",
-            reason: "must be set (SYNAP_CONTROL__ADMIN_TOKEN) to at least 16 characters".into(),
-        }
-        .into());
-    }
+    config.check()?;
 
     let pool = synap_db::connect(&database)?;
+    let api = ControlApi::new(&config, pool.clone(), encryption.secret_box()?, &kafka)?;
     let deliveries = synap_control::deliveries::DeliveryApi::new(pool.clone(), &kafka)?;
-    let api = ControlApi { pool, secrets: encryption.secret_box()?, allow_http_urls: config.allow_http_urls };
     let listener = tokio::net::TcpListener::bind(&config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on control.listen_addr {:?}", config.listen_addr))?;
     synap_control::server::serve(
         api,
         deliveries,
-        Authenticator::new(&config.admin_token),
+        Authenticator::new(&config.admin_token, pool),
         listener,
         shutdown_token(),
     )

@@ -1,5 +1,6 @@
 //! PostgreSQL access for Synap Webhooks.
 
+pub mod api_keys;
 pub mod attempts;
 pub mod delivery_state;
 pub mod migrate;
@@ -8,7 +9,9 @@ pub mod portals;
 pub mod secret_box;
 pub mod secrets;
 pub mod subscriptions;
+pub mod test_sends;
 
+pub use api_keys::ApiKey;
 pub use pool::{DatabaseConfig, Pool, connect};
 pub use portals::{Plan, Portal};
 pub use secret_box::{EncryptionConfig, SecretBox};

@@ -148,8 +148,10 @@ pub fn check_url(url: &url::Url, policy: &Policy) -> Result<(), Refused> {
     }
 }
 
-/// [`check_url`], then resolves a host name and checks every address it has: what control calls
-/// when a subscription is created or its URL changed, so a customer learns at once.
+/// [`check_url`], then resolves a host name and checks its addresses: what control calls when a
+/// subscription is created or its URL changed, so a customer learns at once. Like the sender's
+/// resolver, which connects only to the allowed addresses of a name, it refuses a name only when
+/// none of its addresses is allowed.
 pub async fn check_url_resolved(url: &url::Url, policy: &Policy) -> Result<(), Refused> {
     check_url(url, policy)?;
     let Some(url::Host::Domain(host)) = url.host() else { return Ok(()) };
@@ -157,10 +159,17 @@ pub async fn check_url_resolved(url: &url::Url, policy: &Policy) -> Result<(), R
     let addresses = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| Refused::Unresolvable { host: host.to_owned(), reason: e.to_string() })?;
+    let mut first_refusal = None;
     for address in addresses {
-        policy.check(address.ip())?;
+        match policy.check(address.ip()) {
+            Ok(()) => return Ok(()),
+            Err(refused) => {
+                first_refusal.get_or_insert(refused);
+            }
+        }
     }
-    Ok(())
+    Err(first_refusal
+        .unwrap_or(Refused::Unresolvable { host: host.to_owned(), reason: "no addresses".into() }))
 }
 
 #[cfg(test)]
@@ -248,7 +257,7 @@ mod tests {
         let policy = Policy::default();
         let url = url::Url::parse("http://localhost:8080/hook").unwrap();
         assert!(matches!(check_url_resolved(&url, &policy).await, Err(Refused::Address { .. })));
-        let allowing = Policy::allowing(vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]);
+        let allowing = Policy::allowing(vec!["127.0.0.0/8".parse().unwrap()]);
         assert!(check_url_resolved(&url, &allowing).await.is_ok());
     }
 }
