@@ -11,10 +11,10 @@ ALTER TABLE subscriptions
     ADD COLUMN rate_limit_per_sec   INTEGER CHECK (rate_limit_per_sec > 0),
     -- Request timeout, at most 30 s (sender.request_timeout_ms when NULL).
     ADD COLUMN timeout_ms           INTEGER CHECK (timeout_ms > 0 AND timeout_ms <= 30000),
-    -- Start of the current run of failed attempts; NULL after any success.
-    ADD COLUMN failing_since        TIMESTAMPTZ,
-    -- Why the sender disabled the subscription (gone, failing); NULL when enabled by hand.
-    ADD COLUMN disabled_reason      TEXT;
+    -- Start of the current run of failed attempts; NULL after any success, and after the
+    -- sender disabled the subscription (so that a resumed one gets a full window again).
+    -- The sender records why in `disabled_reason` (migration 10): gone or failing.
+    ADD COLUMN failing_since        TIMESTAMPTZ;
 
 -- Each attempt has a stable id, so writing the same log record twice (after a crash between
 -- the insert and the Kafka commit) stores it once.

@@ -103,9 +103,13 @@ pub async fn disable_failing(pool: &Pool, cutoff: DateTime<Utc>) -> Result<Vec<D
     let client = pool.get().await?;
     let rows = client
         .query(
-            "UPDATE subscriptions SET enabled = FALSE, disabled_reason = 'failing', updated_at = now()
-             WHERE enabled AND failing_since < $1
-             RETURNING id, portal_id, url, failing_since",
+            "WITH failing AS (
+                 SELECT id, failing_since FROM subscriptions
+                 WHERE enabled AND failing_since < $1 FOR UPDATE)
+             UPDATE subscriptions s SET enabled = FALSE, disabled_reason = 'failing',
+                    failing_since = NULL, updated_at = now()
+             FROM failing WHERE s.id = failing.id
+             RETURNING s.id, s.portal_id, s.url, failing.failing_since",
             &[&cutoff],
         )
         .await?;
@@ -126,9 +130,11 @@ pub async fn disable(pool: &Pool, subscription_id: &str, reason: &str) -> Result
     let client = pool.get().await?;
     let row = client
         .query_opt(
-            "UPDATE subscriptions SET enabled = FALSE, disabled_reason = $2, updated_at = now()
-             WHERE id = $1 AND enabled
-             RETURNING id, portal_id, url, failing_since",
+            "WITH target AS (SELECT id, failing_since FROM subscriptions WHERE id = $1 AND enabled FOR UPDATE)
+             UPDATE subscriptions s SET enabled = FALSE, disabled_reason = $2, failing_since = NULL,
+                    updated_at = now()
+             FROM target WHERE s.id = target.id
+             RETURNING s.id, s.portal_id, s.url, target.failing_since",
             &[&subscription_id, &reason],
         )
         .await?;
