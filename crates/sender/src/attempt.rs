@@ -19,10 +19,12 @@ pub const RESPONSE_BODY_LIMIT: usize = 16 * 1024;
 
 /// The HTTP client every attempt shares: no redirects (a 3xx is a failure, EVENTS.md §4), a
 /// bounded connect time, and a resolver that connects only to addresses the policy allows.
-/// The request timeout is set per request (subscriptions may override it).
+/// No proxy from the environment either: a proxy would resolve and connect on its own, past the
+/// policy. The request timeout is set per request (subscriptions may override it).
 pub fn client(connect_timeout: Duration, policy: Policy) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .connect_timeout(connect_timeout)
         .user_agent(USER_AGENT)
         .pool_idle_timeout(Duration::from_secs(60))

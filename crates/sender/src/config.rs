@@ -24,7 +24,9 @@ pub struct SenderConfig {
     pub retry_jitter: f64,
     /// Longest `Retry-After` (on 429 and 503) that is honoured; longer ones wait this long.
     pub max_retry_after_ms: u64,
-    /// Retries each tier consumer holds while waiting for their due time.
+    /// Retries each tier consumer holds (in memory, offsets uncommitted) while waiting for their
+    /// due time; the rest wait in the topic. Records of a tier fall due in about the order they
+    /// arrived, so this bounds memory, not timeliness.
     pub retry_tier_max_in_flight: usize,
     /// Requests in flight to one subscription at once, unless the subscription sets its own.
     pub max_in_flight_per_subscription: u32,
@@ -70,7 +72,7 @@ impl Default for SenderConfig {
             ],
             retry_jitter: 0.2,
             max_retry_after_ms: 6 * HOUR,
-            retry_tier_max_in_flight: 10_000,
+            retry_tier_max_in_flight: 1_000,
             max_in_flight_per_subscription: 16,
             slot_wait_ms: 2_000,
             breaker_failures: 5,
