@@ -45,6 +45,8 @@ pub enum ErrorClass {
     Refused,
     /// Not attempted: the endpoint's circuit is open.
     CircuitOpen,
+    /// Not attempted: the subscription was disabled after the delivery was routed.
+    Disabled,
     Other,
 }
 
@@ -58,6 +60,7 @@ impl ErrorClass {
             ErrorClass::HttpStatus => "http_status",
             ErrorClass::Refused => "refused",
             ErrorClass::CircuitOpen => "circuit_open",
+            ErrorClass::Disabled => "disabled",
             ErrorClass::Other => "other",
         }
     }

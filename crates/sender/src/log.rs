@@ -18,6 +18,7 @@ use synap_proto::pipeline::v1::AttemptLog;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::attempt::ErrorClass;
 use crate::operator::{OperatorEvent, OperatorEvents};
 
 type Queued = (AttemptLog, oneshot::Sender<()>);
@@ -126,7 +127,8 @@ impl LogWriter {
             outcomes.failed.retain(|s| s != &r.subscription_id);
             if r.outcome == outcome::DELIVERED {
                 outcomes.succeeded.push(r.subscription_id.clone());
-            } else if r.error_class != "disabled" {
+            } else if r.error_class != ErrorClass::Disabled.code() {
+                // A delivery held back for a disabled subscription says nothing of its endpoint.
                 outcomes.failed.push(r.subscription_id.clone());
                 if r.status_code == 410 && !gone.contains(&r.subscription_id) {
                     gone.push(r.subscription_id.clone());

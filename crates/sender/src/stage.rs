@@ -85,8 +85,8 @@ impl Sender {
             Some(_) => {
                 // Logged as failed, so that `recover` can send it once the subscription is
                 // enabled again.
-                let attempted = Attempted::not_made(ErrorClass::Other, "subscription disabled".into());
-                let log = self.log_record(&delivery, &attempted, outcome::FAILED, &source, Some("disabled"));
+                let attempted = Attempted::not_made(ErrorClass::Disabled, "subscription disabled".into());
+                let log = self.log_record(&delivery, &attempted, outcome::FAILED, &source);
                 return self.finish(self.write_log(log).await);
             }
             None => {
@@ -133,7 +133,7 @@ impl Sender {
         }
         match self.next_after(delivery, &attempted) {
             Next::Retry { attempt, delay } => {
-                let log = self.log_record(delivery, &attempted, outcome::RETRYING, source, None);
+                let log = self.log_record(delivery, &attempted, outcome::RETRYING, source);
                 let mut retry = delivery.clone();
                 retry.attempt = attempt;
                 let (logged, scheduled) =
@@ -162,7 +162,7 @@ impl Sender {
             let Next::Retry { attempt, delay } = self.next_after(delivery, &attempted) else {
                 return self.give_up(delivery, &attempted, source).await;
             };
-            let log = self.log_record(delivery, &attempted, outcome::RETRYING, source, None);
+            let log = self.log_record(delivery, &attempted, outcome::RETRYING, source);
             if self.write_log(log).await.is_err() {
                 return Handled::Abandoned;
             }
@@ -183,12 +183,12 @@ impl Sender {
             attempt::attempt(&self.http, &self.policy, delivery, target, delivery.attempt, timeout).await;
         self.trace(delivery, &attempted);
         let result = if attempted.delivered() { outcome::DELIVERED } else { outcome::FAILED };
-        let log = self.log_record(delivery, &attempted, result, source, None);
+        let log = self.log_record(delivery, &attempted, result, source);
         self.finish(self.write_log(log).await)
     }
 
     async fn delivered(&self, delivery: &Delivery, attempted: &Attempted, source: &Source) -> Handled {
-        let log = self.log_record(delivery, attempted, outcome::DELIVERED, source, None);
+        let log = self.log_record(delivery, attempted, outcome::DELIVERED, source);
         self.finish(self.write_log(log).await)
     }
 
@@ -233,7 +233,7 @@ impl Sender {
     /// The final failure: logged as failed, dead-lettered, announced to the operator.
     async fn give_up(&self, delivery: &Delivery, attempted: &Attempted, source: &Source) -> Handled {
         let reason = if attempted.gone() { "gone".to_owned() } else { attempted.code() };
-        let log = self.log_record(delivery, attempted, outcome::FAILED, source, None);
+        let log = self.log_record(delivery, attempted, outcome::FAILED, source);
         if self.write_log(log).await.is_err() {
             return Handled::Abandoned;
         }
@@ -293,7 +293,6 @@ impl Sender {
         attempted: &Attempted,
         outcome: &str,
         source: &Source,
-        error_class: Option<&str>,
     ) -> AttemptLog {
         let finished = attempted.sent_at + chrono::Duration::from_std(attempted.latency).unwrap_or_default();
         let scheduled_at_ms =
@@ -309,10 +308,7 @@ impl Sender {
             sent_at_ms: attempted.sent_at.timestamp_millis(),
             finished_at_ms: finished.timestamp_millis(),
             outcome: outcome.into(),
-            error_class: error_class
-                .map(str::to_owned)
-                .or_else(|| attempted.error_class.map(|c| c.code().into()))
-                .unwrap_or_default(),
+            error_class: attempted.error_class.map(|c| c.code().to_owned()).unwrap_or_default(),
             error: attempted.error.clone().unwrap_or_default(),
             status_code: attempted.status.map(u32::from).unwrap_or(0),
             latency_ms: attempted.latency.as_millis().min(u32::MAX as u128) as u32,
