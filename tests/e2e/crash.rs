@@ -143,3 +143,30 @@ async fn a_postgres_outage_delays_the_log_and_loses_nothing() {
     println!("{during} deliveries during a 4 s PostgreSQL outage; log complete");
     drop(stack);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_retry_survives_a_sender_crash() {
+    let mut stack = Stack::start_with(&[("SYNAP_SENDER__RETRY_DELAYS_MS", "[6000]")]).await;
+    let receiver = Receiver::start().await;
+    receiver.script("/later", vec![Reply::Status(500)]);
+    let (portal, sub, _) = portal_with_subscription(&stack, receiver.url("/later")).await;
+    let ids = event_ids("survivor", 1);
+    publish(&stack, &portal, &ids).await;
+    let first = receiver.wait_for("/later", 1, Duration::from_secs(30)).await;
+
+    // The retry waits in its tier topic; the process holding it dies (after the first attempt's
+    // offset was committed, 1 s at most, so that what comes back is the retry).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stack.kill(Service::Sender).await;
+    stack.spawn(Service::Sender);
+
+    let got = receiver.wait_for("/later", 2, Duration::from_secs(40)).await;
+    assert_eq!(got[1].header("webhook-id"), Some(ids[0].as_str()));
+    assert_eq!(got[1].header("synap-delivery-attempt"), Some("2"));
+    assert!(got[1].at - first[0].at >= Duration::from_secs(4), "still waited for its delay");
+    let log = crate::delivery_support::wait_for_log(&stack, &sub, Duration::from_secs(30), |log| {
+        log.iter().any(|a| a.outcome == "delivered")
+    })
+    .await;
+    assert_eq!(log.iter().filter(|a| a.outcome == "retrying").count(), 1, "{log:?}");
+}
