@@ -199,3 +199,32 @@ fn row(r: &AttemptLog) -> NewAttempt {
         source_offset: some(&r.source_topic).map(|_| r.source_offset),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_fields_are_null_and_nul_bytes_are_dropped() {
+        let record = AttemptLog {
+            attempt_id: "a1".into(),
+            event_id: "e".into(),
+            subscription_id: "s".into(),
+            attempt: 2,
+            outcome: outcome::DELIVERED.into(),
+            status_code: 204,
+            response_body: "ok\0".into(),
+            sent_at_ms: 1_700_000_000_000,
+            ..Default::default()
+        };
+        let row = row(&record);
+        assert_eq!((row.attempt, row.status_code), (2, Some(204)));
+        assert_eq!(
+            (row.error_class, row.error, row.source_topic, row.source_offset),
+            (None, None, None, None)
+        );
+        assert_eq!(row.response_body.as_deref(), Some("ok"));
+        assert_eq!(row.sent_at.timestamp_millis(), 1_700_000_000_000);
+        assert_eq!(super::row(&AttemptLog { status_code: 0, ..record }).status_code, None, "no response");
+    }
+}
