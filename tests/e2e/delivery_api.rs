@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use synap_proto::control::v1 as api;
+use synap_tests::stack::Deliveries;
 use synap_tests::{Receiver, Reply, Stack};
 
 use crate::delivery_support::{event_ids, portal_with_subscription, publish, wait_for_log};
@@ -12,6 +13,12 @@ const WAIT: Duration = Duration::from_secs(40);
 fn now_minus(seconds: i64) -> synap_proto::Timestamp {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     synap_proto::Timestamp { seconds: now - seconds, nanos: 0 }
+}
+
+/// Recovers what failed in the last ten minutes.
+async fn recover(deliveries: &mut Deliveries, sub: &str) -> api::RecoverFailedResponse {
+    let request = api::RecoverFailedRequest { subscription_id: sub.into(), since: Some(now_minus(600)) };
+    deliveries.recover_failed(request).await.unwrap().into_inner()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,14 +85,7 @@ async fn failed_deliveries_are_listed_and_recovered() {
 
     // The endpoint is back: recover sends every failed delivery again, with its webhook-id.
     receiver.always("/outage", Reply::Status(204));
-    let recovered = deliveries
-        .recover_failed(api::RecoverFailedRequest {
-            subscription_id: sub.clone(),
-            since: Some(now_minus(600)),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let recovered = recover(&mut deliveries, &sub).await;
     assert_eq!((recovered.resent, recovered.expired), (5, 0));
     let got = receiver.wait_for("/outage", 10, WAIT).await;
     let mut redelivered: Vec<&str> = got[5..].iter().map(|r| r.header("webhook-id").unwrap()).collect();
@@ -95,14 +95,7 @@ async fn failed_deliveries_are_listed_and_recovered() {
         .await;
 
     // Nothing failed is left to recover.
-    let again = deliveries
-        .recover_failed(api::RecoverFailedRequest {
-            subscription_id: sub.clone(),
-            since: Some(now_minus(600)),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = recover(&mut deliveries, &sub).await;
     assert_eq!(again.resent, 0);
 
     // Resend one delivered event by hand.
