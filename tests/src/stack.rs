@@ -76,6 +76,8 @@ pub struct Stack {
     admin_url: String,
     database: String,
     env: Vec<(String, String)>,
+    /// Variables for one service only, over `env`.
+    service_env: Vec<(Service, String, String)>,
     children: HashMap<Service, Child>,
 }
 
@@ -102,9 +104,28 @@ impl Stack {
         Self::start_on(&admin_url, overrides).await
     }
 
+    /// Starts a stack with `overrides` for every service and `per_service` variables for one
+    /// service each, e.g. a sender configured unlike the control service.
+    pub async fn start_with_per_service(
+        overrides: &[(&str, &str)],
+        per_service: &[(Service, &str, &str)],
+    ) -> Stack {
+        let admin_url = std::env::var("SYNAP_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://synap:synap@127.0.0.1:5432/synap".into());
+        Self::start_full(&admin_url, overrides, per_service).await
+    }
+
     /// Starts a stack whose database lives on the PostgreSQL server of `admin_url` (a role that
     /// may create databases), e.g. a [`crate::postgres::Throwaway`] cluster.
     pub async fn start_on(admin_url: &str, overrides: &[(&str, &str)]) -> Stack {
+        Self::start_full(admin_url, overrides, &[]).await
+    }
+
+    async fn start_full(
+        admin_url: &str,
+        overrides: &[(&str, &str)],
+        per_service: &[(Service, &str, &str)],
+    ) -> Stack {
         let admin_url = admin_url.to_owned();
         let id = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let bootstrap = std::env::var("SYNAP_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
@@ -144,8 +165,18 @@ impl Stack {
         .collect();
         env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
 
-        let mut stack =
-            Stack { id, bootstrap, control_addr, logs, admin_url, database, env, children: HashMap::new() };
+        let service_env = per_service.iter().map(|(s, k, v)| (*s, k.to_string(), v.to_string())).collect();
+        let mut stack = Stack {
+            id,
+            bootstrap,
+            control_addr,
+            logs,
+            admin_url,
+            database,
+            env,
+            service_env,
+            children: HashMap::new(),
+        };
         stack.admin(&["migrate"]).await;
         stack.admin(&["topics"]).await;
         for service in Service::ALL {
@@ -191,8 +222,10 @@ impl Stack {
             .append(true)
             .open(self.logs.join(format!("{}.log", service.binary())))
             .unwrap();
+        let own = self.service_env.iter().filter(|(s, _, _)| *s == service).map(|(_, k, v)| (k, v));
         let child = self
             .command(service.binary())
+            .envs(own)
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
