@@ -3,3 +3,4 @@
 mod dead_letters;
 mod delivery;
 mod support;
+mod telemetry;

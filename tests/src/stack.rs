@@ -63,6 +63,8 @@ pub struct Stack {
     pub bootstrap: String,
     pub control_addr: String,
     pub logs: PathBuf,
+    /// Each service's `/metrics`, `/healthz`, `/readyz` address (`telemetry.listen_addr`).
+    telemetry_addrs: HashMap<Service, String>,
     admin_url: String,
     database: String,
     env: Vec<(String, String)>,
@@ -121,8 +123,19 @@ impl Stack {
         .collect();
         env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
 
-        let mut stack =
-            Stack { id, bootstrap, control_addr, logs, admin_url, database, env, children: HashMap::new() };
+        let telemetry_addrs =
+            Service::ALL.iter().map(|s| (*s, format!("127.0.0.1:{}", free_port()))).collect();
+        let mut stack = Stack {
+            id,
+            bootstrap,
+            control_addr,
+            logs,
+            telemetry_addrs,
+            admin_url,
+            database,
+            env,
+            children: HashMap::new(),
+        };
         stack.admin(&["migrate"]).await;
         stack.admin(&["topics"]).await;
         for service in Service::ALL {
@@ -170,6 +183,7 @@ impl Stack {
             .unwrap();
         let child = self
             .command(service.binary())
+            .env("SYNAP_TELEMETRY__LISTEN_ADDR", self.telemetry_addr(service))
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
@@ -226,6 +240,49 @@ impl Stack {
         let channel =
             Channel::from_shared(format!("http://{}", self.control_addr)).unwrap().connect().await.unwrap();
         ControlServiceClient::with_interceptor(channel, AdminAuth)
+    }
+
+    /// Where `service` serves `/metrics`, `/healthz` and `/readyz`.
+    pub fn telemetry_addr(&self, service: Service) -> &str {
+        &self.telemetry_addrs[&service]
+    }
+
+    /// GETs `path` from `service`'s telemetry server: the status code and the body.
+    pub async fn telemetry_get(&self, service: Service, path: &str) -> (u16, String) {
+        let url = format!("http://{}{path}", self.telemetry_addr(service));
+        let response = reqwest::get(&url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    /// Waits until every running service answers 200 on `/readyz`.
+    pub async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        for service in self.children.keys() {
+            loop {
+                let url = format!("http://{}/readyz", self.telemetry_addr(*service));
+                let last = match reqwest::get(&url).await {
+                    Ok(r) if r.status().is_success() => break,
+                    Ok(r) => format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
+                    Err(e) => e.to_string(),
+                };
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{service:?} not ready within 30 s ({last}); see {}",
+                    self.logs.display()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// Every service log of this stack, concatenated.
+    pub fn all_logs(&self) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(&self.logs).unwrap().flatten() {
+            text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+        text
     }
 
     pub fn topic(&self, name: &str) -> String {

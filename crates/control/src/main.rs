@@ -6,17 +6,17 @@ use synap_control::auth::Authenticator;
 use synap_control::config::ControlConfig;
 use synap_control::service::ControlApi;
 use synap_db::{DatabaseConfig, EncryptionConfig};
-use synap_runtime::{ConfigError, ConfigSource, LogConfig, ServiceArgs, logging, shutdown_token};
+use synap_runtime::{ConfigError, ConfigSource, ServiceArgs, shutdown_token};
+use synap_telemetry::readiness::CHECK_INTERVAL;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
     let source = ConfigSource::load(args.config.as_deref())?;
-    let log: LogConfig = source.section("log")?;
     let database: DatabaseConfig = source.section("database")?;
     let encryption: EncryptionConfig = source.section("encryption")?;
     let config: ControlConfig = source.section("control")?;
-    logging::init(&log);
+    let telemetry = synap_telemetry::init(&source, "synap-control")?;
     if config.admin_token.len() < 16 {
         return Err(ConfigError::Rejected {
             key: "control.admin_token",
@@ -25,16 +25,24 @@ async fn main() -> anyhow::Result<()> {
         .into());
     }
 
+    telemetry.serve().await?;
+    let shutdown = shutdown_token();
+    let pool = synap_db::connect(&database)?;
+    let probe = pool.clone();
+    telemetry.readiness.watch("postgres", CHECK_INTERVAL, shutdown.clone(), move || {
+        synap_db::check_reachable(probe.clone())
+    });
+
     let api = ControlApi {
-        pool: synap_db::connect(&database)?,
+        pool,
         secrets: encryption.secret_box()?,
         allow_http_urls: config.allow_http_urls,
     };
     let listener = tokio::net::TcpListener::bind(&config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on control.listen_addr {:?}", config.listen_addr))?;
-    synap_control::server::serve(api, Authenticator::new(&config.admin_token), listener, shutdown_token())
-        .await?;
+    synap_control::server::serve(api, Authenticator::new(&config.admin_token), listener, shutdown).await?;
     tracing::info!("control stopped");
+    telemetry.shutdown();
     Ok(())
 }

@@ -38,3 +38,10 @@ pub fn connect(config: &DatabaseConfig) -> Result<Pool, DbError> {
         .build()
         .map_err(|e| DbError::Config(e.to_string()))
 }
+
+/// Whether the database answers, for readiness checks.
+pub async fn check_reachable(pool: Pool) -> Result<(), String> {
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    client.simple_query("SELECT 1").await.map_err(|e| e.to_string())?;
+    Ok(())
+}

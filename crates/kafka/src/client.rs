@@ -3,10 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use rdkafka::ClientConfig;
-use rdkafka::consumer::StreamConsumer;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use rdkafka::{ClientConfig, ClientContext, Statistics};
 use rdkafka::producer::FutureProducer;
 use serde::{Deserialize, Serialize};
+
+/// The consumer every stage uses.
+pub type Consumer = StreamConsumer<LagStatistics>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
@@ -76,7 +82,7 @@ impl KafkaConfig {
 
     /// A consumer in group `<prefix><group>` that never commits an offset it was not told to
     /// store: offsets advance only after the record's effect is durable.
-    pub fn consumer(&self, group: &str) -> Result<StreamConsumer, KafkaError> {
+    pub fn consumer(&self, group: &str) -> Result<Consumer, KafkaError> {
         let mut config = self.base();
         config
             .set("group.id", format!("{}{group}", self.topic_prefix))
@@ -87,11 +93,15 @@ impl KafkaConfig {
             .set("auto.offset.reset", "earliest")
             // Some brokers (tansu among them) answer a fetch only when this wait expires, so a
             // long wait is a long hop. Apache Kafka answers as soon as data arrives either way.
-            .set("fetch.wait.max.ms", "5");
+            .set("fetch.wait.max.ms", "5")
+            // Feeds `synap_consumer_lag` (see `LagStatistics`).
+            .set("statistics.interval.ms", "5000");
         for (key, value) in &self.consumer {
             config.set(key, value);
         }
-        config.create().map_err(|source| KafkaError::Client { what: "consumer", source })
+        config
+            .create_with_context(LagStatistics::default())
+            .map_err(|source| KafkaError::Client { what: "consumer", source })
     }
 
     pub fn topics(&self) -> super::Topics {
@@ -102,3 +112,49 @@ impl KafkaConfig {
         self.base()
     }
 }
+
+/// Whether the brokers answer: a metadata request for `topic`, for readiness checks.
+pub async fn check_reachable(producer: FutureProducer, topic: String) -> Result<(), String> {
+    use rdkafka::producer::Producer;
+    tokio::task::spawn_blocking(move || {
+        producer.client().fetch_metadata(Some(&topic), std::time::Duration::from_secs(3)).map(|_| ())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
+
+/// Turns librdkafka's periodic statistics into `synap_consumer_lag`: per assigned partition, the
+/// high watermark minus the offset stored for commit (records read but not yet done count as
+/// lag), or minus the committed offset before anything was stored.
+#[derive(Default)]
+pub struct LagStatistics {
+    reported: Mutex<HashSet<(String, i32)>>,
+}
+
+impl ClientContext for LagStatistics {
+    fn stats(&self, statistics: Statistics) {
+        let metrics = synap_telemetry::metrics();
+        let mut now = HashSet::new();
+        for (name, topic) in &statistics.topics {
+            for (id, p) in &topic.partitions {
+                // -1 is librdkafka's internal "unassigned" partition.
+                if *id < 0 || !p.desired {
+                    continue;
+                }
+                let lag = if p.consumer_lag_stored >= 0 { p.consumer_lag_stored } else { p.consumer_lag };
+                if lag >= 0 {
+                    metrics.consumer_lag(name, *id).set(lag);
+                    now.insert((name.clone(), *id));
+                }
+            }
+        }
+        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        for (topic, partition) in reported.difference(&now) {
+            metrics.forget_consumer_lag(topic, *partition);
+        }
+        *reported = now;
+    }
+}
+
+impl ConsumerContext for LagStatistics {}

@@ -10,7 +10,7 @@ pub mod server;
 
 pub use config::TelemetryConfig;
 pub use metrics::{metrics, status_class};
-pub use propagation::{continue_trace, inject_http, inject_kafka, trace_headers};
+pub use propagation::{attempt_span, continue_trace, inject_http, inject_kafka, trace_headers};
 pub use readiness::Readiness;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -18,7 +18,6 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use synap_runtime::{ConfigError, ConfigSource, LogConfig, LogFormat};
-use tokio_util::sync::CancellationToken;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -55,6 +54,7 @@ pub fn init(source: &ConfigSource, service: &str) -> Result<Telemetry, Telemetry
     }
     let provider = tracer_provider(&config, service)?;
     install_subscriber(&log, &provider);
+    propagation::set_outbound_traceparent(config.outbound_traceparent);
     metrics().announce(service);
     Ok(Telemetry { config, readiness: Readiness::new(), provider })
 }
@@ -98,10 +98,9 @@ fn install_subscriber(log: &LogConfig, provider: &SdkTracerProvider) {
 }
 
 impl Telemetry {
-    /// Starts the `/metrics`, `/healthz`, `/readyz` server on `telemetry.listen_addr`; it stops
-    /// when `stop` is cancelled (it should outlive the drain, so that `/readyz` reports it).
-    pub async fn serve(&self, stop: CancellationToken) -> Result<tokio::task::JoinHandle<()>, TelemetryError> {
-        Ok(server::serve(&self.config.listen_addr, self.readiness.clone(), stop).await?)
+    /// Starts the `/metrics`, `/healthz`, `/readyz` server on `telemetry.listen_addr`.
+    pub async fn serve(&self) -> Result<(), TelemetryError> {
+        Ok(server::serve(&self.config.listen_addr, self.readiness.clone()).await?)
     }
 
     /// Exports the spans still buffered. Call last.

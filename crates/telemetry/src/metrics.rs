@@ -6,6 +6,7 @@
 //! sets appear on first use.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -166,7 +167,7 @@ impl Metrics {
             "Delivery attempts waiting to be written to the attempt log in PostgreSQL",
             m.attempt_log_backlog.clone(),
         );
-        registry.register("build", "Always 1; labels name the service and its version", m.build_info.clone());
+        registry.register("build_info", "Always 1; labels name the service and its version", m.build_info.clone());
         Metrics { registry, ..m }
     }
 
@@ -232,6 +233,27 @@ impl Metrics {
         &self.attempt_log_backlog
     }
 
+    /// Records one HTTP attempt: its outcome code (`delivered`, `http_503`, `timeout`, …), the
+    /// status code if a response came back, and how long it took.
+    pub fn attempt_finished(&self, outcome: &str, status: Option<u16>, took: Duration) {
+        let class = status_class(status);
+        self.attempts(outcome, class).inc();
+        self.attempt_duration(class).observe(took.as_secs_f64());
+    }
+
+    /// Records a delivery's final outcome (`delivered`, `dead_lettered`, `dropped`), the status
+    /// of its last attempt, and for a delivered one the time since ingest (`ingested_at_ms`,
+    /// Unix milliseconds; 0 when unknown).
+    pub fn delivery_finished(&self, outcome: &str, status: Option<u16>, ingested_at_ms: i64) {
+        self.deliveries(outcome, status_class(status)).inc();
+        if outcome == "delivered" && ingested_at_ms > 0 {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            self.event_to_delivery.observe((now_ms - ingested_at_ms).max(0) as f64 / 1000.0);
+        }
+    }
+
     pub(crate) fn announce(&self, service: &str) {
         let labels = BuildLabels { service: service.to_owned(), version: env!("CARGO_PKG_VERSION") };
         self.build_info.get_or_create(&labels).set(1);
@@ -253,6 +275,19 @@ pub fn status_class(status: Option<u16>) -> &'static str {
         Some(500..=599) => "5xx",
         Some(_) => "other",
         None => "none",
+    }
+}
+
+/// The `tier` label of a retry delay: `500ms`, `5s`, `10m`, `1h`, … (the largest unit that
+/// divides it).
+pub fn delay_tier(delay: Duration) -> String {
+    let ms = delay.as_millis();
+    match ms {
+        0 => "0s".into(),
+        _ if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        _ if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        _ if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
+        _ => format!("{ms}ms"),
     }
 }
 
@@ -301,6 +336,15 @@ mod tests {
         assert!(text.contains(r#"synap_deliveries_total{outcome="delivered",status_class="2xx"} 1"#), "{text}");
         assert!(text.contains(r#"synap_consumer_lag{topic="synap.deliveries",partition="3"} 7"#), "{text}");
         assert!(text.contains(r#"synap_delivery_attempt_duration_seconds_count{status_class="none"} 1"#), "{text}");
+    }
+
+    #[test]
+    fn delay_tiers() {
+        assert_eq!(delay_tier(Duration::ZERO), "0s");
+        assert_eq!(delay_tier(Duration::from_millis(200)), "200ms");
+        assert_eq!(delay_tier(Duration::from_secs(5)), "5s");
+        assert_eq!(delay_tier(Duration::from_secs(600)), "10m");
+        assert_eq!(delay_tier(Duration::from_secs(7200)), "2h");
     }
 
     #[test]

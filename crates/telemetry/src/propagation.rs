@@ -1,6 +1,8 @@
 //! W3C trace context (`traceparent`, `tracestate`) across Kafka record headers and outbound HTTP
 //! requests, so that one event is one trace from the producer to the customer's endpoint.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -68,6 +70,27 @@ pub fn continue_trace<H: Headers>(span: &tracing::Span, headers: Option<&H>) {
     }
 }
 
+/// The span of one HTTP delivery attempt, a child of the router's span through the delivery
+/// record's headers (so retries read back from a topic later stay in the event's trace).
+/// Instrument the attempt with it, and call [`inject_http`] inside it.
+pub fn attempt_span<H: Headers>(
+    headers: Option<&H>,
+    event_id: &str,
+    subscription_id: &str,
+    attempt: u32,
+) -> tracing::Span {
+    let span = tracing::info_span!(
+        "delivery attempt",
+        otel.kind = "client",
+        event_id,
+        subscription_id,
+        attempt,
+        trace_id = tracing::field::Empty,
+    );
+    continue_trace(&span, headers);
+    span
+}
+
 /// The trace context of the current span, as `(name, value)` record headers.
 pub fn trace_headers() -> Vec<(String, String)> {
     let mut pairs = Pairs::default();
@@ -82,9 +105,19 @@ pub fn inject_kafka(headers: OwnedHeaders) -> OwnedHeaders {
         .fold(headers, |out, (key, value)| out.insert(Header { key, value: Some(value.as_str()) }))
 }
 
+/// `telemetry.outbound_traceparent`; on until [`crate::init`] reads the configuration.
+static OUTBOUND_TRACEPARENT: AtomicBool = AtomicBool::new(true);
+
+pub(crate) fn set_outbound_traceparent(on: bool) {
+    OUTBOUND_TRACEPARENT.store(on, Ordering::Relaxed);
+}
+
 /// Sets `traceparent` (and `tracestate` when there is one) on an outbound request, from the
-/// current span.
+/// current span, unless the deployment turned it off (`telemetry.outbound_traceparent`).
 pub fn inject_http(headers: &mut http::HeaderMap) {
+    if !OUTBOUND_TRACEPARENT.load(Ordering::Relaxed) {
+        return;
+    }
     TraceContextPropagator::new()
         .inject_context(&tracing::Span::current().context(), &mut HttpHeaders(headers));
 }

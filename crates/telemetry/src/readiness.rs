@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+/// How often services re-check their dependencies.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
 /// A cheap, clonable handle on the process's readiness.
 #[derive(Clone, Default)]
 pub struct Readiness {

@@ -7,7 +7,6 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::Readiness;
 
@@ -18,13 +17,10 @@ pub struct ListenError {
     source: std::io::Error,
 }
 
-/// Binds `addr` and serves until `stop` is cancelled. Binding happens before this returns, so a
-/// port already in use stops the service at start with a message naming the key.
-pub async fn serve(
-    addr: &str,
-    readiness: Readiness,
-    stop: CancellationToken,
-) -> Result<tokio::task::JoinHandle<()>, ListenError> {
+/// Binds `addr` and serves until the process exits: `/readyz` must keep answering (503) while
+/// the service drains. Binding happens before this returns, so a port already in use stops the
+/// service at start with a message naming the key.
+pub async fn serve(addr: &str, readiness: Readiness) -> Result<(), ListenError> {
     let listener =
         TcpListener::bind(addr).await.map_err(|source| ListenError { addr: addr.to_owned(), source })?;
     let local = listener.local_addr().map_err(|source| ListenError { addr: addr.to_owned(), source })?;
@@ -34,12 +30,12 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .with_state(readiness);
-    Ok(tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
-        if let Err(e) = server.await {
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "telemetry server failed");
         }
-    }))
+    });
+    Ok(())
 }
 
 async fn metrics() -> impl IntoResponse {
