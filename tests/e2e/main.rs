@@ -4,3 +4,4 @@ mod dead_letters;
 mod delivery;
 mod support;
 mod telemetry;
+mod telemetry_logs;

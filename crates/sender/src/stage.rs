@@ -71,16 +71,16 @@ impl Sender {
                 &delivery.subscription_id,
                 attempt_no,
             );
-            let attempted = attempt::attempt(&self.http, &delivery, &target, attempt_no).instrument(span).await;
+            let attempted =
+                attempt::attempt(&self.http, &delivery, &target, attempt_no).instrument(span.clone()).await;
             metrics().attempt_finished(&attempted.outcome.code(), attempted.outcome.status(), attempted.latency);
-            tracing::info!(
-                event_id = %delivery.event_id,
-                subscription_id = %delivery.subscription_id,
-                attempt = attempt_no,
-                outcome = %attempted.outcome.code(),
-                latency_ms = attempted.latency.as_millis() as u64,
-                "delivery attempt"
-            );
+            span.in_scope(|| {
+                tracing::info!(
+                    outcome = %attempted.outcome.code(),
+                    latency_ms = attempted.latency.as_millis() as u64,
+                    "delivery attempt"
+                )
+            });
             delivery.attempt = attempt_no;
             if let Outcome::Delivered { status } = attempted.outcome {
                 metrics().delivery_finished("delivered", Some(status), delivery.ingested_at_ms);
