@@ -24,7 +24,7 @@ pub enum KafkaError {
     CreateTopic { topic: String, reason: String },
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list of brokers.
@@ -34,6 +34,11 @@ pub struct KafkaConfig {
     pub topic_prefix: String,
     /// librdkafka properties for every client, e.g. `security.protocol = "SASL_SSL"`.
     pub properties: BTreeMap<String, String>,
+    /// `sasl.username` for every client; kept apart from `properties` so that it can come from
+    /// a Secret through `SYNAP_KAFKA__SASL_USERNAME`.
+    pub sasl_username: String,
+    /// `sasl.password` for every client, e.g. from `SYNAP_KAFKA__SASL_PASSWORD`.
+    pub sasl_password: String,
     /// librdkafka properties for producers only; override the defaults below.
     pub producer: BTreeMap<String, String>,
     /// librdkafka properties for consumers only; override the defaults below.
@@ -46,9 +51,33 @@ impl Default for KafkaConfig {
             bootstrap_servers: "127.0.0.1:9092".into(),
             topic_prefix: "synap.".into(),
             properties: BTreeMap::new(),
+            sasl_username: String::new(),
+            sasl_password: String::new(),
             producer: BTreeMap::new(),
             consumer: BTreeMap::new(),
         }
+    }
+}
+
+/// Passwords stay out of logs and error messages.
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |map: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+            map.iter()
+                .map(|(k, v)| {
+                    let secret = k.contains("password") || k.contains("secret") || k.contains("key.pem");
+                    (k.clone(), if secret { "<redacted>".into() } else { v.clone() })
+                })
+                .collect()
+        };
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("properties", &redacted(&self.properties))
+            .field("sasl_username", &self.sasl_username)
+            .field("producer", &redacted(&self.producer))
+            .field("consumer", &redacted(&self.consumer))
+            .finish_non_exhaustive()
     }
 }
 
@@ -58,6 +87,12 @@ impl KafkaConfig {
         config.set("bootstrap.servers", &self.bootstrap_servers);
         for (key, value) in &self.properties {
             config.set(key, value);
+        }
+        if !self.sasl_username.is_empty() {
+            config.set("sasl.username", &self.sasl_username);
+        }
+        if !self.sasl_password.is_empty() {
+            config.set("sasl.password", &self.sasl_password);
         }
         config
     }
