@@ -5,3 +5,4 @@ mod delivery;
 mod support;
 mod telemetry;
 mod telemetry_logs;
+mod tls;

@@ -130,7 +130,9 @@ async fn one_event_is_one_trace_from_producer_to_delivery_attempt() {
     let (Some(ingest), Some(route), Some(attempt)) =
         (by_name.get("ingest"), by_name.get("route"), by_name.get("delivery attempt"))
     else {
-        panic!("expected the spans ingest, route and delivery attempt in the producer's trace, got {names:?}");
+        panic!(
+            "expected the spans ingest, route and delivery attempt in the producer's trace, got {names:?}"
+        );
     };
     assert_eq!(spans.len(), 3, "one span per stage: {names:?}");
     assert_eq!(ingest.parent_span_id, PRODUCER_SPAN, "ingest continues the producer's span");

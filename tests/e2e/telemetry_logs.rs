@@ -44,8 +44,7 @@ async fn logs_of_a_full_delivery_hold_no_secret() {
     produce(&producer(&stack.bootstrap), &stack.topic("inbound"), &portal, &payload, None).await;
     let request = receiver.wait_for("/hook", 1, Duration::from_secs(30)).await.remove(0);
     let authorization = request.header("authorization").expect("basic auth sent").to_owned();
-    let credentials =
-        base64::engine::general_purpose::STANDARD.encode(format!("synap-user:{password}"));
+    let credentials = base64::engine::general_purpose::STANDARD.encode(format!("synap-user:{password}"));
     assert_eq!(authorization, format!("Basic {credentials}"));
     for service in Service::ALL {
         stack.stop(service).await;

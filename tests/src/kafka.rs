@@ -38,8 +38,9 @@ pub async fn produce_with_headers(
     payload: &[u8],
     headers: &[(&str, &str)],
 ) {
-    let headers =
-        headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| h.insert(Header { key, value: Some(*value) }));
+    let headers = headers
+        .iter()
+        .fold(OwnedHeaders::new(), |h, (key, value)| h.insert(Header { key, value: Some(*value) }));
     producer
         .send(FutureRecord::to(topic).key(key).payload(payload).headers(headers), Duration::from_secs(10))
         .await

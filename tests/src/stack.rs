@@ -122,6 +122,11 @@ impl Stack {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        // A test may point the stack at its own broker (e.g. one behind TLS).
+        let bootstrap = overrides
+            .iter()
+            .rfind(|(k, _)| *k == "SYNAP_KAFKA__BOOTSTRAP_SERVERS")
+            .map_or(bootstrap, |(_, v)| v.to_string());
 
         let telemetry_addrs =
             Service::ALL.iter().map(|s| (*s, format!("127.0.0.1:{}", free_port()))).collect();

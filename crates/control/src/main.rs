@@ -33,11 +33,7 @@ async fn main() -> anyhow::Result<()> {
         synap_db::check_reachable(probe.clone())
     });
 
-    let api = ControlApi {
-        pool,
-        secrets: encryption.secret_box()?,
-        allow_http_urls: config.allow_http_urls,
-    };
+    let api = ControlApi { pool, secrets: encryption.secret_box()?, allow_http_urls: config.allow_http_urls };
     let listener = tokio::net::TcpListener::bind(&config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on control.listen_addr {:?}", config.listen_addr))?;

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use openssl::x509::X509;
+use openssl::x509::store::{X509Store, X509StoreBuilder};
 use postgres_openssl::MakeTlsConnector;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::config::SslMode;
@@ -93,12 +95,13 @@ impl ConnectOptions {
         let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(tls_error)?;
         match self.tls {
             TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => builder.set_verify(SslVerifyMode::NONE),
-            TlsMode::VerifyCa | TlsMode::VerifyFull => match &self.root_cert {
-                Some(path) => builder
-                    .set_ca_file(path)
-                    .map_err(|e| DbError::Config(format!("cannot read sslrootcert {path}: {e}")))?,
-                None => builder.set_default_verify_paths().map_err(tls_error)?,
-            },
+            // The connector starts with the system's CAs; a root certificate replaces them, as
+            // in libpq, so that only the named CA is trusted.
+            TlsMode::VerifyCa | TlsMode::VerifyFull => {
+                if let Some(path) = &self.root_cert {
+                    builder.set_cert_store(trust_only(path)?);
+                }
+            }
         }
         let mut connector = MakeTlsConnector::new(builder.build());
         if self.tls == TlsMode::VerifyCa {
@@ -109,6 +112,21 @@ impl ConnectOptions {
         }
         Ok(connector)
     }
+}
+
+/// A certificate store holding only the certificates of the PEM file at `path`.
+fn trust_only(path: &str) -> Result<X509Store, DbError> {
+    let unreadable = |why: String| DbError::Config(format!("cannot read sslrootcert {path}: {why}"));
+    let pem = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+    let certs = X509::stack_from_pem(&pem).map_err(|e| unreadable(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(unreadable("no certificate in it".into()));
+    }
+    let mut store = X509StoreBuilder::new().map_err(|e| unreadable(e.to_string()))?;
+    for cert in certs {
+        store.add_cert(cert).map_err(|e| unreadable(e.to_string()))?;
+    }
+    Ok(store.build())
 }
 
 /// Builds the pool. Connections open lazily, so this succeeds while the database is down.
@@ -163,7 +181,8 @@ mod tests {
 
     #[test]
     fn a_missing_root_certificate_is_named() {
-        let o = ConnectOptions::parse("postgres://db/x?sslmode=verify-full&sslrootcert=/nonexistent.pem").unwrap();
+        let o = ConnectOptions::parse("postgres://db/x?sslmode=verify-full&sslrootcert=/nonexistent.pem")
+            .unwrap();
         let err = o.tls_connector().map(|_| ()).unwrap_err().to_string();
         assert!(err.contains("/nonexistent.pem"), "{err}");
     }

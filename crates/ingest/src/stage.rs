@@ -47,7 +47,9 @@ impl Ingest {
         };
         let rejection = match decode(&inbound, self.max_body_bytes) {
             Ok((ty, event)) => {
-                tracing::Span::current().record("event_id", event.id.as_str()).record("event_type", ty.code());
+                tracing::Span::current()
+                    .record("event_id", event.id.as_str())
+                    .record("event_type", ty.code());
                 let record = Outgoing {
                     topic: self.topics.event(ty),
                     key: event.portal_id.clone(),

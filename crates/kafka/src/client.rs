@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use rdkafka::consumer::{ConsumerContext, StreamConsumer};
-use rdkafka::{ClientConfig, ClientContext, Statistics};
 use rdkafka::producer::FutureProducer;
+use rdkafka::{ClientConfig, ClientContext, Statistics};
 use serde::{Deserialize, Serialize};
 
 /// The consumer every stage uses.

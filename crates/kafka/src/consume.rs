@@ -13,8 +13,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::Consumer;
 use crate::KafkaError;
+use crate::client::Consumer;
 use crate::offsets::OffsetTracker;
 
 /// What a handler did with its record.

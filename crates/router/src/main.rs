@@ -30,16 +30,20 @@ async fn main() -> anyhow::Result<()> {
     let stage = Arc::new(Router {
         producer: kafka.producer("synap-router")?,
         topics: topics.clone(),
-        routes: RouteCache::new(pool.clone(), Duration::from_millis(config.cache_ttl_ms), config.cache_capacity),
+        routes: RouteCache::new(
+            pool.clone(),
+            Duration::from_millis(config.cache_ttl_ms),
+            config.cache_capacity,
+        ),
         shutdown: shutdown.clone(),
     });
     let (producer, deliveries) = (stage.producer.clone(), topics.deliveries());
     telemetry.readiness.watch("kafka", CHECK_INTERVAL, shutdown.clone(), move || {
         synap_kafka::check_reachable(producer.clone(), deliveries.clone())
     });
-    telemetry.readiness.watch("postgres", CHECK_INTERVAL, shutdown.clone(), move || {
-        synap_db::check_reachable(pool.clone())
-    });
+    telemetry
+        .readiness
+        .watch("postgres", CHECK_INTERVAL, shutdown.clone(), move || synap_db::check_reachable(pool.clone()));
 
     let consumer = kafka.consumer("router")?;
     let handler_stage = stage.clone();

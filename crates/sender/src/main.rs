@@ -49,9 +49,9 @@ async fn main() -> anyhow::Result<()> {
     telemetry.readiness.watch("kafka", CHECK_INTERVAL, shutdown.clone(), move || {
         synap_kafka::check_reachable(producer.clone(), deliveries.clone())
     });
-    telemetry.readiness.watch("postgres", CHECK_INTERVAL, shutdown.clone(), move || {
-        synap_db::check_reachable(pool.clone())
-    });
+    telemetry
+        .readiness
+        .watch("postgres", CHECK_INTERVAL, shutdown.clone(), move || synap_db::check_reachable(pool.clone()));
 
     let consumer = kafka.consumer("sender")?;
     let handler_stage = stage.clone();

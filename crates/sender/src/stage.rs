@@ -73,7 +73,11 @@ impl Sender {
             );
             let attempted =
                 attempt::attempt(&self.http, &delivery, &target, attempt_no).instrument(span.clone()).await;
-            metrics().attempt_finished(&attempted.outcome.code(), attempted.outcome.status(), attempted.latency);
+            metrics().attempt_finished(
+                &attempted.outcome.code(),
+                attempted.outcome.status(),
+                attempted.latency,
+            );
             span.in_scope(|| {
                 tracing::info!(
                     outcome = %attempted.outcome.code(),

@@ -167,7 +167,11 @@ impl Metrics {
             "Delivery attempts waiting to be written to the attempt log in PostgreSQL",
             m.attempt_log_backlog.clone(),
         );
-        registry.register("build_info", "Always 1; labels name the service and its version", m.build_info.clone());
+        registry.register(
+            "build_info",
+            "Always 1; labels name the service and its version",
+            m.build_info.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -333,9 +337,15 @@ mod tests {
         ] {
             assert!(text.contains(&format!("# HELP {name} ")), "{name} missing:\n{text}");
         }
-        assert!(text.contains(r#"synap_deliveries_total{outcome="delivered",status_class="2xx"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"synap_deliveries_total{outcome="delivered",status_class="2xx"} 1"#),
+            "{text}"
+        );
         assert!(text.contains(r#"synap_consumer_lag{topic="synap.deliveries",partition="3"} 7"#), "{text}");
-        assert!(text.contains(r#"synap_delivery_attempt_duration_seconds_count{status_class="none"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"synap_delivery_attempt_duration_seconds_count{status_class="none"} 1"#),
+            "{text}"
+        );
     }
 
     #[test]

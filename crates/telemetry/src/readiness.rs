@@ -54,8 +54,11 @@ impl Readiness {
     /// `Ok` when ready; otherwise every reason it is not.
     pub fn status(&self) -> Result<(), Vec<String>> {
         let state = self.lock();
-        let mut reasons: Vec<String> =
-            state.checks.iter().filter_map(|(name, err)| err.as_ref().map(|e| format!("{name}: {e}"))).collect();
+        let mut reasons: Vec<String> = state
+            .checks
+            .iter()
+            .filter_map(|(name, err)| err.as_ref().map(|e| format!("{name}: {e}")))
+            .collect();
         if state.draining {
             reasons.push("draining".into());
         }
