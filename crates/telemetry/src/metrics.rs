@@ -322,6 +322,7 @@ mod tests {
         m.announce("test");
     }
 
+    // The registry is process-wide and tests run in parallel: assert presence, not counts.
     #[test]
     fn every_family_is_described_and_recorded_values_show() {
         touch_all();
@@ -343,12 +344,12 @@ mod tests {
             assert!(text.contains(&format!("# HELP {name} ")), "{name} missing:\n{text}");
         }
         assert!(
-            text.contains(r#"synap_deliveries_total{outcome="delivered",status_class="2xx"} 1"#),
+            text.contains(r#"synap_deliveries_total{outcome="delivered",status_class="2xx"} "#),
             "{text}"
         );
         assert!(text.contains(r#"synap_consumer_lag{topic="synap.deliveries",partition="3"} 7"#), "{text}");
         assert!(
-            text.contains(r#"synap_delivery_attempt_duration_seconds_count{status_class="none"} 1"#),
+            text.contains(r#"synap_delivery_attempt_duration_seconds_count{status_class="none"} "#),
             "{text}"
         );
     }
