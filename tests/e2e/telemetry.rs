@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use fake_opentelemetry_collector::{ExportedSpan, FakeCollectorServer};
 use synap_contract::EventType;
-use synap_proto::control::v1::Plan;
 use synap_tests::kafka::{produce, produce_with_headers, producer};
 use synap_tests::{Receiver, Service, Stack};
 
-use crate::support::{NewSub, envelope, portal_id, subscribe, upsert_portal};
+use crate::support::{envelope, pro_portal_subscribed};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -20,9 +19,7 @@ async fn every_service_serves_metrics_health_and_readiness() {
     stack.wait_ready().await;
     let receiver = Receiver::start().await;
     let mut control = stack.control().await;
-    let portal = portal_id();
-    upsert_portal(&mut control, &portal, Plan::Pro, &[]).await;
-    subscribe(&mut control, NewSub::new(&portal, receiver.url("/hook"), &[EventType::ExamCompleted])).await;
+    let portal = pro_portal_subscribed(&mut control, receiver.url("/hook"), EventType::ExamCompleted).await;
 
     let kafka = producer(&stack.bootstrap);
     let ty = EventType::ExamCompleted;
@@ -98,9 +95,7 @@ async fn one_event_is_one_trace_from_producer_to_delivery_attempt() {
     let mut stack = Stack::start_with(&[("SYNAP_TELEMETRY__OTLP_ENDPOINT", &endpoint)]).await;
     let receiver = Receiver::start().await;
     let mut control = stack.control().await;
-    let portal = portal_id();
-    upsert_portal(&mut control, &portal, Plan::Pro, &[]).await;
-    subscribe(&mut control, NewSub::new(&portal, receiver.url("/hook"), &[EventType::ExamCompleted])).await;
+    let portal = pro_portal_subscribed(&mut control, receiver.url("/hook"), EventType::ExamCompleted).await;
 
     let ty = EventType::ExamCompleted;
     let traceparent = format!("00-{PRODUCER_TRACE}-{PRODUCER_SPAN}-01");

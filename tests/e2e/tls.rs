@@ -15,12 +15,11 @@ use openssl::ssl::{Ssl, SslAcceptor, SslFiletype, SslMethod};
 use rdkafka::ClientConfig;
 use rdkafka::producer::FutureProducer;
 use synap_contract::EventType;
-use synap_proto::control::v1::Plan;
 use synap_tests::kafka::produce;
 use synap_tests::{Receiver, Stack};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::{NewSub, envelope, portal_id, subscribe, upsert_portal};
+use crate::support::{envelope, pro_portal_subscribed};
 
 /// A CA and a server certificate for `localhost` / 127.0.0.1, made with the openssl CLI.
 struct Certs {
@@ -173,9 +172,7 @@ async fn the_pipeline_runs_over_tls_to_kafka() {
     .await;
     let receiver = Receiver::start().await;
     let mut control = stack.control().await;
-    let portal = portal_id();
-    upsert_portal(&mut control, &portal, Plan::Pro, &[]).await;
-    subscribe(&mut control, NewSub::new(&portal, receiver.url("/hook"), &[EventType::ExamCompleted])).await;
+    let portal = pro_portal_subscribed(&mut control, receiver.url("/hook"), EventType::ExamCompleted).await;
 
     let ty = EventType::ExamCompleted;
     let payload = envelope(ty, &portal, Some("evt_over_tls"), &ty.example_body());

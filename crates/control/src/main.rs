@@ -7,7 +7,6 @@ use synap_control::config::ControlConfig;
 use synap_control::service::ControlApi;
 use synap_db::{DatabaseConfig, EncryptionConfig};
 use synap_runtime::{ConfigError, ConfigSource, ServiceArgs, shutdown_token};
-use synap_telemetry::readiness::CHECK_INTERVAL;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -28,10 +27,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry.serve().await?;
     let shutdown = shutdown_token();
     let pool = synap_db::connect(&database)?;
-    let probe = pool.clone();
-    telemetry.readiness.watch("postgres", CHECK_INTERVAL, shutdown.clone(), move || {
-        synap_db::check_reachable(probe.clone())
-    });
+    synap_db::watch_reachable(&telemetry.readiness, &pool, &shutdown);
 
     let api = ControlApi { pool, secrets: encryption.secret_box()?, allow_http_urls: config.allow_http_urls };
     let listener = tokio::net::TcpListener::bind(&config.listen_addr)

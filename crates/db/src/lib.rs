@@ -7,7 +7,7 @@ pub mod secret_box;
 pub mod secrets;
 pub mod subscriptions;
 
-pub use pool::{DatabaseConfig, Pool, check_reachable, connect};
+pub use pool::{DatabaseConfig, Pool, connect, watch_reachable};
 pub use portals::{Plan, Portal};
 pub use secret_box::{EncryptionConfig, SecretBox};
 pub use subscriptions::{BasicAuth, DeliveryTarget, NewSubscription, Route, Subscription};

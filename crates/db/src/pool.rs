@@ -144,11 +144,21 @@ pub fn connect(config: &DatabaseConfig) -> Result<Pool, DbError> {
         .map_err(|e| DbError::Config(e.to_string()))
 }
 
-/// Whether the database answers, for readiness checks.
-pub async fn check_reachable(pool: Pool) -> Result<(), String> {
-    let client = pool.get().await.map_err(|e| e.to_string())?;
-    client.simple_query("SELECT 1").await.map_err(|e| e.to_string())?;
-    Ok(())
+/// Keeps the `postgres` readiness check current: the database answers `SELECT 1`.
+pub fn watch_reachable(
+    readiness: &synap_telemetry::Readiness,
+    pool: &Pool,
+    shutdown: &tokio_util::sync::CancellationToken,
+) {
+    let pool = pool.clone();
+    readiness.watch("postgres", synap_telemetry::readiness::CHECK_INTERVAL, shutdown.clone(), move || {
+        let pool = pool.clone();
+        async move {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            client.simple_query("SELECT 1").await.map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    });
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use synap_ingest::config::IngestConfig;
 use synap_ingest::stage::Ingest;
 use synap_kafka::KafkaConfig;
 use synap_runtime::{ConfigSource, ServiceArgs, shutdown_token};
-use synap_telemetry::readiness::CHECK_INTERVAL;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -27,10 +26,7 @@ async fn main() -> anyhow::Result<()> {
         max_body_bytes: config.max_body_bytes,
         shutdown: shutdown.clone(),
     });
-    let (producer, inbound) = (stage.producer.clone(), topics.inbound());
-    telemetry.readiness.watch("kafka", CHECK_INTERVAL, shutdown.clone(), move || {
-        synap_kafka::check_reachable(producer.clone(), inbound.clone())
-    });
+    synap_kafka::watch_reachable(&telemetry.readiness, &stage.producer, topics.inbound(), &shutdown);
 
     let consumer = kafka.consumer("ingest")?;
     let handler_stage = stage.clone();

@@ -148,15 +148,26 @@ impl KafkaConfig {
     }
 }
 
-/// Whether the brokers answer: a metadata request for `topic`, for readiness checks.
-pub async fn check_reachable(producer: FutureProducer, topic: String) -> Result<(), String> {
-    use rdkafka::producer::Producer;
-    tokio::task::spawn_blocking(move || {
-        producer.client().fetch_metadata(Some(&topic), std::time::Duration::from_secs(3)).map(|_| ())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
+/// Keeps the `kafka` readiness check current: the brokers answer a metadata request for `topic`.
+pub fn watch_reachable(
+    readiness: &synap_telemetry::Readiness,
+    producer: &FutureProducer,
+    topic: String,
+    shutdown: &tokio_util::sync::CancellationToken,
+) {
+    let producer = producer.clone();
+    readiness.watch("kafka", synap_telemetry::readiness::CHECK_INTERVAL, shutdown.clone(), move || {
+        let (producer, topic) = (producer.clone(), topic.clone());
+        async move {
+            use rdkafka::producer::Producer;
+            tokio::task::spawn_blocking(move || {
+                producer.client().fetch_metadata(Some(&topic), std::time::Duration::from_secs(3)).map(|_| ())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+        }
+    });
 }
 
 /// Turns librdkafka's periodic statistics into `synap_consumer_lag`: per assigned partition, the

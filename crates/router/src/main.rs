@@ -12,7 +12,6 @@ use synap_router::config::RouterConfig;
 use synap_router::routes::RouteCache;
 use synap_router::stage::Router;
 use synap_runtime::{ConfigSource, ServiceArgs, shutdown_token};
-use synap_telemetry::readiness::CHECK_INTERVAL;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -37,13 +36,8 @@ async fn main() -> anyhow::Result<()> {
         ),
         shutdown: shutdown.clone(),
     });
-    let (producer, deliveries) = (stage.producer.clone(), topics.deliveries());
-    telemetry.readiness.watch("kafka", CHECK_INTERVAL, shutdown.clone(), move || {
-        synap_kafka::check_reachable(producer.clone(), deliveries.clone())
-    });
-    telemetry
-        .readiness
-        .watch("postgres", CHECK_INTERVAL, shutdown.clone(), move || synap_db::check_reachable(pool.clone()));
+    synap_kafka::watch_reachable(&telemetry.readiness, &stage.producer, topics.deliveries(), &shutdown);
+    synap_db::watch_reachable(&telemetry.readiness, &pool, &shutdown);
 
     let consumer = kafka.consumer("router")?;
     let handler_stage = stage.clone();

@@ -12,7 +12,6 @@ use synap_sender::config::SenderConfig;
 use synap_sender::stage::Sender;
 use synap_sender::targets::TargetCache;
 use synap_telemetry::metrics::delay_tier;
-use synap_telemetry::readiness::CHECK_INTERVAL;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -45,13 +44,8 @@ async fn main() -> anyhow::Result<()> {
         retry_delays: config.retry_delays_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
         shutdown: shutdown.clone(),
     });
-    let (producer, deliveries) = (stage.producer.clone(), topics.deliveries());
-    telemetry.readiness.watch("kafka", CHECK_INTERVAL, shutdown.clone(), move || {
-        synap_kafka::check_reachable(producer.clone(), deliveries.clone())
-    });
-    telemetry
-        .readiness
-        .watch("postgres", CHECK_INTERVAL, shutdown.clone(), move || synap_db::check_reachable(pool.clone()));
+    synap_kafka::watch_reachable(&telemetry.readiness, &stage.producer, topics.deliveries(), &shutdown);
+    synap_db::watch_reachable(&telemetry.readiness, &pool, &shutdown);
 
     let consumer = kafka.consumer("sender")?;
     let handler_stage = stage.clone();
