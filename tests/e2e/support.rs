@@ -46,6 +46,7 @@ pub async fn subscribe(control: &mut Control, sub: NewSub<'_>) -> api::Subscript
                 .basic_auth
                 .map(|(u, p)| api::BasicAuth { username: u.into(), password: p.into() }),
             enabled: Some(sub.enabled),
+            request_id: String::new(),
         })
         .await
         .expect("create subscription")

@@ -31,6 +31,7 @@ async fn logs_of_a_full_delivery_hold_no_secret() {
             description: "log secrecy".into(),
             basic_auth: Some(api::BasicAuth { username: "synap-user".into(), password: password.clone() }),
             enabled: Some(true),
+            ..Default::default()
         })
         .await
         .expect("create subscription")
