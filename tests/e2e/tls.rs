@@ -95,13 +95,10 @@ fn make_certs() -> Certs {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// A private broker reachable only through TLS on the returned address.
 async fn tls_broker(certs: &Certs) -> (tokio::process::Child, String) {
-    let (plain, tls) = (free_port(), free_port());
+    let ports = synap_tests::stack::free_ports(2);
+    let (plain, tls) = (ports[0], ports[1]);
     let broker = tokio::process::Command::new("tansu")
         .args(["broker", "--listener-url", &format!("tcp://127.0.0.1:{plain}")])
         .args(["--advertised-listener-url", &format!("tcp://127.0.0.1:{tls}")])

@@ -77,8 +77,11 @@ fn bin_dir() -> PathBuf {
     exe.parent().and_then(|deps| deps.parent()).expect("target dir").to_path_buf()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// `n` distinct free ports: the listeners are held until all are chosen, so that the kernel
+/// cannot hand out one port twice (e.g. control's gRPC port as another service's metrics port).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 impl Stack {
@@ -98,7 +101,8 @@ impl Stack {
         let mut db_url = url::Url::parse(&admin_url).unwrap();
         db_url.set_path(&database);
 
-        let control_addr = format!("127.0.0.1:{}", free_port());
+        let ports = free_ports(1 + Service::ALL.len());
+        let control_addr = format!("127.0.0.1:{}", ports[0]);
         let logs = bin_dir().join("test-logs").join(&id);
         std::fs::create_dir_all(&logs).unwrap();
         let mut env: Vec<(String, String)> = [
@@ -129,7 +133,7 @@ impl Stack {
             .map_or(bootstrap, |(_, v)| v.to_string());
 
         let telemetry_addrs =
-            Service::ALL.iter().map(|s| (*s, format!("127.0.0.1:{}", free_port()))).collect();
+            Service::ALL.iter().zip(&ports[1..]).map(|(s, port)| (*s, format!("127.0.0.1:{port}"))).collect();
         let mut stack = Stack {
             id,
             bootstrap,
