@@ -1,9 +1,7 @@
 //! Client settings. Any librdkafka property can be passed through (`properties` for every client,
 //! `producer` / `consumer` for one kind), so TLS, SASL and tuning need no code change.
 
-use std::collections::BTreeMap;
-
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
 use rdkafka::consumer::{ConsumerContext, StreamConsumer};
