@@ -202,3 +202,39 @@ impl ClientContext for LagStatistics {
 }
 
 impl ConsumerContext for LagStatistics {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sasl_credentials_reach_every_client_and_never_its_debug_output() {
+        let config = KafkaConfig {
+            properties: BTreeMap::from([
+                ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
+                ("ssl.key.password".to_owned(), "key-pass".to_owned()),
+            ]),
+            sasl_username: "synap".into(),
+            sasl_password: "hunter2-scram".into(),
+            ..KafkaConfig::default()
+        };
+        let client = config.base();
+        assert_eq!(client.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(client.get("sasl.username"), Some("synap"));
+        assert_eq!(client.get("sasl.password"), Some("hunter2-scram"));
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2-scram") && !debug.contains("key-pass"), "{debug}");
+        assert!(debug.contains("SASL_SSL"), "{debug}");
+    }
+
+    #[test]
+    fn the_build_speaks_tls_and_scram() {
+        // librdkafka refuses these settings when built without OpenSSL.
+        let mut config = KafkaConfig::default();
+        config.properties.insert("security.protocol".into(), "SASL_SSL".into());
+        config.properties.insert("sasl.mechanism".into(), "SCRAM-SHA-512".into());
+        config.sasl_username = "u".into();
+        config.sasl_password = "p".into();
+        config.producer("tls-check").map(|_| ()).expect("a SASL_SSL/SCRAM producer can be created");
+    }
+}
