@@ -63,6 +63,36 @@ async fn every_service_serves_metrics_health_and_readiness() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_service_is_alive_but_not_ready() {
+    let mut stack = Stack::start().await;
+    stack.wait_ready().await;
+    // An endpoint that accepts the connection and never answers keeps an attempt in flight.
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", black_hole.local_addr().unwrap());
+    let mut control = stack.control().await;
+    let portal = pro_portal_subscribed(&mut control, url, EventType::ExamCompleted).await;
+    let ty = EventType::ExamCompleted;
+    let payload = envelope(ty, &portal, None, &ty.example_body());
+    produce(&producer(&stack.bootstrap), &stack.topic("inbound"), &portal, &payload, None).await;
+    let (_held, _) =
+        tokio::time::timeout(WAIT, black_hole.accept()).await.expect("the attempt connects").unwrap();
+
+    stack.terminate(Service::Sender);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let (status, body) = loop {
+        let (status, body) = stack.telemetry_get(Service::Sender, "/readyz").await;
+        if status != 200 || tokio::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status, 503, "not ready while draining: {body}");
+    assert!(body.contains("draining"), "{body}");
+    assert_eq!(stack.telemetry_get(Service::Sender, "/healthz").await.0, 200, "still alive");
+    stack.stop(Service::Sender).await;
+}
+
 fn service_binary(service: Service) -> &'static str {
     match service {
         Service::Ingest => "synap-ingest",

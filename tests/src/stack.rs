@@ -208,6 +208,13 @@ impl Stack {
         }
     }
 
+    /// Sends SIGTERM and returns at once: the service starts draining.
+    pub fn terminate(&self, service: Service) {
+        let pid = self.children[&service].id().expect("running child");
+        let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+        assert!(status.success());
+    }
+
     /// SIGTERM, then waits for a clean exit (the service drains and commits).
     pub async fn stop(&mut self, service: Service) {
         let Some(mut child) = self.children.remove(&service) else { return };
