@@ -13,4 +13,7 @@ mod delivery_isolation;
 mod delivery_retries;
 mod delivery_support;
 mod support;
+mod telemetry;
+mod telemetry_logs;
 mod test_send;
+mod tls;

@@ -78,3 +78,11 @@ pub fn envelope(ty: EventType, portal: &str, id: Option<&str>, data: &Value) -> 
     }
     serde_json::to_vec(&envelope).unwrap()
 }
+
+/// A fresh Pro portal with one subscription at `url` to `ty`; returns the portal id.
+pub async fn pro_portal_subscribed(control: &mut Control, url: String, ty: EventType) -> String {
+    let portal = portal_id();
+    upsert_portal(control, &portal, api::Plan::Pro, &[]).await;
+    subscribe(control, NewSub::new(&portal, url, &[ty])).await;
+    portal
+}

@@ -7,21 +7,24 @@ use synap_control::config::ControlConfig;
 use synap_control::service::ControlApi;
 use synap_db::{DatabaseConfig, EncryptionConfig};
 use synap_kafka::KafkaConfig;
-use synap_runtime::{ConfigSource, LogConfig, ServiceArgs, logging, shutdown_token};
+use synap_runtime::{ConfigSource, ServiceArgs, shutdown_token};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
     let source = ConfigSource::load(args.config.as_deref())?;
-    let log: LogConfig = source.section("log")?;
     let database: DatabaseConfig = source.section("database")?;
     let encryption: EncryptionConfig = source.section("encryption")?;
     let kafka: KafkaConfig = source.section("kafka")?;
     let config: ControlConfig = source.section("control")?;
-    logging::init(&log);
+    let telemetry = synap_telemetry::init(&source, "synap-control")?;
     config.check()?;
 
+    telemetry.serve().await?;
+    let shutdown = shutdown_token();
     let pool = synap_db::connect(&database)?;
+    synap_db::watch_reachable(&telemetry.readiness, &pool, &shutdown);
+
     let api = ControlApi::new(&config, pool.clone(), encryption.secret_box()?, &kafka)?;
     let deliveries = synap_control::deliveries::DeliveryApi::new(pool.clone(), &kafka)?;
     let listener = tokio::net::TcpListener::bind(&config.listen_addr)
@@ -32,9 +35,10 @@ async fn main() -> anyhow::Result<()> {
         deliveries,
         Authenticator::new(&config.admin_token, pool),
         listener,
-        shutdown_token(),
+        shutdown,
     )
     .await?;
     tracing::info!("control stopped");
+    telemetry.shutdown();
     Ok(())
 }

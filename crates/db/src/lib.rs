@@ -12,7 +12,7 @@ pub mod subscriptions;
 pub mod test_sends;
 
 pub use api_keys::ApiKey;
-pub use pool::{DatabaseConfig, Pool, connect};
+pub use pool::{DatabaseConfig, Pool, connect, watch_reachable};
 pub use portals::{Plan, Portal};
 pub use secret_box::{EncryptionConfig, SecretBox};
 pub use subscriptions::{BasicAuth, DeliveryTarget, NewSubscription, Route, Subscription};

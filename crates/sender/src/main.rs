@@ -10,7 +10,7 @@ use synap_db::{DatabaseConfig, EncryptionConfig};
 use synap_kafka::KafkaConfig;
 use synap_kafka::provision::TopicLayout;
 use synap_outbound::{OutboundConfig, Policy};
-use synap_runtime::{ConfigError, ConfigSource, LogConfig, ServiceArgs, logging, shutdown_token};
+use synap_runtime::{ConfigError, ConfigSource, ServiceArgs, shutdown_token};
 use synap_sender::config::SenderConfig;
 use synap_sender::lanes::Lanes;
 use synap_sender::log::LogWriter;
@@ -25,14 +25,14 @@ use tokio::task::JoinSet;
 async fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
     let source = ConfigSource::load(args.config.as_deref())?;
-    let log: LogConfig = source.section("log")?;
     let kafka: KafkaConfig = source.section("kafka")?;
     let layout: TopicLayout = source.section("topics")?;
     let database: DatabaseConfig = source.section("database")?;
     let encryption: EncryptionConfig = source.section("encryption")?;
     let outbound: OutboundConfig = source.section("outbound")?;
     let config: SenderConfig = source.section("sender")?;
-    logging::init(&log);
+    let telemetry = synap_telemetry::init(&source, "synap-sender")?;
+    telemetry.serve().await?;
     let policy = Policy::from_config(&outbound)
         .map_err(|e| ConfigError::Rejected { key: "outbound.allow_cidrs", reason: e.to_string() })?;
     if !(0.0..1.0).contains(&config.retry_jitter) {
@@ -92,6 +92,9 @@ async fn main() -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
     });
 
+    synap_kafka::watch_reachable(&telemetry.readiness, &producer, topics.deliveries(), &shutdown);
+    synap_db::watch_reachable(&telemetry.readiness, &pool, &shutdown);
+
     let mut tasks = JoinSet::new();
     let deliveries = kafka.consumer("sender")?;
     let (delivery_topics, handler_stage, token) =
@@ -103,14 +106,17 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("deliveries consumer")
     });
-    for topic in tier_topics {
+    for (delay, topic) in stage.schedule.tiers().iter().copied().zip(tier_topics) {
         let consumer =
             kafka.consumer(&format!("sender-{}", topic.trim_start_matches(&kafka.topic_prefix)))?;
         let tier = Tier {
             producer: producer.clone(),
             deliveries_topic: topics.deliveries(),
+            delay,
             shutdown: shutdown.clone(),
         };
+        // Every tier shows on the first scrape, at 0, so that alerts and dashboards see it.
+        synap_telemetry::metrics().retries_pending(&tier_label(delay)).set(0);
         let token = shutdown.clone();
         tasks.spawn(async move {
             synap_kafka::run_consumer(
@@ -156,5 +162,6 @@ async fn main() -> anyhow::Result<()> {
     let _ = batcher.await;
     synap_kafka::flush(&producer);
     tracing::info!("sender stopped");
+    telemetry.shutdown();
     Ok(())
 }

@@ -12,7 +12,9 @@ use synap_db::attempts::outcome;
 use synap_kafka::{Handled, Outgoing, SendError, Topics, headers, send_durably};
 use synap_outbound::Policy;
 use synap_proto::pipeline::v1::{AttemptLog, Delivery};
+use synap_telemetry::metrics::metrics;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::attempt::{self, Attempted, ErrorClass};
 use crate::breaker::{Admission, Breakers, endpoint};
@@ -40,6 +42,8 @@ pub struct Sender {
 
 /// Where the delivery record was read.
 struct Source {
+    /// Its headers, which carry the trace context of the router's span.
+    headers: Option<OwnedHeaders>,
     topic: String,
     partition: i32,
     offset: i64,
@@ -69,6 +73,7 @@ impl Sender {
         };
         delivery.attempt = delivery.attempt.max(1);
         let source = Source {
+            headers: message.headers().cloned(),
             topic: message.topic().to_owned(),
             partition: message.partition(),
             offset: message.offset(),
@@ -126,7 +131,7 @@ impl Sender {
             let delay = self.schedule.shortest_tier().unwrap_or_default();
             return self.finish(self.schedule_retry(delivery.clone(), delay).await);
         };
-        let attempted = self.attempt(delivery, target).await;
+        let attempted = self.attempt(delivery, target, source).await;
         drop(slot);
         if attempted.delivered() {
             return self.delivered(delivery, &attempted, source).await;
@@ -154,7 +159,7 @@ impl Sender {
                 .limits
                 .acquire(&delivery.subscription_id, capacity, target.options.rate_limit_per_sec, wait)
                 .await;
-            let attempted = self.attempt(delivery, target).await;
+            let attempted = self.attempt(delivery, target, source).await;
             drop(slot);
             if attempted.delivered() {
                 return self.delivered(delivery, &attempted, source).await;
@@ -178,9 +183,7 @@ impl Sender {
     /// A test send from the control API: one attempt, logged, no retries, no effect on the
     /// endpoint's circuit or the subscription's failure state.
     async fn test_send(&self, delivery: &Delivery, target: &Target, source: &Source) -> Handled {
-        let timeout = self.timeout(target);
-        let attempted =
-            attempt::attempt(&self.http, &self.policy, delivery, target, delivery.attempt, timeout).await;
+        let attempted = self.request(delivery, target, source).await;
         self.trace(delivery, &attempted);
         let result = if attempted.delivered() { outcome::DELIVERED } else { outcome::FAILED };
         let log = self.log_record(delivery, &attempted, result, source);
@@ -188,6 +191,7 @@ impl Sender {
     }
 
     async fn delivered(&self, delivery: &Delivery, attempted: &Attempted, source: &Source) -> Handled {
+        metrics().delivery_finished("delivered", attempted.status, delivery.ingested_at_ms);
         let log = self.log_record(delivery, attempted, outcome::DELIVERED, source);
         self.finish(self.write_log(log).await)
     }
@@ -202,7 +206,7 @@ impl Sender {
     }
 
     /// Makes the attempt unless the endpoint's circuit is open.
-    async fn attempt(&self, delivery: &Delivery, target: &Target) -> Attempted {
+    async fn attempt(&self, delivery: &Delivery, target: &Target, source: &Source) -> Attempted {
         let endpoint = endpoint(&target.url);
         let attempted = if self.breakers.admit(&endpoint) == Admission::Open {
             Attempted::not_made(
@@ -210,9 +214,7 @@ impl Sender {
                 "endpoint circuit open after consecutive failures".into(),
             )
         } else {
-            let timeout = self.timeout(target);
-            let attempted =
-                attempt::attempt(&self.http, &self.policy, delivery, target, delivery.attempt, timeout).await;
+            let attempted = self.request(delivery, target, source).await;
             // A refusal by the address policy says nothing about the endpoint's health.
             if attempted.error_class != Some(ErrorClass::Refused)
                 && self.breakers.record(&endpoint, attempted.delivered())
@@ -225,6 +227,23 @@ impl Sender {
         attempted
     }
 
+    /// The HTTP request itself, in its own span (a child of the router's) and measured.
+    async fn request(&self, delivery: &Delivery, target: &Target, source: &Source) -> Attempted {
+        let span = synap_telemetry::attempt_span(
+            source.headers.as_ref(),
+            &delivery.event_id,
+            &delivery.subscription_id,
+            delivery.attempt,
+        );
+        let timeout = self.timeout(target);
+        let attempted =
+            attempt::attempt(&self.http, &self.policy, delivery, target, delivery.attempt, timeout)
+                .instrument(span)
+                .await;
+        metrics().attempt_finished(&attempted.code(), attempted.status, attempted.latency);
+        attempted
+    }
+
     fn timeout(&self, target: &Target) -> Duration {
         let ms = target.options.timeout_ms.map(u64::from).unwrap_or(self.config.request_timeout_ms);
         Duration::from_millis(ms.min(MAX_SUBSCRIPTION_TIMEOUT_MS.max(self.config.request_timeout_ms)))
@@ -233,6 +252,8 @@ impl Sender {
     /// The final failure: logged as failed, dead-lettered, announced to the operator.
     async fn give_up(&self, delivery: &Delivery, attempted: &Attempted, source: &Source) -> Handled {
         let reason = if attempted.gone() { "gone".to_owned() } else { attempted.code() };
+        metrics().delivery_finished("dead_lettered", attempted.status, 0);
+        metrics().dead_letters("sender", &reason).inc();
         let log = self.log_record(delivery, attempted, outcome::FAILED, source);
         if self.write_log(log).await.is_err() {
             return Handled::Abandoned;

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Tier {
     pub producer: FutureProducer,
     pub deliveries_topic: String,
+    /// The tier's delay, for the pending-retries gauge.
+    pub delay: Duration,
     pub shutdown: CancellationToken,
 }
 
@@ -29,9 +31,16 @@ impl Tier {
         };
         let wait = due_at_ms - chrono::Utc::now().timestamp_millis();
         if wait > 0 {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
-                _ = self.shutdown.cancelled() => return Handled::Abandoned,
+            let pending =
+                synap_telemetry::metrics::metrics().retries_pending(&crate::schedule::tier_label(self.delay));
+            pending.inc();
+            let waited = tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => true,
+                _ = self.shutdown.cancelled() => false,
+            };
+            pending.dec();
+            if !waited {
+                return Handled::Abandoned;
             }
         }
         let record =
