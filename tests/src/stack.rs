@@ -143,7 +143,8 @@ impl Stack {
         let control_addr = format!("127.0.0.1:{}", ports[0]);
         let logs = bin_dir().join("test-logs").join(&id);
         std::fs::create_dir_all(&logs).unwrap();
-        let config_file = logs.join("synap.toml").display().to_string();
+        // Beside the log folder, not in it: tests read every file there as a log.
+        let config_file = bin_dir().join("test-logs").join(format!("{id}.toml")).display().to_string();
         std::fs::write(&config_file, TEST_CONFIG).unwrap();
         let mut env: Vec<(String, String)> = [
             ("SYNAP_KAFKA__BOOTSTRAP_SERVERS", bootstrap.as_str()),
