@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark of docs/BENCHMARKS.md, in one command: builds in release, starts the broker and
-# PostgreSQL when they are not running, then runs every scenario against the real services and
+# PostgreSQL when they are not running, then runs every scenario against the real services (each
+# scenario on a private, empty tansu broker and a database of its own) and
 # prints the table. report.json, report.md and the service logs land in target/bench/<time>/.
 #
 #   scripts/bench.sh                        # every scenario, full size (about 10 minutes)
@@ -23,5 +24,5 @@ out="target/bench/$(date -u +%Y%m%dT%H%M%SZ)"
 say "running the benchmark (results in $out)"
 "$ROOT/target/release/synap-bench" run \
   --bin-dir "$ROOT/target/release" \
-  --kafka "127.0.0.1:$KAFKA_PORT" \
+  --tansu "$(command -v tansu)" \
   --out "$out" "$@"

@@ -18,8 +18,19 @@ fn bench() -> Command {
     assert!(path.exists(), "{} is missing: `cargo build --workspace --bins` first", path.display());
     let mut command = Command::new(path);
     command.arg("run").arg("--bin-dir").arg(bin_dir());
-    if let Ok(kafka) = std::env::var("SYNAP_TEST_KAFKA") {
-        command.args(["--kafka", &kafka]);
+    // A private broker when tansu is installed (scripts/lib.sh puts it on PATH), as
+    // scripts/bench.sh runs it; else the shared one.
+    let tansu = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join("tansu")).find(|p| p.is_file()));
+    match tansu {
+        Some(tansu) => {
+            command.arg("--tansu").arg(tansu);
+        }
+        None => {
+            if let Ok(kafka) = std::env::var("SYNAP_TEST_KAFKA") {
+                command.args(["--kafka", &kafka]);
+            }
+        }
     }
     if let Ok(url) = std::env::var("SYNAP_TEST_DATABASE_URL") {
         command.args(["--database-url", &url]);

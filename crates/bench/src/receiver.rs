@@ -17,7 +17,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::stats::{Behaviour, Percentiles, TagSummary, now_us, parse_event_id, sustained_per_second};
+use crate::stats::{
+    Behaviour, Percentiles, TagSummary, now_us, parse_event_id, sustained_per_second, timeline,
+};
 
 #[derive(clap::Args)]
 pub struct ReceiverArgs {
@@ -175,6 +177,8 @@ fn summarise(tag: &Tag, expect: u64, since_us: u64) -> TagSummary {
         .filter(|(published, _)| *published >= since_us)
         .map(|(published, last)| last.saturating_sub(*published))
         .collect();
+    let by_publish: Vec<(u64, u64)> =
+        tag.arrivals.iter().map(|a| (a.published_us, a.arrived_us.saturating_sub(a.published_us))).collect();
     let mut completed_at: Vec<u64> = complete.iter().map(|(_, last)| *last).collect();
     TagSummary {
         requests: tag.requests,
@@ -188,6 +192,7 @@ fn summarise(tag: &Tag, expect: u64, since_us: u64) -> TagSummary {
         events_per_s: sustained_per_second(&mut completed_at),
         latency_ms: Percentiles::of_micros(&mut latencies),
         completion_ms: Percentiles::of_micros(&mut completion),
+        timeline: timeline(&by_publish),
         first_arrival_us: arrivals.first().copied().unwrap_or(0),
         last_arrival_us: arrivals.last().copied().unwrap_or(0),
     }

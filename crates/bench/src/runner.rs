@@ -15,7 +15,7 @@ use crate::report::{Machine, Report, ScenarioResult};
 use crate::scenarios::{Layout, Profile, Scenario};
 use crate::settings::{DEFAULTS, parse_key_value};
 use crate::setup::{NewSubscription, Setup};
-use crate::stack::{self, Stack};
+use crate::stack::{self, Broker, Stack};
 use crate::stats::{TagSummary, now_us};
 
 #[derive(clap::Args)]
@@ -30,8 +30,14 @@ pub struct RunArgs {
     /// Where the service binaries are; default: next to this binary.
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
+    /// The broker, when no private one is started (see --tansu).
     #[arg(long, env = "SYNAP_BENCH_KAFKA", default_value = "127.0.0.1:9092")]
     pub kafka: String,
+    /// Start a private, empty broker from this tansu binary for every scenario and for the
+    /// broker ceiling, instead of using --kafka. A shared in-memory tansu slows down as it fills
+    /// with other runs' topics and batches; scripts/bench.sh always passes this.
+    #[arg(long)]
+    pub tansu: Option<PathBuf>,
     /// A PostgreSQL role allowed to create databases; the run gets a database of its own.
     #[arg(
         long,
@@ -75,8 +81,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         ..KafkaConfig::default()
     };
     progress("broker ceiling");
+    let private = match &args.tansu {
+        Some(tansu) => Some(Broker::start(tansu, &logs.join("broker-ceiling")).await?),
+        None => None,
+    };
+    let kafka_for_ceiling = KafkaConfig {
+        bootstrap_servers: private
+            .as_ref()
+            .map(|b| b.bootstrap.clone())
+            .unwrap_or(kafka_for_ceiling.bootstrap_servers),
+        ..kafka_for_ceiling
+    };
     let broker_ceiling =
-        ceiling::broker(&kafka_for_ceiling, profile.broker_records, profile.broker_partitions).await?;
+        ceiling::broker(&kafka_for_ceiling, profile.broker_records, profile.broker_partitions).await;
+    if let Some(private) = private {
+        private.stop().await;
+    }
+    let broker_ceiling = broker_ceiling?;
     progress("HTTP ceiling");
     let http_ceiling = ceiling::http(
         &receiver.base,
@@ -85,34 +106,43 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
     )
     .await?;
 
-    progress("starting the services");
-    let stack = Stack::start(&stack::Options {
+    let options = stack::Options {
         bin_dir,
         bootstrap: args.kafka.clone(),
         admin_database_url: args.database_url.clone(),
         service_env: args.service_env.clone(),
         logs: logs.clone(),
-    })
-    .await?;
-    progress(&format!("services up: topic prefix {}, database synap_{}", stack.topic_prefix, stack.id));
-    let mut bench = Bench {
-        kafka_port: args.kafka.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(9092),
-        publisher: Publisher::new(&KafkaConfig {
-            bootstrap_servers: args.kafka.clone(),
-            topic_prefix: stack.topic_prefix.clone(),
-            ..KafkaConfig::default()
-        })?,
-        setup: Setup::connect(&stack.control_addr, &stack.admin_token, &receiver.base).await?,
-        stack,
-        prepared: HashSet::new(),
-        http_ceiling: http_ceiling.requests_per_s,
     };
-    // Whatever happens to the scenarios, the services stop and the database goes.
-    let results = bench.scenarios(&scenarios, &mut receiver).await;
-    let stopped = bench.stack.stop().await;
+    let tansu = args.tansu.clone();
+    let mut results: Vec<ScenarioResult> = Vec::new();
+    for scenario in &scenarios {
+        let outcome = async {
+            let Some(tansu) = &tansu else {
+                return run_scenario(&options, scenario, &receiver, http_ceiling.requests_per_s).await;
+            };
+            let broker = Broker::start(tansu, &options.logs.join(&scenario.name)).await?;
+            let options = stack::Options { bootstrap: broker.bootstrap.clone(), ..options.clone() };
+            let outcome = run_scenario(&options, scenario, &receiver, http_ceiling.requests_per_s).await;
+            broker.stop().await;
+            outcome
+        }
+        .await;
+        let mut result = match outcome {
+            Ok(result) => result,
+            Err(e) => {
+                receiver.child.kill().await.ok();
+                return Err(e.context(format!("scenario {}", scenario.name)));
+            }
+        };
+        if scenario.name == "isolation"
+            && let Some(steady) = results.iter().find(|r| r.name == "steady")
+        {
+            result.fraction_of_steady =
+                ratio(result.receiver.deliveries_per_s, steady.receiver.deliveries_per_s);
+        }
+        results.push(result);
+    }
     receiver.child.kill().await.ok();
-    let results = results?;
-    stopped?;
 
     let mut service_settings: Vec<(String, String)> =
         DEFAULTS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -127,6 +157,48 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         broker_ceiling: Some(broker_ceiling),
         scenarios: results,
     })
+}
+
+/// One scenario on services of its own: fresh topics and database, so that no scenario reads
+/// through another's history (the local broker's fetch cost grows with a partition's batches,
+/// see docs/BENCHMARKS.md) or inherits its backlog.
+async fn run_scenario(
+    options: &stack::Options,
+    scenario: &Scenario,
+    receiver: &Receiver,
+    http_ceiling: f64,
+) -> anyhow::Result<ScenarioResult> {
+    progress(&format!("{}: starting the services", scenario.name));
+    let logs = options.logs.join(&scenario.name);
+    let stack = Stack::start(&stack::Options { logs, ..options.clone() }).await?;
+    let kafka_port = options.bootstrap.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(9092);
+    let publisher = Publisher::new(&KafkaConfig {
+        bootstrap_servers: options.bootstrap.clone(),
+        topic_prefix: stack.topic_prefix.clone(),
+        ..KafkaConfig::default()
+    });
+    let setup = Setup::connect(&stack.control_addr, &stack.admin_token, &receiver.base).await;
+    let mut bench = match (publisher, setup) {
+        (Ok(publisher), Ok(setup)) => Bench { stack, publisher, setup, kafka_port, http_ceiling },
+        (Err(e), _) | (_, Err(e)) => {
+            stack.stop().await.ok();
+            return Err(e);
+        }
+    };
+    // Whatever happens to the scenario, the services stop and the database goes.
+    let result = bench.run(scenario, receiver).await;
+    let stopped = bench.stack.stop().await;
+    let result = result?;
+    stopped?;
+    progress(&format!(
+        "{}: {}/{} delivered, {:.0} deliveries/s, p99 {:.1} ms",
+        scenario.name,
+        result.receiver.deliveries,
+        result.expected_deliveries,
+        result.receiver.deliveries_per_s.unwrap_or(0.0),
+        result.receiver.latency_ms.p99
+    ));
+    Ok(result)
 }
 
 fn progress(what: &str) {
@@ -193,49 +265,19 @@ struct Bench {
     publisher: Publisher,
     setup: Setup,
     kafka_port: u16,
-    /// Layouts whose portals and subscriptions exist already.
-    prepared: HashSet<String>,
     http_ceiling: f64,
 }
 
 impl Bench {
-    async fn scenarios(
-        &mut self,
-        scenarios: &[Scenario],
-        receiver: &mut Receiver,
-    ) -> anyhow::Result<Vec<ScenarioResult>> {
-        let mut results: Vec<ScenarioResult> = Vec::new();
-        for scenario in scenarios {
-            self.prepare(&scenario.layout).await?;
-            // Consumers joining their groups, caches filling: paid once here, not by a scenario.
-            if self.prepared.insert(format!("warm:{}", scenario.layout.key())) {
-                self.warm_up(scenario, receiver).await?;
-            }
-            progress(&format!("{}: {}", scenario.name, scenario.what));
-            let mut result = self.measure(scenario, receiver).await?;
-            if scenario.name == "isolation"
-                && let Some(steady) = results.iter().find(|r| r.name == "steady")
-            {
-                result.fraction_of_steady =
-                    ratio(result.receiver.deliveries_per_s, steady.receiver.deliveries_per_s);
-            }
-            progress(&format!(
-                "{}: {}/{} delivered, {:.0} deliveries/s, p99 {:.1} ms",
-                scenario.name,
-                result.receiver.deliveries,
-                result.expected_deliveries,
-                result.receiver.deliveries_per_s.unwrap_or(0.0),
-                result.receiver.latency_ms.p99
-            ));
-            results.push(result);
-        }
-        Ok(results)
+    async fn run(&mut self, scenario: &Scenario, receiver: &Receiver) -> anyhow::Result<ScenarioResult> {
+        self.prepare(&scenario.layout).await?;
+        // Consumers joining their groups, caches filling: paid here, not by the measurement.
+        self.warm_up(scenario, receiver).await?;
+        progress(&format!("{}: {}", scenario.name, scenario.what));
+        self.measure(scenario, receiver).await
     }
 
     async fn prepare(&mut self, layout: &Layout) -> anyhow::Result<()> {
-        if !self.prepared.insert(layout.key().to_owned()) {
-            return Ok(());
-        }
         let portals = layout.portals();
         let subscriptions: Vec<NewSubscription> = match layout {
             Layout::OnePerPortal { prefix, .. } => portals
@@ -277,7 +319,7 @@ impl Bench {
 
     /// Sends every portal of the layout a few events and waits for them.
     async fn warm_up(&mut self, scenario: &Scenario, receiver: &Receiver) -> anyhow::Result<()> {
-        let tag = format!("warmup-{}", scenario.layout.key());
+        let tag = format!("warmup-{}", scenario.name);
         let events = (scenario.layout.portals().len() as u64 * 2).clamp(20, 2_000);
         let expected: u64 = (0..events).map(|seq| scenario.layout.healthy_endpoints(seq)).sum();
         let layout = scenario.layout.clone();
@@ -301,6 +343,8 @@ impl Bench {
             watched.push(("broker".into(), vec![pid], false));
         }
         watched.push(("postgres".into(), procstat::pids_named("postgres"), false));
+        // The publisher and the progress polling share the cores with the system under test.
+        watched.push(("synap-bench".into(), vec![std::process::id()], false));
         for (_, pids, own) in &watched {
             if *own {
                 pids.iter().for_each(|p| {

@@ -113,14 +113,6 @@ pub enum Layout {
 }
 
 impl Layout {
-    pub fn key(&self) -> &str {
-        match self {
-            Layout::OnePerPortal { prefix, .. }
-            | Layout::FanOut { prefix, .. }
-            | Layout::Tenants { prefix, .. } => prefix,
-        }
-    }
-
     pub fn portals(&self) -> Vec<String> {
         match self {
             Layout::OnePerPortal { prefix, portals, .. } | Layout::Tenants { prefix, portals, .. } => {

@@ -14,6 +14,7 @@ use crate::settings::{RunWiring, service_env};
 /// The services, in the order they are started.
 pub const SERVICES: [&str; 4] = ["synap-ingest", "synap-router", "synap-sender", "synap-control"];
 
+#[derive(Clone)]
 pub struct Options {
     pub bin_dir: PathBuf,
     pub bootstrap: String,
@@ -23,7 +24,6 @@ pub struct Options {
 }
 
 pub struct Stack {
-    pub id: String,
     pub topic_prefix: String,
     pub control_addr: String,
     pub admin_token: String,
@@ -62,7 +62,6 @@ impl Stack {
         };
         let env = service_env(&wiring, &options.service_env);
         let mut stack = Stack {
-            id,
             topic_prefix: wiring.topic_prefix,
             control_addr: wiring.control_addr,
             admin_token,
@@ -161,6 +160,42 @@ impl Stack {
         )
         .await
         .context("dropping the benchmark database")
+    }
+}
+
+/// A private broker: a tansu process with in-memory storage, empty at start, so that figures
+/// never depend on what other runs left in a shared broker.
+pub struct Broker {
+    child: Child,
+    pub bootstrap: String,
+}
+
+impl Broker {
+    pub async fn start(tansu: &Path, logs: &Path) -> anyhow::Result<Broker> {
+        std::fs::create_dir_all(logs)?;
+        let address = format!("127.0.0.1:{}", free_port()?);
+        let url = format!("tcp://{address}");
+        let log = std::fs::File::create(logs.join("tansu.log"))?;
+        let child = Command::new(tansu)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://bench/"])
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", tansu.display()))?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(&address).await.is_err() {
+            if tokio::time::Instant::now() > deadline {
+                bail!("the private broker did not listen on {address} within 10 s; see {}", logs.display());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Broker { child, bootstrap: address })
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
     }
 }
 

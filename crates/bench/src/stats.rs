@@ -113,9 +113,38 @@ pub struct TagSummary {
     pub latency_ms: Percentiles,
     /// Publish → arrival at the last of its `expect` endpoints, per complete event.
     pub completion_ms: Percentiles,
+    /// Latency by second of publish time (all events, warm-up included): shows a latency that
+    /// grows during a run, which a percentile over the whole run hides.
+    pub timeline: Vec<Second>,
     /// First and last arrival at a 2xx endpoint, unix microseconds.
     pub first_arrival_us: u64,
     pub last_arrival_us: u64,
+}
+
+/// Deliveries of the events published in one second of a run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Second {
+    /// Seconds since the first publish.
+    pub second: u64,
+    pub deliveries: u64,
+    pub p50_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Groups `(published µs, latency µs)` pairs by second of publish time.
+pub fn timeline(samples: &[(u64, u64)]) -> Vec<Second> {
+    let Some(start) = samples.iter().map(|(p, _)| *p).min() else { return Vec::new() };
+    let mut by_second: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+    for (published, latency) in samples {
+        by_second.entry((published - start) / 1_000_000).or_default().push(*latency);
+    }
+    by_second
+        .into_iter()
+        .map(|(second, mut latencies)| {
+            let p = Percentiles::of_micros(&mut latencies);
+            Second { second, deliveries: p.count, p50_ms: p.p50, max_ms: p.max }
+        })
+        .collect()
 }
 
 /// The event id the runner sets and the receiver reads back: `evt_<tag>_<seq>_<publish µs>`.
@@ -171,6 +200,13 @@ mod tests {
         let rate = sustained_per_second(&mut arrivals).unwrap();
         assert!((rate - 1000.0).abs() < 5.0, "{rate}");
         assert_eq!(sustained_per_second(&mut [1, 2, 3]), None);
+    }
+
+    #[test]
+    fn timeline_by_publish_second() {
+        let seconds = timeline(&[(5_000_000, 1000), (5_500_000, 3000), (7_000_001, 2000)]);
+        let rows: Vec<_> = seconds.iter().map(|s| (s.second, s.deliveries, s.max_ms)).collect();
+        assert_eq!(rows, [(0, 2, 3.0), (2, 1, 2.0)]);
     }
 
     #[test]
