@@ -14,6 +14,8 @@ pub struct Report {
     pub started_at: String,
     pub machine: Machine,
     pub profile: Profile,
+    /// `private tansu (<binary>)` or the `--kafka` address.
+    pub broker: String,
     /// The services' environment beyond the wiring (see `settings.rs`), overrides included.
     pub service_settings: Vec<(String, String)>,
     pub http_ceiling: Option<HttpCeiling>,
@@ -65,8 +67,9 @@ impl Report {
     pub fn table(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
-            "synap-bench {} profile, {} CPUs ({}), load {} → {}, commit {}\n\n",
+            "synap-bench {} profile, broker: {}, {} CPUs ({}), load {} → {}, commit {}\n\n",
             self.profile.name,
+            self.broker,
             self.machine.cpus,
             self.machine.cpu_model,
             self.machine.load_at_start,

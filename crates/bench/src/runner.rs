@@ -152,6 +152,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         started_at,
         machine: machine(load_at_start),
         profile,
+        broker: match &args.tansu {
+            Some(tansu) => format!("private tansu ({}), one per scenario", tansu.display()),
+            None => args.kafka.clone(),
+        },
         service_settings,
         http_ceiling: Some(http_ceiling),
         broker_ceiling: Some(broker_ceiling),
