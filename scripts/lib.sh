@@ -39,9 +39,10 @@ apt_install() { # packages…
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# Build tools for the bundled librdkafka, and PostgreSQL.
+# Build tools for the bundled librdkafka (OpenSSL for TLS and SASL/SCRAM), PostgreSQL, and
+# Python and unzip for the chart checks.
 ensure_packages() {
-  apt_install build-essential pkg-config postgresql postgresql-contrib
+  apt_install build-essential pkg-config libssl-dev postgresql postgresql-contrib openssl unzip python3-venv
 }
 
 # Starts the machine's PostgreSQL cluster and creates the `synap` role (allowed to create the

@@ -17,6 +17,9 @@ say "checking format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+say "checking the Helm chart"
+"$ROOT/scripts/check-helm.sh"
+
 say "building"
 cargo build --workspace --bins --tests --locked
 

@@ -48,10 +48,11 @@ start() { # name command…
   echo $! >"$STATE/$name.pid"
 }
 say "starting ingest, router, sender, control and a demo receiver (logs in .local/logs)"
-start synap-ingest "$BIN/synap-ingest"
-start synap-router "$BIN/synap-router"
-start synap-sender "$BIN/synap-sender"
-start synap-control "$BIN/synap-control"
+# Each service serves /metrics, /healthz and /readyz on its own port (9090 in a pod).
+start synap-ingest env SYNAP_TELEMETRY__LISTEN_ADDR=127.0.0.1:9191 "$BIN/synap-ingest"
+start synap-router env SYNAP_TELEMETRY__LISTEN_ADDR=127.0.0.1:9192 "$BIN/synap-router"
+start synap-sender env SYNAP_TELEMETRY__LISTEN_ADDR=127.0.0.1:9193 "$BIN/synap-sender"
+start synap-control env SYNAP_TELEMETRY__LISTEN_ADDR=127.0.0.1:9194 "$BIN/synap-control"
 start receiver "$BIN/synap-admin" receive --listen 127.0.0.1:9999
 wait_port 50051 30 synap-control
 wait_port 9999 10 receiver

@@ -1,6 +1,15 @@
 //! End-to-end tests. Each test starts its own stack (see `synap_tests::Stack`).
 
 mod bench_smoke;
+mod cli;
+mod control;
+mod control_access;
+mod control_routing;
+mod control_support;
 mod dead_letters;
 mod delivery;
 mod support;
+mod telemetry;
+mod telemetry_logs;
+mod test_send;
+mod tls;

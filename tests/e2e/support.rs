@@ -46,6 +46,7 @@ pub async fn subscribe(control: &mut Control, sub: NewSub<'_>) -> api::Subscript
                 .basic_auth
                 .map(|(u, p)| api::BasicAuth { username: u.into(), password: p.into() }),
             enabled: Some(sub.enabled),
+            request_id: String::new(),
         })
         .await
         .expect("create subscription")
@@ -76,4 +77,12 @@ pub fn envelope(ty: EventType, portal: &str, id: Option<&str>, data: &Value) -> 
         envelope["id"] = json!(id);
     }
     serde_json::to_vec(&envelope).unwrap()
+}
+
+/// A fresh Pro portal with one subscription at `url` to `ty`; returns the portal id.
+pub async fn pro_portal_subscribed(control: &mut Control, url: String, ty: EventType) -> String {
+    let portal = portal_id();
+    upsert_portal(control, &portal, api::Plan::Pro, &[]).await;
+    subscribe(control, NewSub::new(&portal, url, &[ty])).await;
+    portal
 }

@@ -26,10 +26,21 @@ pub async fn produce(
     payload: &[u8],
     content_type: Option<&str>,
 ) {
-    let mut headers = OwnedHeaders::new();
-    if let Some(ct) = content_type {
-        headers = headers.insert(Header { key: "content-type", value: Some(ct) });
-    }
+    let headers: Vec<(&str, &str)> = content_type.map(|ct| ("content-type", ct)).into_iter().collect();
+    produce_with_headers(producer, topic, key, payload, &headers).await;
+}
+
+/// Produces one record with the given headers (e.g. a producer's `traceparent`).
+pub async fn produce_with_headers(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+    headers: &[(&str, &str)],
+) {
+    let headers = headers
+        .iter()
+        .fold(OwnedHeaders::new(), |h, (key, value)| h.insert(Header { key, value: Some(*value) }));
     producer
         .send(FutureRecord::to(topic).key(key).payload(payload).headers(headers), Duration::from_secs(10))
         .await

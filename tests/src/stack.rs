@@ -63,6 +63,8 @@ pub struct Stack {
     pub bootstrap: String,
     pub control_addr: String,
     pub logs: PathBuf,
+    /// Each service's `/metrics`, `/healthz`, `/readyz` address (`telemetry.listen_addr`).
+    telemetry_addrs: HashMap<Service, String>,
     admin_url: String,
     database: String,
     env: Vec<(String, String)>,
@@ -75,8 +77,11 @@ fn bin_dir() -> PathBuf {
     exe.parent().and_then(|deps| deps.parent()).expect("target dir").to_path_buf()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// `n` distinct free ports: the listeners are held until all are chosen, so that the kernel
+/// cannot hand out one port twice (e.g. control's gRPC port as another service's metrics port).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 impl Stack {
@@ -96,7 +101,8 @@ impl Stack {
         let mut db_url = url::Url::parse(&admin_url).unwrap();
         db_url.set_path(&database);
 
-        let control_addr = format!("127.0.0.1:{}", free_port());
+        let ports = free_ports(1 + Service::ALL.len());
+        let control_addr = format!("127.0.0.1:{}", ports[0]);
         let logs = bin_dir().join("test-logs").join(&id);
         std::fs::create_dir_all(&logs).unwrap();
         let mut env: Vec<(String, String)> = [
@@ -120,9 +126,25 @@ impl Stack {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         env.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        // A test may point the stack at its own broker (e.g. one behind TLS).
+        let bootstrap = overrides
+            .iter()
+            .rfind(|(k, _)| *k == "SYNAP_KAFKA__BOOTSTRAP_SERVERS")
+            .map_or(bootstrap, |(_, v)| v.to_string());
 
-        let mut stack =
-            Stack { id, bootstrap, control_addr, logs, admin_url, database, env, children: HashMap::new() };
+        let telemetry_addrs =
+            Service::ALL.iter().zip(&ports[1..]).map(|(s, port)| (*s, format!("127.0.0.1:{port}"))).collect();
+        let mut stack = Stack {
+            id,
+            bootstrap,
+            control_addr,
+            logs,
+            telemetry_addrs,
+            admin_url,
+            database,
+            env,
+            children: HashMap::new(),
+        };
         stack.admin(&["migrate"]).await;
         stack.admin(&["topics"]).await;
         for service in Service::ALL {
@@ -170,6 +192,7 @@ impl Stack {
             .unwrap();
         let child = self
             .command(service.binary())
+            .env("SYNAP_TELEMETRY__LISTEN_ADDR", self.telemetry_addr(service))
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
@@ -183,6 +206,13 @@ impl Stack {
         if let Some(mut child) = self.children.remove(&service) {
             child.kill().await.unwrap();
         }
+    }
+
+    /// Sends SIGTERM and returns at once: the service starts draining.
+    pub fn terminate(&self, service: Service) {
+        let pid = self.children[&service].id().expect("running child");
+        let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+        assert!(status.success());
     }
 
     /// SIGTERM, then waits for a clean exit (the service drains and commits).
@@ -226,6 +256,49 @@ impl Stack {
         let channel =
             Channel::from_shared(format!("http://{}", self.control_addr)).unwrap().connect().await.unwrap();
         ControlServiceClient::with_interceptor(channel, AdminAuth)
+    }
+
+    /// Where `service` serves `/metrics`, `/healthz` and `/readyz`.
+    pub fn telemetry_addr(&self, service: Service) -> &str {
+        &self.telemetry_addrs[&service]
+    }
+
+    /// GETs `path` from `service`'s telemetry server: the status code and the body.
+    pub async fn telemetry_get(&self, service: Service, path: &str) -> (u16, String) {
+        let url = format!("http://{}{path}", self.telemetry_addr(service));
+        let response = reqwest::get(&url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    /// Waits until every running service answers 200 on `/readyz`.
+    pub async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        for service in self.children.keys() {
+            loop {
+                let url = format!("http://{}/readyz", self.telemetry_addr(*service));
+                let last = match reqwest::get(&url).await {
+                    Ok(r) if r.status().is_success() => break,
+                    Ok(r) => format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
+                    Err(e) => e.to_string(),
+                };
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{service:?} not ready within 30 s ({last}); see {}",
+                    self.logs.display()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// Every service log of this stack, concatenated.
+    pub fn all_logs(&self) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(&self.logs).unwrap().flatten() {
+            text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+        text
     }
 
     pub fn topic(&self, name: &str) -> String {

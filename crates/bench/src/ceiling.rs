@@ -10,7 +10,7 @@ use futures::StreamExt;
 use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 use serde::{Deserialize, Serialize};
@@ -121,7 +121,7 @@ pub async fn broker(kafka: &KafkaConfig, records: u64, partitions: i32) -> anyho
         result.map_err(|(t, e)| anyhow::anyhow!("cannot create {t}: {e}"))?;
     }
 
-    let consumer: StreamConsumer = kafka.consumer("bench-ceiling")?;
+    let consumer = kafka.consumer("bench-ceiling")?;
     consumer.subscribe(&[&topic])?;
     let producer = kafka.producer("synap-bench-ceiling")?;
     let send = |key: String, payload: Vec<u8>| {

@@ -82,6 +82,8 @@ impl Setup {
                         description: "synap-bench".into(),
                         basic_auth: None,
                         enabled: Some(true),
+                        // Unique per portal: a retried setup call creates nothing twice.
+                        request_id: sub.path,
                     };
                     client.create_subscription(request).await.map(|_| ())
                 }

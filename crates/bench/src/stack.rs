@@ -52,13 +52,16 @@ impl Stack {
         let admin_token = format!("bench-{}", uuid::Uuid::new_v4().simple());
         let key: Vec<u8> =
             uuid::Uuid::new_v4().as_bytes().iter().chain(uuid::Uuid::new_v4().as_bytes()).copied().collect();
+        // Control's gRPC port and each service's telemetry port (`/metrics`, `/readyz`): four
+        // services on one machine cannot all have the default 9090.
+        let ports = free_ports(1 + SERVICES.len())?;
         let wiring = RunWiring {
             bootstrap: options.bootstrap.clone(),
             topic_prefix: format!("{id}."),
             database_url: database_url.to_string(),
             encryption_key: base64::engine::general_purpose::STANDARD.encode(key),
             admin_token: admin_token.clone(),
-            control_addr: format!("127.0.0.1:{}", free_port()?),
+            control_addr: format!("127.0.0.1:{}", ports[0]),
         };
         let env = service_env(&wiring, &options.service_env);
         let mut stack = Stack {
@@ -74,19 +77,19 @@ impl Stack {
         stack.admin(&["migrate"]).await?;
         stack.admin(&["topics"]).await?;
         std::fs::create_dir_all(&options.logs)?;
-        for binary in SERVICES {
-            let child = stack.spawn(binary, &[], &options.logs)?;
-            stack.processes.push((binary.to_owned(), child));
+        for (binary, port) in SERVICES.iter().zip(&ports[1..]) {
+            let child = stack.spawn(binary, &format!("127.0.0.1:{port}"), &options.logs)?;
+            stack.processes.push((binary.to_string(), child));
         }
         stack.wait_for_control().await?;
         Ok(stack)
     }
 
-    /// Starts `binary` from the build folder with the services' environment.
-    pub fn spawn(&self, binary: &str, args: &[&str], logs: &Path) -> anyhow::Result<Child> {
+    /// Starts a service from the build folder with the services' environment.
+    fn spawn(&self, binary: &str, telemetry_addr: &str, logs: &Path) -> anyhow::Result<Child> {
         let log = std::fs::File::create(logs.join(format!("{binary}.log")))?;
         self.command(binary)
-            .args(args)
+            .env("SYNAP_TELEMETRY__LISTEN_ADDR", telemetry_addr)
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
@@ -209,5 +212,13 @@ async fn execute(admin_url: &str, sql: &str) -> anyhow::Result<()> {
 }
 
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(free_ports(1)?[0])
+}
+
+/// `n` distinct free ports: the listeners are held until all are chosen, so the kernel cannot
+/// hand out one port twice.
+pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners =
+        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<std::io::Result<Vec<_>>>()?;
+    Ok(listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<std::io::Result<_>>()?)
 }

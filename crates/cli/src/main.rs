@@ -1,160 +1,50 @@
-//! `synapctl`: drives the control API from a terminal or a script.
+//! `synapctl`: drives the control API from a terminal or a script. Every RPC has a command;
+//! output is a table for people or JSON with `--json`.
 
+mod args;
 mod output;
+mod run;
 
-use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
-use synap_proto::control::v1 as api;
+use anyhow::Context;
+use clap::Parser;
 use synap_proto::control::v1::control_service_client::ControlServiceClient;
 use tonic::Request;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    /// The control service's address.
-    #[arg(long, env = "SYNAP_ENDPOINT", default_value = "http://127.0.0.1:50051", global = true)]
-    endpoint: String,
-    /// Bearer token (the admin token or a portal API key).
-    #[arg(long, env = "SYNAP_TOKEN", hide_env_values = true, global = true)]
-    token: Option<String>,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Portals (admin token only).
-    #[command(subcommand)]
-    Portal(PortalCommand),
-    /// A portal's webhook subscriptions.
-    #[command(subcommand, alias = "sub")]
-    Subscription(SubscriptionCommand),
-}
-
-#[derive(Subcommand)]
-enum PortalCommand {
-    /// Creates a portal or replaces its plan and features.
-    Upsert {
-        id: String,
-        /// free, starter, pro or enterprise.
-        #[arg(long)]
-        plan: String,
-        /// A custom feature, e.g. `store`; repeat for several.
-        #[arg(long = "feature")]
-        features: Vec<String>,
-    },
-    /// Shows one portal.
-    Get { id: String },
-}
-
-#[derive(Subcommand)]
-enum SubscriptionCommand {
-    /// Subscribes an endpoint to event types.
-    Create {
-        #[arg(long)]
-        portal: String,
-        #[arg(long)]
-        url: String,
-        /// Event type code; repeat for several.
-        #[arg(long = "type", required = true)]
-        types: Vec<String>,
-        #[arg(long, default_value = "")]
-        description: String,
-        /// `user:password` for HTTP basic authentication.
-        #[arg(long)]
-        basic_auth: Option<String>,
-        /// Create it disabled.
-        #[arg(long)]
-        disabled: bool,
-    },
-    /// Lists a portal's subscriptions.
-    List {
-        #[arg(long)]
-        portal: String,
-    },
-}
-
-fn plan(name: &str) -> anyhow::Result<api::Plan> {
-    Ok(match name.to_ascii_lowercase().as_str() {
-        "free" => api::Plan::Free,
-        "starter" => api::Plan::Starter,
-        "pro" => api::Plan::Pro,
-        "enterprise" => api::Plan::Enterprise,
-        other => bail!("unknown plan {other:?}: use free, starter, pro or enterprise"),
-    })
-}
+use crate::args::Cli;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let channel = Channel::from_shared(cli.endpoint.clone())?
+    match connect_and_run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // A gRPC error reads best as its code, message and the field at fault.
+            match error.downcast_ref::<tonic::Status>() {
+                Some(status) => eprintln!("error: {}", output::status(status)),
+                None => eprintln!("error: {error:#}"),
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn connect_and_run(cli: Cli) -> anyhow::Result<()> {
+    let channel = Channel::from_shared(cli.endpoint.clone())
+        .context("--endpoint is not a valid URL")?
         .connect()
         .await
         .with_context(|| format!("cannot connect to {}", cli.endpoint))?;
     let token: Option<MetadataValue<_>> = match &cli.token {
-        Some(t) => Some(format!("Bearer {t}").parse().context("token is not a valid header value")?),
+        Some(t) => Some(format!("Bearer {t}").parse().context("the token is not a valid header value")?),
         None => None,
     };
-    let mut client = ControlServiceClient::with_interceptor(channel, move |mut req: Request<()>| {
+    let client = ControlServiceClient::with_interceptor(channel, move |mut req: Request<()>| {
         if let Some(t) = &token {
             req.metadata_mut().insert("authorization", t.clone());
         }
         Ok(req)
     });
-    let out = output::Output { json: cli.json };
-    match cli.command {
-        Command::Portal(PortalCommand::Upsert { id, plan: p, features }) => {
-            let portal = client
-                .upsert_portal(api::UpsertPortalRequest { id, plan: plan(&p)? as i32, features })
-                .await?
-                .into_inner();
-            out.portals(&[portal]);
-        }
-        Command::Portal(PortalCommand::Get { id }) => {
-            let portal = client.get_portal(api::GetPortalRequest { id }).await?.into_inner();
-            out.portals(&[portal]);
-        }
-        Command::Subscription(SubscriptionCommand::Create {
-            portal,
-            url,
-            types,
-            description,
-            basic_auth,
-            disabled,
-        }) => {
-            let basic_auth = match basic_auth {
-                Some(pair) => {
-                    let (username, password) =
-                        pair.split_once(':').context("--basic-auth must be user:password")?;
-                    Some(api::BasicAuth { username: username.into(), password: password.into() })
-                }
-                None => None,
-            };
-            let created = client
-                .create_subscription(api::CreateSubscriptionRequest {
-                    portal_id: portal,
-                    url,
-                    event_types: types,
-                    description,
-                    basic_auth,
-                    enabled: Some(!disabled),
-                })
-                .await?
-                .into_inner();
-            out.subscriptions(created.subscription.as_slice());
-        }
-        Command::Subscription(SubscriptionCommand::List { portal }) => {
-            let list = client
-                .list_subscriptions(api::ListSubscriptionsRequest { portal_id: portal })
-                .await?
-                .into_inner();
-            out.subscriptions(&list.subscriptions);
-        }
-    }
-    Ok(())
+    run::run(client, output::Output { json: cli.json }, cli.command).await
 }

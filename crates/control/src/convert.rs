@@ -37,6 +37,7 @@ pub fn portal(p: synap_db::Portal) -> api::Portal {
 }
 
 pub fn subscription(s: synap_db::Subscription) -> api::Subscription {
+    let state = state_to_api(s.state());
     api::Subscription {
         id: s.id,
         portal_id: s.portal_id,
@@ -47,5 +48,36 @@ pub fn subscription(s: synap_db::Subscription) -> api::Subscription {
         basic_auth_username: s.basic_auth_username,
         created_at: Some(timestamp(s.created_at)),
         updated_at: Some(timestamp(s.updated_at)),
+        state: state as i32,
+        disabled_reason: s.disabled_reason.unwrap_or_default(),
+    }
+}
+
+pub fn state_to_api(state: synap_db::subscriptions::State) -> api::SubscriptionState {
+    match state {
+        synap_db::subscriptions::State::Active => api::SubscriptionState::Active,
+        synap_db::subscriptions::State::Paused => api::SubscriptionState::Paused,
+        synap_db::subscriptions::State::Disabled => api::SubscriptionState::Disabled,
+    }
+}
+
+pub fn state_from_api(state: api::SubscriptionState) -> Option<synap_db::subscriptions::State> {
+    Some(match state {
+        api::SubscriptionState::Unspecified => return None,
+        api::SubscriptionState::Active => synap_db::subscriptions::State::Active,
+        api::SubscriptionState::Paused => synap_db::subscriptions::State::Paused,
+        api::SubscriptionState::Disabled => synap_db::subscriptions::State::Disabled,
+    })
+}
+
+pub fn api_key(k: synap_db::ApiKey) -> api::ApiKey {
+    api::ApiKey {
+        id: k.id,
+        portal_id: k.portal_id,
+        name: k.name,
+        token_prefix: k.token_prefix,
+        created_at: Some(timestamp(k.created_at)),
+        revoked_at: k.revoked_at.map(timestamp),
+        last_used_at: k.last_used_at.map(timestamp),
     }
 }

@@ -13,14 +13,14 @@ pub fn invalid(field: &str, description: impl Into<String>) -> Status {
     )
 }
 
-/// A request that is well-formed but not allowed in the portal's current state.
+/// A request that is well-formed but not allowed in the portal's or subscription's current
+/// state: FAILED_PRECONDITION with both `google.rpc.BadRequest` (the field at fault) and
+/// `google.rpc.PreconditionFailure` (what clients that follow AIP-193 look for).
 pub fn precondition(field: &str, description: impl Into<String>) -> Status {
     let description = description.into();
-    Status::with_error_details(
-        Code::FailedPrecondition,
-        format!("{field}: {description}"),
-        ErrorDetails::with_bad_request_violation(field, description),
-    )
+    let mut details = ErrorDetails::with_bad_request_violation(field, description.clone());
+    details.add_precondition_failure_violation("STATE", field, description.clone());
+    Status::with_error_details(Code::FailedPrecondition, format!("{field}: {description}"), details)
 }
 
 pub fn not_found(what: &str, id: &str) -> Status {

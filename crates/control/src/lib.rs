@@ -1,9 +1,15 @@
-//! Control: the gRPC API for portals and subscriptions.
+//! Control: the gRPC API for portals, subscriptions and portal API keys.
 
+pub mod api_keys;
 pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod errors;
+pub mod event_types;
+pub mod page;
+pub mod portals;
 pub mod server;
 pub mod service;
+pub mod subscriptions;
+pub mod test_send;
 pub mod validate;

@@ -1,124 +1,245 @@
-//! The `synap.control.v1.ControlService` RPCs.
+//! The `synap.control.v1.ControlService` RPCs: this file routes each call to the module that
+//! implements it (`portals`, `api_keys`, `subscriptions`, `event_types`, `test_send`).
 
-use synap_contract::EventType;
-use synap_db::{BasicAuth, NewSubscription, Pool, SecretBox};
+use std::time::Duration;
+
+use synap_db::{Pool, SecretBox};
+use synap_kafka::KafkaConfig;
 use synap_proto::control::v1 as api;
 use synap_proto::control::v1::control_service_server::ControlService;
 use tonic::{Request, Response, Status};
 
-use crate::errors::{db, invalid, not_found, precondition};
-use crate::{convert, validate};
+use crate::auth::Caller;
+use crate::config::ControlConfig;
+use crate::errors::{db, not_found, precondition};
+use crate::test_send::TestSender;
 
 /// The feature that unlocks `store.purchase`.
-const STORE_FEATURE: &str = "store";
+pub const STORE_FEATURE: &str = "store";
 
 pub struct ControlApi {
     pub pool: Pool,
     pub secrets: SecretBox,
     pub allow_http_urls: bool,
+    /// Default validity of a rotated-out signing secret.
+    pub secret_overlap: Duration,
+    /// `None` when the deployment gives control no Kafka access: TestSend is then UNAVAILABLE.
+    pub test_sender: Option<TestSender>,
 }
 
 impl ControlApi {
-    async fn portal(&self, id: &str) -> Result<synap_db::Portal, Status> {
+    /// The API with a Kafka producer for test sends (it connects lazily).
+    pub fn new(
+        config: &ControlConfig,
+        pool: Pool,
+        secrets: SecretBox,
+        kafka: &KafkaConfig,
+    ) -> Result<Self, synap_kafka::KafkaError> {
+        Ok(Self {
+            pool,
+            secrets,
+            allow_http_urls: config.allow_http_urls,
+            secret_overlap: Duration::from_secs(config.secret_overlap_seconds),
+            test_sender: Some(TestSender {
+                producer: kafka.producer("control")?,
+                topics: kafka.topics(),
+                timeout: Duration::from_millis(config.test_send_timeout_ms),
+            }),
+        })
+    }
+
+    pub(crate) async fn portal(&self, id: &str) -> Result<synap_db::Portal, Status> {
         synap_db::portals::get(&self.pool, id).await.map_err(db)?.ok_or_else(|| not_found("portal", id))
     }
+
+    /// The portal a subscription call acts on: the one named, or a portal key's own when none
+    /// is named. Another portal's is NOT_FOUND to a portal key.
+    pub(crate) async fn portal_for(
+        &self,
+        caller: &Caller,
+        field: &str,
+        id: &str,
+    ) -> Result<synap_db::Portal, Status> {
+        let id = match (caller, id) {
+            (Caller::Portal(own), "") => own.as_str(),
+            _ => {
+                crate::validate::id(field, id)?;
+                id
+            }
+        };
+        if !caller.can_access(id) {
+            return Err(not_found("portal", id));
+        }
+        self.portal(id).await
+    }
+
+    /// A subscription the caller may see; NOT_FOUND otherwise, whether or not it exists.
+    pub(crate) async fn subscription(
+        &self,
+        caller: &Caller,
+        field: &str,
+        id: &str,
+    ) -> Result<synap_db::Subscription, Status> {
+        crate::validate::id(field, id)?;
+        match synap_db::subscriptions::get(&self.pool, id).await.map_err(db)? {
+            Some(sub) if caller.can_access(&sub.portal_id) => Ok(sub),
+            _ => Err(not_found("subscription", id)),
+        }
+    }
+}
+
+/// FAILED_PRECONDITION unless the portal may receive webhooks (Pro or higher).
+pub(crate) fn require_webhooks(portal: &synap_db::Portal) -> Result<(), Status> {
+    if portal.plan.has_webhooks() {
+        Ok(())
+    } else {
+        Err(precondition(
+            "portal_id",
+            format!("portal is on the {} plan; webhooks need Pro or higher", portal.plan.as_str()),
+        ))
+    }
+}
+
+/// FAILED_PRECONDITION when `types` holds store.purchase and the portal lacks the feature.
+pub(crate) fn require_features(
+    portal: &synap_db::Portal,
+    field: &str,
+    types: &[synap_contract::EventType],
+) -> Result<(), Status> {
+    if types.iter().any(|t| t.requires_store_feature()) && !portal.has_feature(STORE_FEATURE) {
+        return Err(precondition(field, "store.purchase needs the portal's `store` feature"));
+    }
+    Ok(())
+}
+
+fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    Caller::of(request).cloned()
 }
 
 #[tonic::async_trait]
 impl ControlService for ControlApi {
     async fn upsert_portal(
         &self,
-        request: Request<api::UpsertPortalRequest>,
+        r: Request<api::UpsertPortalRequest>,
     ) -> Result<Response<api::Portal>, Status> {
-        let req = request.into_inner();
-        validate::id("id", &req.id)?;
-        let plan = api::Plan::try_from(req.plan).ok().and_then(convert::plan_from_api).ok_or_else(|| {
-            invalid("plan", "must be one of PLAN_FREE, PLAN_STARTER, PLAN_PRO, PLAN_ENTERPRISE")
-        })?;
-        let mut features = Vec::with_capacity(req.features.len());
-        for (i, feature) in req.features.into_iter().enumerate() {
-            validate::id(&format!("features[{i}]"), &feature)?;
-            if !features.contains(&feature) {
-                features.push(feature);
-            }
-        }
-        let portal = synap_db::portals::upsert(&self.pool, &req.id, plan, &features).await.map_err(db)?;
-        tracing::info!(portal_id = %portal.id, plan = portal.plan.as_str(), "portal upserted");
-        Ok(Response::new(convert::portal(portal)))
+        caller(&r)?.require_admin()?;
+        self.upsert_portal(r.into_inner()).await.map(Response::new)
     }
 
-    async fn get_portal(
+    async fn get_portal(&self, r: Request<api::GetPortalRequest>) -> Result<Response<api::Portal>, Status> {
+        caller(&r)?.require_admin()?;
+        self.get_portal(r.into_inner()).await.map(Response::new)
+    }
+
+    async fn list_portals(
         &self,
-        request: Request<api::GetPortalRequest>,
-    ) -> Result<Response<api::Portal>, Status> {
-        let req = request.into_inner();
-        validate::id("id", &req.id)?;
-        Ok(Response::new(convert::portal(self.portal(&req.id).await?)))
+        r: Request<api::ListPortalsRequest>,
+    ) -> Result<Response<api::ListPortalsResponse>, Status> {
+        caller(&r)?.require_admin()?;
+        self.list_portals(r.into_inner()).await.map(Response::new)
+    }
+
+    async fn create_api_key(
+        &self,
+        r: Request<api::CreateApiKeyRequest>,
+    ) -> Result<Response<api::CreateApiKeyResponse>, Status> {
+        caller(&r)?.require_admin()?;
+        self.create_api_key(r.into_inner()).await.map(Response::new)
+    }
+
+    async fn list_api_keys(
+        &self,
+        r: Request<api::ListApiKeysRequest>,
+    ) -> Result<Response<api::ListApiKeysResponse>, Status> {
+        caller(&r)?.require_admin()?;
+        self.list_api_keys(r.into_inner()).await.map(Response::new)
+    }
+
+    async fn revoke_api_key(
+        &self,
+        r: Request<api::RevokeApiKeyRequest>,
+    ) -> Result<Response<api::ApiKey>, Status> {
+        caller(&r)?.require_admin()?;
+        self.revoke_api_key(r.into_inner()).await.map(Response::new)
     }
 
     async fn create_subscription(
         &self,
-        request: Request<api::CreateSubscriptionRequest>,
+        r: Request<api::CreateSubscriptionRequest>,
     ) -> Result<Response<api::CreateSubscriptionResponse>, Status> {
-        let req = request.into_inner();
-        validate::id("portal_id", &req.portal_id)?;
-        let url = validate::url("url", &req.url, self.allow_http_urls)?;
-        let types = validate::event_types("event_types", &req.event_types)?;
-        validate::description("description", &req.description)?;
-        let basic_auth = match req.basic_auth {
-            Some(auth) => {
-                if auth.username.is_empty() || auth.username.contains(':') {
-                    return Err(invalid("basic_auth.username", "must be non-empty and contain no ':'"));
-                }
-                if auth.password.is_empty() {
-                    return Err(invalid("basic_auth.password", "must not be empty"));
-                }
-                Some(BasicAuth { username: auth.username, password: auth.password })
-            }
-            None => None,
-        };
+        let caller = caller(&r)?;
+        self.create_subscription(&caller, r.into_inner()).await.map(Response::new)
+    }
 
-        let portal = self.portal(&req.portal_id).await?;
-        if !portal.plan.has_webhooks() {
-            return Err(precondition(
-                "portal_id",
-                format!("portal is on the {} plan; webhooks need Pro or higher", portal.plan.as_str()),
-            ));
-        }
-        if types.iter().any(|t| t.requires_store_feature()) && !portal.has_feature(STORE_FEATURE) {
-            return Err(precondition("event_types", "store.purchase needs the portal's `store` feature"));
-        }
-
-        let new = NewSubscription {
-            portal_id: req.portal_id,
-            url: url.to_string(),
-            event_types: types.iter().map(|t| EventType::code(*t).to_owned()).collect(),
-            description: req.description,
-            enabled: req.enabled.unwrap_or(true),
-            basic_auth,
-        };
-        let (created, signing_secret) =
-            synap_db::subscriptions::create(&self.pool, &self.secrets, &new).await.map_err(db)?;
-        tracing::info!(subscription_id = %created.id, portal_id = %created.portal_id, "subscription created");
-        Ok(Response::new(api::CreateSubscriptionResponse {
-            subscription: Some(convert::subscription(created)),
-            signing_secret,
-        }))
+    async fn get_subscription(
+        &self,
+        r: Request<api::GetSubscriptionRequest>,
+    ) -> Result<Response<api::Subscription>, Status> {
+        let caller = caller(&r)?;
+        let sub = self.subscription(&caller, "id", &r.into_inner().id).await?;
+        Ok(Response::new(crate::convert::subscription(sub)))
     }
 
     async fn list_subscriptions(
         &self,
-        request: Request<api::ListSubscriptionsRequest>,
+        r: Request<api::ListSubscriptionsRequest>,
     ) -> Result<Response<api::ListSubscriptionsResponse>, Status> {
-        let req = request.into_inner();
-        validate::id("portal_id", &req.portal_id)?;
-        self.portal(&req.portal_id).await?;
-        let subscriptions = synap_db::subscriptions::list_for_portal(&self.pool, &req.portal_id)
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(convert::subscription)
-            .collect();
-        Ok(Response::new(api::ListSubscriptionsResponse { subscriptions }))
+        let caller = caller(&r)?;
+        self.list_subscriptions(&caller, r.into_inner()).await.map(Response::new)
+    }
+
+    async fn update_subscription(
+        &self,
+        r: Request<api::UpdateSubscriptionRequest>,
+    ) -> Result<Response<api::Subscription>, Status> {
+        let caller = caller(&r)?;
+        self.update_subscription(&caller, r.into_inner()).await.map(Response::new)
+    }
+
+    async fn delete_subscription(
+        &self,
+        r: Request<api::DeleteSubscriptionRequest>,
+    ) -> Result<Response<api::DeleteSubscriptionResponse>, Status> {
+        let caller = caller(&r)?;
+        self.delete_subscription(&caller, r.into_inner()).await.map(Response::new)
+    }
+
+    async fn pause_subscription(
+        &self,
+        r: Request<api::PauseSubscriptionRequest>,
+    ) -> Result<Response<api::Subscription>, Status> {
+        let caller = caller(&r)?;
+        self.set_enabled(&caller, &r.into_inner().id, false).await.map(Response::new)
+    }
+
+    async fn resume_subscription(
+        &self,
+        r: Request<api::ResumeSubscriptionRequest>,
+    ) -> Result<Response<api::Subscription>, Status> {
+        let caller = caller(&r)?;
+        self.set_enabled(&caller, &r.into_inner().id, true).await.map(Response::new)
+    }
+
+    async fn rotate_signing_secret(
+        &self,
+        r: Request<api::RotateSigningSecretRequest>,
+    ) -> Result<Response<api::RotateSigningSecretResponse>, Status> {
+        let caller = caller(&r)?;
+        self.rotate_signing_secret(&caller, r.into_inner()).await.map(Response::new)
+    }
+
+    async fn list_event_types(
+        &self,
+        _: Request<api::ListEventTypesRequest>,
+    ) -> Result<Response<api::ListEventTypesResponse>, Status> {
+        Ok(Response::new(crate::event_types::list()))
+    }
+
+    async fn test_send(
+        &self,
+        r: Request<api::TestSendRequest>,
+    ) -> Result<Response<api::TestSendResponse>, Status> {
+        let caller = caller(&r)?;
+        self.test_send(&caller, r.into_inner()).await.map(Response::new)
     }
 }

@@ -1,6 +1,10 @@
 //! Request validation: each rule names the field at fault.
 
+use std::time::Duration;
+
 use synap_contract::EventType;
+use synap_db::BasicAuth;
+use synap_proto::control::v1 as api;
 use tonic::Status;
 
 use crate::errors::invalid;
@@ -8,6 +12,9 @@ use crate::errors::invalid;
 pub const MAX_ID_LEN: usize = 128;
 pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_DESCRIPTION_LEN: usize = 1024;
+pub const MAX_PASSWORD_LEN: usize = 1024;
+/// The longest a rotated-out secret may stay valid.
+pub const MAX_OVERLAP: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 pub fn id(field: &str, value: &str) -> Result<(), Status> {
     if value.is_empty() {
@@ -22,8 +29,9 @@ pub fn id(field: &str, value: &str) -> Result<(), Status> {
     Ok(())
 }
 
-/// An absolute HTTPS URL (HTTP only where the deployment allows it), with a host and no
-/// embedded credentials.
+/// The one check of an endpoint URL, used by create and update (so the outbound address policy
+/// belongs here too): an absolute HTTPS URL (HTTP only where the deployment allows it), with a
+/// host and no embedded credentials.
 pub fn url(field: &str, value: &str, allow_http: bool) -> Result<url::Url, Status> {
     if value.len() > MAX_URL_LEN {
         return Err(invalid(field, format!("must be at most {MAX_URL_LEN} characters")));
@@ -68,6 +76,56 @@ pub fn description(field: &str, value: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// Basic-auth credentials: a user name without `:` (it ends the user name in the header) and a
+/// non-empty password.
+pub fn basic_auth(field: &str, auth: api::BasicAuth) -> Result<BasicAuth, Status> {
+    if auth.username.is_empty() || auth.username.contains(':') {
+        return Err(invalid(&format!("{field}.username"), "must be non-empty and contain no ':'"));
+    }
+    if auth.username.len() > MAX_ID_LEN {
+        return Err(invalid(
+            &format!("{field}.username"),
+            format!("must be at most {MAX_ID_LEN} characters"),
+        ));
+    }
+    if auth.password.is_empty() {
+        return Err(invalid(&format!("{field}.password"), "must not be empty"));
+    }
+    if auth.password.len() > MAX_PASSWORD_LEN {
+        return Err(invalid(
+            &format!("{field}.password"),
+            format!("must be at most {MAX_PASSWORD_LEN} bytes"),
+        ));
+    }
+    Ok(BasicAuth { username: auth.username, password: auth.password })
+}
+
+/// An optional client request id: empty means none.
+pub fn request_id(field: &str, value: &str) -> Result<Option<String>, Status> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    id(field, value)?;
+    Ok(Some(value.to_owned()))
+}
+
+/// A rotation overlap: absent means `default`; otherwise 0 to [`MAX_OVERLAP`].
+pub fn overlap(
+    field: &str,
+    value: Option<prost_types::Duration>,
+    default: Duration,
+) -> Result<Duration, Status> {
+    let Some(d) = value else { return Ok(default) };
+    if d.seconds < 0 || d.nanos < 0 || d.nanos >= 1_000_000_000 {
+        return Err(invalid(field, "must not be negative"));
+    }
+    let overlap = Duration::new(d.seconds as u64, d.nanos as u32);
+    if overlap > MAX_OVERLAP {
+        return Err(invalid(field, format!("must be at most {} days", MAX_OVERLAP.as_secs() / 86_400)));
+    }
+    Ok(overlap)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +146,26 @@ mod tests {
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
         assert!(url("url", &long, false).is_err());
+    }
+
+    #[test]
+    fn overlaps() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(overlap("overlap", None, day).unwrap(), day);
+        let zero = prost_types::Duration { seconds: 0, nanos: 0 };
+        assert_eq!(overlap("overlap", Some(zero), day).unwrap(), Duration::ZERO);
+        let negative = prost_types::Duration { seconds: -1, nanos: 0 };
+        assert_eq!(field_of(overlap("overlap", Some(negative), day).unwrap_err()), "overlap");
+        let long = prost_types::Duration { seconds: 8 * 86_400, nanos: 0 };
+        assert!(overlap("overlap", Some(long), day).is_err());
+    }
+
+    #[test]
+    fn basic_auth_fields() {
+        let auth = |u: &str, p: &str| api::BasicAuth { username: u.into(), password: p.into() };
+        assert!(basic_auth("basic_auth", auth("user", "pw")).is_ok());
+        assert_eq!(field_of(basic_auth("basic_auth", auth("a:b", "pw")).unwrap_err()), "basic_auth.username");
+        assert_eq!(field_of(basic_auth("basic_auth", auth("a", "")).unwrap_err()), "basic_auth.password");
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! PostgreSQL access for Synap Webhooks.
 
+pub mod api_keys;
 pub mod migrate;
 pub mod pool;
 pub mod portals;
 pub mod secret_box;
 pub mod secrets;
 pub mod subscriptions;
+pub mod test_sends;
 
-pub use pool::{DatabaseConfig, Pool, connect};
+pub use api_keys::ApiKey;
+pub use pool::{DatabaseConfig, Pool, connect, watch_reachable};
 pub use portals::{Plan, Portal};
 pub use secret_box::{EncryptionConfig, SecretBox};
 pub use subscriptions::{BasicAuth, DeliveryTarget, NewSubscription, Route, Subscription};

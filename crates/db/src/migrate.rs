@@ -8,6 +8,7 @@ use crate::{DbError, Pool};
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "portals_and_subscriptions", include_str!("../migrations/0001_portals_and_subscriptions.sql")),
     (2, "secrets_and_attempts", include_str!("../migrations/0002_secrets_and_attempts.sql")),
+    (10, "control_api", include_str!("../migrations/0010_control_api.sql")),
 ];
 
 /// Arbitrary constant naming the lock; any other user of advisory locks must avoid it.

@@ -88,3 +88,28 @@ pub async fn get(pool: &Pool, id: &str) -> Result<Option<Portal>, DbError> {
         .await?;
     row.as_ref().map(Portal::from_row).transpose()
 }
+
+/// One page of portals in id order, after `after`, and the last id when another page follows.
+pub async fn list(
+    pool: &Pool,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<Portal>, Option<String>), DbError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT id, plan, features, created_at, updated_at FROM portals
+             WHERE ($1::text IS NULL OR id > $1) ORDER BY id LIMIT $2",
+            // One more than asked tells whether another page follows.
+            &[&after, &(limit as i64 + 1)],
+        )
+        .await?;
+    let mut page = rows.iter().map(Portal::from_row).collect::<Result<Vec<_>, _>>()?;
+    let next = if page.len() > limit {
+        page.truncate(limit);
+        page.last().map(|p| p.id.clone())
+    } else {
+        None
+    };
+    Ok((page, next))
+}

@@ -16,12 +16,24 @@ pub struct Subscription {
     pub description: String,
     pub enabled: bool,
     pub basic_auth_username: Option<String>,
+    /// Why the system turned it off; `None` while enabled or when a caller paused it.
+    pub disabled_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
+/// Whether a subscription receives events, and who turned it off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Active,
+    /// Turned off by a caller.
+    Paused,
+    /// Turned off by the system (see `disabled_reason`).
+    Disabled,
+}
+
 const COLUMNS: &str = "id, portal_id, url, event_types, description, enabled, \
-                       basic_auth_username, created_at, updated_at";
+                       basic_auth_username, disabled_reason, created_at, updated_at";
 
 impl Subscription {
     fn from_row(row: &Row) -> Self {
@@ -33,8 +45,17 @@ impl Subscription {
             description: row.get("description"),
             enabled: row.get("enabled"),
             basic_auth_username: row.get("basic_auth_username"),
+            disabled_reason: row.get("disabled_reason"),
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        match (self.enabled, &self.disabled_reason) {
+            (true, _) => State::Active,
+            (false, None) => State::Paused,
+            (false, Some(_)) => State::Disabled,
         }
     }
 }
@@ -60,26 +81,37 @@ pub struct NewSubscription {
     pub description: String,
     pub enabled: bool,
     pub basic_auth: Option<BasicAuth>,
+    /// The client's idempotency key, unique per portal.
+    pub request_id: Option<String>,
 }
 
-/// Creates the subscription with a fresh signing secret, returned in plain text this once.
-pub async fn create(
-    pool: &Pool,
-    secrets: &SecretBox,
-    new: &NewSubscription,
-) -> Result<(Subscription, String), DbError> {
+/// The result of [`create`].
+#[derive(Debug)]
+pub struct Created {
+    pub subscription: Subscription,
+    /// The current signing secret, in plain text.
+    pub signing_secret: String,
+    /// True when the request id was used before: nothing was created.
+    pub replayed: bool,
+}
+
+/// Creates the subscription with a fresh signing secret, returned in plain text. When the
+/// portal already used `new.request_id`, returns that subscription (and its current secret)
+/// instead, also when two such calls race.
+pub async fn create(pool: &Pool, secrets: &SecretBox, new: &NewSubscription) -> Result<Created, DbError> {
     let id = format!("sub_{}", uuid::Uuid::now_v7().simple());
     let username = new.basic_auth.as_ref().map(|a| a.username.as_str());
     let sealed = new.basic_auth.as_ref().map(|a| secrets.seal(a.password.as_bytes()));
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let row = tx
-        .query_one(
+        .query_opt(
             &format!(
                 "INSERT INTO subscriptions
                     (id, portal_id, url, event_types, description, enabled,
-                     basic_auth_username, basic_auth_password)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     basic_auth_username, basic_auth_password, request_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (portal_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
                  RETURNING {COLUMNS}"
             ),
             &[
@@ -91,28 +123,185 @@ pub async fn create(
                 &new.enabled,
                 &username,
                 &sealed,
+                &new.request_id,
             ],
         )
         .await?;
+    let Some(row) = row else {
+        // The request id was used before (possibly by a call that committed a moment ago).
+        drop(tx);
+        drop(client);
+        return replay(pool, secrets, &new.portal_id, new.request_id.as_deref().unwrap_or_default()).await;
+    };
     let signing_secret = crate::secrets::generate();
     crate::secrets::insert(&tx, secrets, &id, &signing_secret).await?;
     tx.commit().await?;
-    Ok((Subscription::from_row(&row), signing_secret))
+    Ok(Created { subscription: Subscription::from_row(&row), signing_secret, replayed: false })
 }
 
-/// A portal's subscriptions, newest first.
-pub async fn list_for_portal(pool: &Pool, portal_id: &str) -> Result<Vec<Subscription>, DbError> {
+async fn replay(
+    pool: &Pool,
+    secrets: &SecretBox,
+    portal_id: &str,
+    request_id: &str,
+) -> Result<Created, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_one(
+            &format!("SELECT {COLUMNS} FROM subscriptions WHERE portal_id = $1 AND request_id = $2"),
+            &[&portal_id, &request_id],
+        )
+        .await?;
+    drop(client);
+    let subscription = Subscription::from_row(&row);
+    let signing_secret =
+        crate::secrets::valid(pool, secrets, &subscription.id).await?.into_iter().next().ok_or_else(
+            || DbError::Corrupt(format!("subscription {} has no signing secret", subscription.id)),
+        )?;
+    Ok(Created { subscription, signing_secret, replayed: true })
+}
+
+pub async fn get(pool: &Pool, id: &str) -> Result<Option<Subscription>, DbError> {
+    let client = pool.get().await?;
+    let row = client.query_opt(&format!("SELECT {COLUMNS} FROM subscriptions WHERE id = $1"), &[&id]).await?;
+    Ok(row.as_ref().map(Subscription::from_row))
+}
+
+/// Where a page of [`list`] starts: after this (created_at, id) in newest-first order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: DateTime<Utc>,
+    pub id: String,
+}
+
+/// Which subscriptions [`list`] returns.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// `None`: every portal.
+    pub portal_id: Option<String>,
+    pub event_type: Option<String>,
+    pub state: Option<State>,
+}
+
+/// One page of subscriptions, newest first, and the cursor of the next page when there is one.
+pub async fn list(
+    pool: &Pool,
+    filter: &Filter,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> Result<(Vec<Subscription>, Option<Cursor>), DbError> {
+    let (enabled, system_disabled) = match filter.state {
+        None => (None, None),
+        Some(State::Active) => (Some(true), None),
+        Some(State::Paused) => (Some(false), Some(false)),
+        Some(State::Disabled) => (Some(false), Some(true)),
+    };
     let client = pool.get().await?;
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM subscriptions WHERE portal_id = $1
-                 ORDER BY created_at DESC, id DESC"
+                "SELECT {COLUMNS} FROM subscriptions
+                 WHERE ($1::text IS NULL OR portal_id = $1)
+                   AND ($2::text IS NULL OR $2 = ANY (event_types))
+                   AND ($3::bool IS NULL OR enabled = $3)
+                   AND ($4::bool IS NULL OR (disabled_reason IS NOT NULL) = $4)
+                   AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
+                 ORDER BY created_at DESC, id DESC
+                 LIMIT $7"
             ),
-            &[&portal_id],
+            &[
+                &filter.portal_id,
+                &filter.event_type,
+                &enabled,
+                &system_disabled,
+                &after.map(|c| c.created_at),
+                &after.map(|c| c.id.as_str()).unwrap_or_default(),
+                // One more than asked tells whether another page follows.
+                &(limit as i64 + 1),
+            ],
         )
         .await?;
-    Ok(rows.iter().map(Subscription::from_row).collect())
+    let mut page: Vec<Subscription> = rows.iter().map(Subscription::from_row).collect();
+    let next = if page.len() > limit {
+        page.truncate(limit);
+        page.last().map(|s| Cursor { created_at: s.created_at, id: s.id.clone() })
+    } else {
+        None
+    };
+    Ok((page, next))
+}
+
+/// A partial update: `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    pub url: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub description: Option<String>,
+    /// `Some(None)` removes basic auth.
+    pub basic_auth: Option<Option<BasicAuth>>,
+    /// `Some(true)` also clears a system `disabled_reason`.
+    pub enabled: Option<bool>,
+}
+
+/// Applies `changes`; `None` when the subscription does not exist.
+pub async fn update(
+    pool: &Pool,
+    secrets: &SecretBox,
+    id: &str,
+    changes: &Changes,
+) -> Result<Option<Subscription>, DbError> {
+    let set_auth = changes.basic_auth.is_some();
+    let auth = changes.basic_auth.as_ref().and_then(Option::as_ref);
+    let username = auth.map(|a| a.username.as_str());
+    let sealed = auth.map(|a| secrets.seal(a.password.as_bytes()));
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            &format!(
+                "UPDATE subscriptions SET
+                    url = COALESCE($2, url),
+                    event_types = COALESCE($3, event_types),
+                    description = COALESCE($4, description),
+                    basic_auth_username = CASE WHEN $5 THEN $6 ELSE basic_auth_username END,
+                    basic_auth_password = CASE WHEN $5 THEN $7 ELSE basic_auth_password END,
+                    enabled = COALESCE($8, enabled),
+                    disabled_reason = CASE WHEN $8 IS NULL THEN disabled_reason ELSE NULL END,
+                    updated_at = now()
+                 WHERE id = $1
+                 RETURNING {COLUMNS}"
+            ),
+            &[
+                &id,
+                &changes.url,
+                &changes.event_types,
+                &changes.description,
+                &set_auth,
+                &username,
+                &sealed,
+                &changes.enabled,
+            ],
+        )
+        .await?;
+    Ok(row.as_ref().map(Subscription::from_row))
+}
+
+/// Turns a subscription off on the system's behalf (e.g. its endpoint answered 410 Gone),
+/// recording why; a caller's resume turns it on again. False when it does not exist.
+pub async fn disable(pool: &Pool, id: &str, reason: &str) -> Result<bool, DbError> {
+    let client = pool.get().await?;
+    let n = client
+        .execute(
+            "UPDATE subscriptions SET enabled = FALSE, disabled_reason = $2, updated_at = now() WHERE id = $1",
+            &[&id, &reason],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+/// Deletes the subscription and its secrets; false when it did not exist.
+pub async fn delete(pool: &Pool, id: &str) -> Result<bool, DbError> {
+    let client = pool.get().await?;
+    Ok(client.execute("DELETE FROM subscriptions WHERE id = $1", &[&id]).await? > 0)
 }
 
 /// What the router needs of one enabled subscription.

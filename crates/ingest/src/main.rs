@@ -7,16 +7,16 @@ use clap::Parser;
 use synap_ingest::config::IngestConfig;
 use synap_ingest::stage::Ingest;
 use synap_kafka::KafkaConfig;
-use synap_runtime::{ConfigSource, LogConfig, ServiceArgs, logging, shutdown_token};
+use synap_runtime::{ConfigSource, ServiceArgs, shutdown_token};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
     let source = ConfigSource::load(args.config.as_deref())?;
-    let log: LogConfig = source.section("log")?;
     let kafka: KafkaConfig = source.section("kafka")?;
     let config: IngestConfig = source.section("ingest")?;
-    logging::init(&log);
+    let telemetry = synap_telemetry::init(&source, "synap-ingest")?;
+    telemetry.serve().await?;
 
     let shutdown = shutdown_token();
     let topics = kafka.topics();
@@ -26,6 +26,8 @@ async fn main() -> anyhow::Result<()> {
         max_body_bytes: config.max_body_bytes,
         shutdown: shutdown.clone(),
     });
+    synap_kafka::watch_reachable(&telemetry.readiness, &stage.producer, topics.inbound(), &shutdown);
+
     let consumer = kafka.consumer("ingest")?;
     let handler_stage = stage.clone();
     synap_kafka::run_consumer(consumer, &[topics.inbound()], config.max_in_flight, shutdown, move |m| {
@@ -35,5 +37,6 @@ async fn main() -> anyhow::Result<()> {
     .context("ingest consumer")?;
     synap_kafka::flush(&stage.producer);
     tracing::info!("ingest stopped");
+    telemetry.shutdown();
     Ok(())
 }

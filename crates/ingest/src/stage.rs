@@ -6,7 +6,9 @@ use prost::Message as _;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use synap_kafka::{Handled, Outgoing, SendError, Topics, headers, send_durably};
+use synap_telemetry::metrics;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::decode::{Inbound, Rejection, decode};
 
@@ -18,8 +20,23 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Handles one record; returns when its event or dead letter is acknowledged.
+    /// Handles one record; returns when its event or dead letter is acknowledged. The record's
+    /// span continues the producer's trace when its headers carry one, and starts the event's
+    /// trace otherwise.
     pub async fn handle(self: Arc<Self>, message: OwnedMessage) -> Handled {
+        let span = tracing::info_span!(
+            "ingest",
+            otel.kind = "consumer",
+            source = %format_args!("{}/{}/{}", message.topic(), message.partition(), message.offset()),
+            event_id = tracing::field::Empty,
+            event_type = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        synap_telemetry::continue_trace(&span, message.headers());
+        self.process(message).instrument(span).await
+    }
+
+    async fn process(&self, message: OwnedMessage) -> Handled {
         let inbound = Inbound {
             topic: message.topic(),
             partition: message.partition(),
@@ -30,18 +47,22 @@ impl Ingest {
         };
         let rejection = match decode(&inbound, self.max_body_bytes) {
             Ok((ty, event)) => {
+                tracing::Span::current()
+                    .record("event_id", event.id.as_str())
+                    .record("event_type", ty.code());
                 let record = Outgoing {
                     topic: self.topics.event(ty),
                     key: event.portal_id.clone(),
-                    headers: headers::copy_with(
+                    headers: synap_telemetry::inject_kafka(headers::copy_with(
                         None::<&rdkafka::message::OwnedHeaders>,
                         &[("synap-event-id", &event.id), ("synap-event-type", ty.code())],
-                    ),
+                    )),
                     payload: event.encode_to_vec(),
                 };
                 match send_durably(&self.producer, &record, &self.shutdown).await {
                     Ok(()) => {
-                        tracing::debug!(event_id = %event.id, event_type = ty.code(), "event accepted");
+                        metrics().ingested(ty.code()).inc();
+                        tracing::debug!("event accepted");
                         return Handled::Done;
                     }
                     Err(SendError::Abandoned) => return Handled::Abandoned,
@@ -58,12 +79,7 @@ impl Ingest {
 
     async fn dead_letter(&self, message: &OwnedMessage, rejection: &Rejection) -> Handled {
         let source = format!("{}/{}/{}", message.topic(), message.partition(), message.offset());
-        tracing::warn!(
-            reason = rejection.reason.code(),
-            detail = %rejection.detail,
-            source = %source,
-            "inbound record dead-lettered"
-        );
+        tracing::warn!(reason = rejection.reason.code(), detail = %rejection.detail, "inbound record dead-lettered");
         let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
         let extra = [
             ("synap-dlq-reason", rejection.reason.code()),
@@ -79,7 +95,10 @@ impl Ingest {
         };
         loop {
             match send_durably(&self.producer, &record, &self.shutdown).await {
-                Ok(()) => return Handled::Done,
+                Ok(()) => {
+                    metrics().dead_letters("ingest", rejection.reason.code()).inc();
+                    return Handled::Done;
+                }
                 Err(SendError::Abandoned) => return Handled::Abandoned,
                 // Too large even for the dead-letter topic: keep the reason and the position;
                 // the original stays readable in the inbound topic for its retention.

@@ -1,12 +1,16 @@
 //! Client settings. Any librdkafka property can be passed through (`properties` for every client,
 //! `producer` / `consumer` for one kind), so TLS, SASL and tuning need no code change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 
-use rdkafka::ClientConfig;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::producer::FutureProducer;
+use rdkafka::{ClientConfig, ClientContext, Statistics};
 use serde::{Deserialize, Serialize};
+
+/// The consumer every stage uses.
+pub type Consumer = StreamConsumer<LagStatistics>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
@@ -18,7 +22,7 @@ pub enum KafkaError {
     CreateTopic { topic: String, reason: String },
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list of brokers.
@@ -28,6 +32,11 @@ pub struct KafkaConfig {
     pub topic_prefix: String,
     /// librdkafka properties for every client, e.g. `security.protocol = "SASL_SSL"`.
     pub properties: BTreeMap<String, String>,
+    /// `sasl.username` for every client; kept apart from `properties` so that it can come from
+    /// a Secret through `SYNAP_KAFKA__SASL_USERNAME`.
+    pub sasl_username: String,
+    /// `sasl.password` for every client, e.g. from `SYNAP_KAFKA__SASL_PASSWORD`.
+    pub sasl_password: String,
     /// librdkafka properties for producers only; override the defaults below.
     pub producer: BTreeMap<String, String>,
     /// librdkafka properties for consumers only; override the defaults below.
@@ -40,9 +49,33 @@ impl Default for KafkaConfig {
             bootstrap_servers: "127.0.0.1:9092".into(),
             topic_prefix: "synap.".into(),
             properties: BTreeMap::new(),
+            sasl_username: String::new(),
+            sasl_password: String::new(),
             producer: BTreeMap::new(),
             consumer: BTreeMap::new(),
         }
+    }
+}
+
+/// Passwords stay out of logs and error messages.
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |map: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+            map.iter()
+                .map(|(k, v)| {
+                    let secret = k.contains("password") || k.contains("secret") || k.contains("key.pem");
+                    (k.clone(), if secret { "<redacted>".into() } else { v.clone() })
+                })
+                .collect()
+        };
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("properties", &redacted(&self.properties))
+            .field("sasl_username", &self.sasl_username)
+            .field("producer", &redacted(&self.producer))
+            .field("consumer", &redacted(&self.consumer))
+            .finish_non_exhaustive()
     }
 }
 
@@ -52,6 +85,12 @@ impl KafkaConfig {
         config.set("bootstrap.servers", &self.bootstrap_servers);
         for (key, value) in &self.properties {
             config.set(key, value);
+        }
+        if !self.sasl_username.is_empty() {
+            config.set("sasl.username", &self.sasl_username);
+        }
+        if !self.sasl_password.is_empty() {
+            config.set("sasl.password", &self.sasl_password);
         }
         config
     }
@@ -76,7 +115,7 @@ impl KafkaConfig {
 
     /// A consumer in group `<prefix><group>` that never commits an offset it was not told to
     /// store: offsets advance only after the record's effect is durable.
-    pub fn consumer(&self, group: &str) -> Result<StreamConsumer, KafkaError> {
+    pub fn consumer(&self, group: &str) -> Result<Consumer, KafkaError> {
         let mut config = self.base();
         config
             .set("group.id", format!("{}{group}", self.topic_prefix))
@@ -87,11 +126,15 @@ impl KafkaConfig {
             .set("auto.offset.reset", "earliest")
             // Some brokers (tansu among them) answer a fetch only when this wait expires, so a
             // long wait is a long hop. Apache Kafka answers as soon as data arrives either way.
-            .set("fetch.wait.max.ms", "5");
+            .set("fetch.wait.max.ms", "5")
+            // Feeds `synap_consumer_lag` (see `LagStatistics`).
+            .set("statistics.interval.ms", "5000");
         for (key, value) in &self.consumer {
             config.set(key, value);
         }
-        config.create().map_err(|source| KafkaError::Client { what: "consumer", source })
+        config
+            .create_with_context(LagStatistics::default())
+            .map_err(|source| KafkaError::Client { what: "consumer", source })
     }
 
     pub fn topics(&self) -> super::Topics {
@@ -100,5 +143,98 @@ impl KafkaConfig {
 
     pub(crate) fn admin_config(&self) -> ClientConfig {
         self.base()
+    }
+}
+
+/// Keeps the `kafka` readiness check current: the brokers answer a metadata request for `topic`.
+pub fn watch_reachable(
+    readiness: &synap_telemetry::Readiness,
+    producer: &FutureProducer,
+    topic: String,
+    shutdown: &tokio_util::sync::CancellationToken,
+) {
+    let producer = producer.clone();
+    readiness.watch("kafka", synap_telemetry::readiness::CHECK_INTERVAL, shutdown.clone(), move || {
+        let (producer, topic) = (producer.clone(), topic.clone());
+        async move {
+            use rdkafka::producer::Producer;
+            tokio::task::spawn_blocking(move || {
+                producer.client().fetch_metadata(Some(&topic), std::time::Duration::from_secs(3)).map(|_| ())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+        }
+    });
+}
+
+/// Turns librdkafka's periodic statistics into `synap_consumer_lag`: per assigned partition, the
+/// high watermark minus the offset stored for commit (records read but not yet done count as
+/// lag), or minus the committed offset before anything was stored.
+#[derive(Default)]
+pub struct LagStatistics {
+    reported: Mutex<HashSet<(String, i32)>>,
+}
+
+impl ClientContext for LagStatistics {
+    fn stats(&self, statistics: Statistics) {
+        let metrics = synap_telemetry::metrics();
+        let mut now = HashSet::new();
+        for (name, topic) in &statistics.topics {
+            for (id, p) in &topic.partitions {
+                // -1 is librdkafka's internal "unassigned" partition.
+                if *id < 0 || !p.desired {
+                    continue;
+                }
+                let lag = if p.consumer_lag_stored >= 0 { p.consumer_lag_stored } else { p.consumer_lag };
+                if lag >= 0 {
+                    metrics.consumer_lag(name, *id).set(lag);
+                    now.insert((name.clone(), *id));
+                }
+            }
+        }
+        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        for (topic, partition) in reported.difference(&now) {
+            metrics.forget_consumer_lag(topic, *partition);
+        }
+        *reported = now;
+    }
+}
+
+impl ConsumerContext for LagStatistics {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sasl_credentials_reach_every_client_and_never_its_debug_output() {
+        let config = KafkaConfig {
+            properties: BTreeMap::from([
+                ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
+                ("ssl.key.password".to_owned(), "key-pass".to_owned()),
+            ]),
+            sasl_username: "synap".into(),
+            sasl_password: "hunter2-scram".into(),
+            ..KafkaConfig::default()
+        };
+        let client = config.base();
+        assert_eq!(client.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(client.get("sasl.username"), Some("synap"));
+        assert_eq!(client.get("sasl.password"), Some("hunter2-scram"));
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2-scram") && !debug.contains("key-pass"), "{debug}");
+        assert!(debug.contains("SASL_SSL"), "{debug}");
+    }
+
+    #[test]
+    fn the_build_speaks_tls_and_scram() {
+        // librdkafka refuses these settings when built without OpenSSL.
+        let mut config = KafkaConfig::default();
+        config.properties.insert("security.protocol".into(), "SASL_SSL".into());
+        config.properties.insert("sasl.mechanism".into(), "SCRAM-SHA-512".into());
+        config.sasl_username = "u".into();
+        config.sasl_password = "p".into();
+        config.producer("tls-check").map(|_| ()).expect("a SASL_SSL/SCRAM producer can be created");
     }
 }

@@ -7,13 +7,14 @@
 use std::future::Future;
 use std::time::Duration;
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::KafkaError;
+use crate::client::Consumer;
 use crate::offsets::OffsetTracker;
 
 /// What a handler did with its record.
@@ -28,7 +29,7 @@ pub enum Handled {
 /// Consumes `topics` until `shutdown` is cancelled, running up to `max_in_flight` handlers at
 /// once, then waits for the handlers in flight and commits what they finished.
 pub async fn run_consumer<F, Fut>(
-    consumer: StreamConsumer,
+    consumer: Consumer,
     topics: &[String],
     max_in_flight: usize,
     shutdown: CancellationToken,
@@ -84,7 +85,7 @@ where
 }
 
 fn finish(
-    consumer: &StreamConsumer,
+    consumer: &Consumer,
     tracker: &mut OffsetTracker,
     topic: &str,
     partition: i32,

@@ -8,7 +8,7 @@ pub mod produce;
 pub mod provision;
 pub mod topics;
 
-pub use client::{KafkaConfig, KafkaError};
+pub use client::{Consumer, KafkaConfig, KafkaError, watch_reachable};
 pub use consume::{Handled, run_consumer};
 pub use produce::{Outgoing, SendError, flush, send_durably};
 pub use topics::Topics;

@@ -11,17 +11,17 @@ use synap_kafka::KafkaConfig;
 use synap_router::config::RouterConfig;
 use synap_router::routes::RouteCache;
 use synap_router::stage::Router;
-use synap_runtime::{ConfigSource, LogConfig, ServiceArgs, logging, shutdown_token};
+use synap_runtime::{ConfigSource, ServiceArgs, shutdown_token};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
     let source = ConfigSource::load(args.config.as_deref())?;
-    let log: LogConfig = source.section("log")?;
     let kafka: KafkaConfig = source.section("kafka")?;
     let database: DatabaseConfig = source.section("database")?;
     let config: RouterConfig = source.section("router")?;
-    logging::init(&log);
+    let telemetry = synap_telemetry::init(&source, "synap-router")?;
+    telemetry.serve().await?;
 
     let shutdown = shutdown_token();
     let topics = kafka.topics();
@@ -29,9 +29,16 @@ async fn main() -> anyhow::Result<()> {
     let stage = Arc::new(Router {
         producer: kafka.producer("synap-router")?,
         topics: topics.clone(),
-        routes: RouteCache::new(pool, Duration::from_millis(config.cache_ttl_ms), config.cache_capacity),
+        routes: RouteCache::new(
+            pool.clone(),
+            Duration::from_millis(config.cache_ttl_ms),
+            config.cache_capacity,
+        ),
         shutdown: shutdown.clone(),
     });
+    synap_kafka::watch_reachable(&telemetry.readiness, &stage.producer, topics.deliveries(), &shutdown);
+    synap_db::watch_reachable(&telemetry.readiness, &pool, &shutdown);
+
     let consumer = kafka.consumer("router")?;
     let handler_stage = stage.clone();
     synap_kafka::run_consumer(consumer, &topics.all_events(), config.max_in_flight, shutdown, move |m| {
@@ -41,5 +48,6 @@ async fn main() -> anyhow::Result<()> {
     .context("router consumer")?;
     synap_kafka::flush(&stage.producer);
     tracing::info!("router stopped");
+    telemetry.shutdown();
     Ok(())
 }

@@ -10,7 +10,9 @@ use rdkafka::producer::FutureProducer;
 use synap_contract::EventType;
 use synap_kafka::{Handled, Outgoing, SendError, Topics, headers, send_durably};
 use synap_proto::pipeline::v1::{Delivery, Event};
+use synap_telemetry::metrics;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::routes::{PortalRoutes, RouteCache};
 
@@ -22,8 +24,20 @@ pub struct Router {
 }
 
 impl Router {
-    /// Handles one event; returns when every delivery it produced is acknowledged.
+    /// Handles one event; returns when every delivery it produced is acknowledged. Its span is a
+    /// child of ingest's, through the record's headers.
     pub async fn handle(self: Arc<Self>, message: OwnedMessage) -> Handled {
+        let span = tracing::info_span!(
+            "route",
+            otel.kind = "consumer",
+            event_id = headers::get(message.headers(), "synap-event-id").unwrap_or_default(),
+            trace_id = tracing::field::Empty,
+        );
+        synap_telemetry::continue_trace(&span, message.headers());
+        self.process(message).instrument(span).await
+    }
+
+    async fn process(&self, message: OwnedMessage) -> Handled {
         let decoded = Event::decode(message.payload().unwrap_or_default())
             .ok()
             .and_then(|event| EventType::from_code(&event.r#type).map(|ty| (ty, event)));
@@ -36,7 +50,7 @@ impl Router {
         let subscriptions = match routes.matches(ty) {
             Ok(subscriptions) => subscriptions,
             Err(skip) => {
-                tracing::debug!(event_id = %event.id, portal_id = %event.portal_id, ?skip, "event not routed");
+                tracing::debug!(portal_id = %event.portal_id, ?skip, "event not routed");
                 return Handled::Done;
             }
         };
@@ -47,7 +61,8 @@ impl Router {
             // large): the event is routed again after restart; duplicates keep their id.
             return Handled::Abandoned;
         }
-        tracing::debug!(event_id = %event.id, deliveries = records.len(), "event routed");
+        metrics().routed(ty.code()).inc_by(records.len() as u64);
+        tracing::debug!(deliveries = records.len(), "event routed");
         Handled::Done
     }
 
@@ -68,7 +83,10 @@ impl Router {
             // Keyed by subscription: one subscription's deliveries share a partition.
             key: subscription_id.to_owned(),
             payload: delivery.encode_to_vec(),
-            headers: headers::copy_with(None::<&OwnedHeaders>, &[("synap-event-id", &event.id)]),
+            headers: synap_telemetry::inject_kafka(headers::copy_with(
+                None::<&OwnedHeaders>,
+                &[("synap-event-id", &event.id)],
+            )),
         }
     }
 
@@ -108,7 +126,10 @@ impl Router {
             ),
         };
         match send_durably(&self.producer, &record, &self.shutdown).await {
-            Ok(()) => Handled::Done,
+            Ok(()) => {
+                metrics().dead_letters("router", "undecodable_event").inc();
+                Handled::Done
+            }
             Err(SendError::Abandoned | SendError::Rejected(_)) => Handled::Abandoned,
         }
     }

@@ -39,6 +39,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The HTTP status, when a response came back.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Outcome::Delivered { status } | Outcome::Status(status) => Some(*status),
+            _ => None,
+        }
+    }
+
     /// Stable code for headers, logs and metrics.
     pub fn code(&self) -> String {
         match self {
@@ -90,7 +98,8 @@ pub async fn attempt(
     attempt: u32,
 ) -> Attempted {
     let started = Instant::now();
-    let headers = headers(delivery, target, attempt, chrono::Utc::now().timestamp());
+    let mut headers = headers(delivery, target, attempt, chrono::Utc::now().timestamp());
+    synap_telemetry::inject_http(&mut headers);
     let result = client.post(&target.url).headers(headers).body(delivery.data.clone()).send().await;
     let outcome = match result {
         Ok(response) if response.status().is_success() => {

@@ -10,7 +10,9 @@ use rdkafka::producer::FutureProducer;
 use synap_db::DeliveryTarget;
 use synap_kafka::{Handled, Outgoing, SendError, Topics, headers, send_durably};
 use synap_proto::pipeline::v1::Delivery;
+use synap_telemetry::metrics::{delay_tier, metrics};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::attempt::{self, Outcome};
 use crate::targets::TargetCache;
@@ -51,22 +53,41 @@ impl Sender {
         let mut last = Outcome::Other("no attempt made".into());
         for (n, attempt_no) in (first..).enumerate().take(self.retry_delays.len() + 1) {
             if n > 0 {
-                tokio::select! {
-                    _ = tokio::time::sleep(self.retry_delays[n - 1]) => {}
-                    _ = self.shutdown.cancelled() => return Handled::Abandoned,
+                let pending = metrics().retries_pending(&delay_tier(self.retry_delays[n - 1]));
+                pending.inc();
+                let waited = tokio::select! {
+                    _ = tokio::time::sleep(self.retry_delays[n - 1]) => true,
+                    _ = self.shutdown.cancelled() => false,
+                };
+                pending.dec();
+                if !waited {
+                    return Handled::Abandoned;
                 }
             }
-            let attempted = attempt::attempt(&self.http, &delivery, &target, attempt_no).await;
-            tracing::info!(
-                event_id = %delivery.event_id,
-                subscription_id = %delivery.subscription_id,
-                attempt = attempt_no,
-                outcome = %attempted.outcome.code(),
-                latency_ms = attempted.latency.as_millis() as u64,
-                "delivery attempt"
+            // Telemetry (issue 5): one span per attempt, child of the router's span.
+            let span = synap_telemetry::attempt_span(
+                message.headers(),
+                &delivery.event_id,
+                &delivery.subscription_id,
+                attempt_no,
             );
+            let attempted =
+                attempt::attempt(&self.http, &delivery, &target, attempt_no).instrument(span.clone()).await;
+            metrics().attempt_finished(
+                &attempted.outcome.code(),
+                attempted.outcome.status(),
+                attempted.latency,
+            );
+            span.in_scope(|| {
+                tracing::info!(
+                    outcome = %attempted.outcome.code(),
+                    latency_ms = attempted.latency.as_millis() as u64,
+                    "delivery attempt"
+                )
+            });
             delivery.attempt = attempt_no;
-            if matches!(attempted.outcome, Outcome::Delivered { .. }) {
+            if let Outcome::Delivered { status } = attempted.outcome {
+                metrics().delivery_finished("delivered", Some(status), delivery.ingested_at_ms);
                 return Handled::Done;
             }
             last = attempted.outcome;
@@ -75,7 +96,12 @@ impl Sender {
             Outcome::Connect(e) | Outcome::Other(e) => e.clone(),
             other => other.code(),
         };
-        self.dead_letter(&message, Some(&delivery), &last.code(), &detail).await
+        let handled = self.dead_letter(&message, Some(&delivery), &last.code(), &detail).await;
+        if handled == Handled::Done {
+            metrics().delivery_finished("dead_lettered", last.status(), 0);
+            metrics().dead_letters("sender", &last.code()).inc();
+        }
+        handled
     }
 
     /// Reads the target, retrying while the database is unavailable; `None` only at shutdown.

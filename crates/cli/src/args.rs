@@ -1,0 +1,251 @@
+//! The command line.
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use synap_proto::control::v1 as api;
+
+#[derive(Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// The control service's address.
+    #[arg(long, env = "SYNAP_ENDPOINT", default_value = "http://127.0.0.1:50051", global = true)]
+    pub endpoint: String,
+    /// Bearer token: the admin token or a portal API key (`sk_…`).
+    #[arg(long, env = "SYNAP_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Portals and their plans (admin token only).
+    #[command(subcommand)]
+    Portal(PortalCommand),
+    /// Portal API keys (admin token only).
+    #[command(subcommand, alias = "keys")]
+    Key(KeyCommand),
+    /// Webhook subscriptions.
+    #[command(subcommand, alias = "sub")]
+    Subscription(SubscriptionCommand),
+    /// The event types, their plan rule and an example body.
+    #[command(alias = "types")]
+    EventTypes {
+        /// Print each type's example body too.
+        #[arg(long)]
+        examples: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PortalCommand {
+    /// Creates a portal or replaces its plan and features.
+    Upsert {
+        id: String,
+        /// free, starter, pro or enterprise.
+        #[arg(long)]
+        plan: String,
+        /// A custom feature, e.g. `store`; repeat for several.
+        #[arg(long = "feature")]
+        features: Vec<String>,
+    },
+    /// Shows one portal.
+    Get { id: String },
+    /// Lists portals.
+    List(Paging),
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Creates an API key for a portal and prints its token (shown once).
+    Create {
+        #[arg(long)]
+        portal: String,
+        /// What the key is for.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Lists a portal's API keys.
+    List {
+        #[arg(long)]
+        portal: String,
+        /// Include revoked keys.
+        #[arg(long)]
+        include_revoked: bool,
+    },
+    /// Revokes an API key at once.
+    Revoke { id: String },
+}
+
+#[derive(Args)]
+pub struct Paging {
+    /// Items per page (1–500; default 50).
+    #[arg(long, default_value_t = 0)]
+    pub page_size: i32,
+    /// The page token printed after the previous page.
+    #[arg(long, default_value = "")]
+    pub page_token: String,
+    /// Fetch every page.
+    #[arg(long, conflicts_with = "page_token")]
+    pub all: bool,
+}
+
+#[derive(Subcommand)]
+pub enum SubscriptionCommand {
+    /// Subscribes an endpoint to event types and prints its signing secret (shown once).
+    Create {
+        /// The portal (a portal key may leave it out).
+        #[arg(long, default_value = "")]
+        portal: String,
+        #[arg(long)]
+        url: String,
+        /// Event type code; repeat for several.
+        #[arg(long = "type", required = true)]
+        types: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// `user:password` for HTTP basic authentication, or `user` with the password in
+        /// SYNAP_BASIC_AUTH_PASSWORD.
+        #[arg(long)]
+        basic_auth: Option<String>,
+        /// Create it paused.
+        #[arg(long)]
+        disabled: bool,
+        /// Idempotency key: repeating the command with it returns the first subscription.
+        #[arg(long, default_value = "")]
+        request_id: String,
+    },
+    /// Shows one subscription.
+    Get { id: String },
+    /// Lists subscriptions, newest first.
+    List {
+        /// The portal (admins may leave it out to list every portal's).
+        #[arg(long, default_value = "")]
+        portal: String,
+        /// Only those receiving this event type.
+        #[arg(long = "type", default_value = "")]
+        event_type: String,
+        /// Only those in this state: active, paused or disabled.
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Changes the given fields only.
+    Update {
+        id: String,
+        #[arg(long)]
+        url: Option<String>,
+        /// Replaces the event types; repeat for several.
+        #[arg(long = "type")]
+        types: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// `user:password` (or `user` with SYNAP_BASIC_AUTH_PASSWORD): replaces the basic-auth
+        /// credentials.
+        #[arg(long, conflicts_with = "clear_basic_auth")]
+        basic_auth: Option<String>,
+        /// Removes basic auth.
+        #[arg(long)]
+        clear_basic_auth: bool,
+        /// Resumes deliveries.
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Pauses deliveries.
+        #[arg(long)]
+        disable: bool,
+    },
+    /// Deletes a subscription.
+    Delete { id: String },
+    /// Stops deliveries until resumed.
+    Pause { id: String },
+    /// Restarts deliveries.
+    Resume { id: String },
+    /// Replaces the signing secret and prints the new one (shown once).
+    RotateSecret {
+        id: String,
+        /// How long the old secret keeps signing, e.g. `90s`, `30m`, `24h`, `7d` (default: the
+        /// deployment's, 24 h).
+        #[arg(long)]
+        overlap: Option<String>,
+    },
+    /// Sends an example event to the subscription now and shows the endpoint's answer.
+    Test {
+        id: String,
+        /// Event type whose example to send (default: the subscription's first).
+        #[arg(long = "type", default_value = "")]
+        event_type: String,
+    },
+}
+
+pub fn plan(name: &str) -> anyhow::Result<api::Plan> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "free" => api::Plan::Free,
+        "starter" => api::Plan::Starter,
+        "pro" => api::Plan::Pro,
+        "enterprise" => api::Plan::Enterprise,
+        other => bail!("unknown plan {other:?}: use free, starter, pro or enterprise"),
+    })
+}
+
+pub fn state(name: &str) -> anyhow::Result<api::SubscriptionState> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "active" => api::SubscriptionState::Active,
+        "paused" => api::SubscriptionState::Paused,
+        "disabled" => api::SubscriptionState::Disabled,
+        other => bail!("unknown state {other:?}: use active, paused or disabled"),
+    })
+}
+
+/// `user:password`, or `user` alone with the password in `SYNAP_BASIC_AUTH_PASSWORD` (keeps it
+/// out of the shell history and the process list).
+pub fn basic_auth(value: &str) -> anyhow::Result<api::BasicAuth> {
+    let (username, password) = match value.split_once(':') {
+        Some((user, password)) => (user.to_owned(), password.to_owned()),
+        None => (
+            value.to_owned(),
+            std::env::var("SYNAP_BASIC_AUTH_PASSWORD")
+                .context("--basic-auth USER needs SYNAP_BASIC_AUTH_PASSWORD set, or use USER:PASSWORD")?,
+        ),
+    };
+    Ok(api::BasicAuth { username, password })
+}
+
+/// `90s`, `30m`, `24h`, `7d` or plain seconds.
+pub fn duration(text: &str) -> anyhow::Result<prost_types::Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number.parse().with_context(|| format!("{text:?} is not a duration like 24h"))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => bail!("unknown duration unit {other:?}: use s, m, h or d"),
+    };
+    Ok(prost_types::Duration { seconds: n * factor, nanos: 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("90").unwrap().seconds, 90);
+        assert_eq!(duration("30m").unwrap().seconds, 1800);
+        assert_eq!(duration("24h").unwrap().seconds, 86_400);
+        assert_eq!(duration("7d").unwrap().seconds, 604_800);
+        assert!(duration("1w").is_err() && duration("h").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

