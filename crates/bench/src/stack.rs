@@ -99,10 +99,11 @@ impl Stack {
 
     fn command(&self, binary: &str) -> Command {
         let mut command = Command::new(self.bin_dir.join(binary));
-        command.env_clear();
-        for key in ["PATH", "HOME"] {
-            if let Ok(v) = std::env::var(key) {
-                command.env(key, v);
+        // The services see only this run's settings: a SYNAP_* or RUST_LOG variable left in the
+        // caller's shell would silently change what is measured.
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(|k| k.starts_with("SYNAP_") || k == "RUST_LOG") {
+                command.env_remove(key);
             }
         }
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
