@@ -1,5 +1,6 @@
 //! End-to-end tests. Each test starts its own stack (see `synap_tests::Stack`).
 
+mod bench_smoke;
 mod cli;
 mod control;
 mod control_access;

@@ -1,0 +1,53 @@
+//! `synap-bench`: the benchmark of docs/BENCHMARKS.md. `run` drives the real services and prints
+//! the table; `receiver` is the webhook endpoint process that `run` starts.
+
+mod ceiling;
+mod procstat;
+mod publisher;
+mod receiver;
+mod report;
+mod runner;
+mod scenarios;
+mod settings;
+mod setup;
+mod stack;
+mod stats;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Throughput, latency, fan-out and isolation of the Synap pipeline, measured on this machine"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the scenarios and writes report.json and report.md to --out.
+    Run(runner::RunArgs),
+    /// The webhook receiver (started by `run`; useful alone to try endpoints by hand).
+    Receiver(receiver::ReceiverArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Args::parse().command {
+        Command::Run(args) => {
+            let out = args.out.clone();
+            let report = runner::run(args).await?;
+            let table = report.table();
+            std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)
+                .context("writing report.json")?;
+            std::fs::write(out.join("report.md"), &table).context("writing report.md")?;
+            println!("{table}");
+            println!("report: {}", out.join("report.json").display());
+            Ok(())
+        }
+        Command::Receiver(args) => receiver::run(args).await,
+    }
+}

@@ -1,0 +1,164 @@
+//! The report: one JSON document for machines and a table for people, from the same data.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ceiling::{BrokerCeiling, HttpCeiling};
+use crate::procstat::ProcessUsage;
+use crate::publisher::Published;
+use crate::scenarios::Profile;
+use crate::stats::TagSummary;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub tool: String,
+    pub started_at: String,
+    pub machine: Machine,
+    pub profile: Profile,
+    /// `private tansu (<binary>)` or the `--kafka` address.
+    pub broker: String,
+    /// The services' environment beyond the wiring (see `settings.rs`), overrides included.
+    pub service_settings: Vec<(String, String)>,
+    pub http_ceiling: Option<HttpCeiling>,
+    pub broker_ceiling: Option<BrokerCeiling>,
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory_gib: f64,
+    pub kernel: String,
+    /// 1/5/15-minute load averages when the run started and ended: other work on the machine
+    /// makes every figure lower.
+    pub load_at_start: String,
+    pub load_at_end: String,
+    pub git_commit: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub what: String,
+    pub published: Published,
+    pub expected_deliveries: u64,
+    /// Every expected delivery arrived before the deadline.
+    pub complete: bool,
+    /// Publish start to the last arrival (or the deadline).
+    pub seconds: f64,
+    pub receiver: TagSummary,
+    /// Sustained deliveries/s over the bare HTTP client's requests/s against the same receiver.
+    pub fraction_of_http_ceiling: Option<f64>,
+    /// For isolation: healthy deliveries/s over the steady scenario's deliveries/s.
+    pub fraction_of_steady: Option<f64>,
+    pub processes: Vec<ProcessUsage>,
+    /// Router CPU per published event: the routing cost.
+    pub router_cpu_ms_per_event: Option<f64>,
+    /// Sender CPU per healthy delivery.
+    pub sender_cpu_ms_per_delivery: Option<f64>,
+}
+
+fn opt(value: Option<f64>, digits: usize) -> String {
+    value.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "-".into())
+}
+
+impl Report {
+    /// A Markdown table: one row per scenario, then the ceilings and the CPU split.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "synap-bench {} profile, broker: {}, {} CPUs ({}), load {} → {}, commit {}\n\n",
+            self.profile.name,
+            self.broker,
+            self.machine.cpus,
+            self.machine.cpu_model,
+            self.machine.load_at_start,
+            self.machine.load_at_end,
+            self.machine.git_commit
+        ));
+        out.push_str(
+            "| scenario | deliveries/s | events/s | p50 ms | p95 ms | p99 ms | max ms | all-endpoints ms p50/max | of HTTP ceiling | delivered | dup |\n",
+        );
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for s in &self.scenarios {
+            let r = &s.receiver;
+            let completion = if r.completion_ms.count > 0 && s.name.starts_with("fanout") {
+                format!("{:.0} / {:.0}", r.completion_ms.p50, r.completion_ms.max)
+            } else {
+                "-".into()
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {}/{}{} | {} |\n",
+                s.name,
+                opt(r.deliveries_per_s, 0),
+                opt(r.events_per_s, 0),
+                r.latency_ms.p50,
+                r.latency_ms.p95,
+                r.latency_ms.p99,
+                r.latency_ms.max,
+                completion,
+                s.fraction_of_http_ceiling
+                    .map(|f| format!("{:.0}%", f * 100.0))
+                    .unwrap_or_else(|| "-".into()),
+                r.deliveries,
+                s.expected_deliveries,
+                if s.complete { "" } else { " (deadline)" },
+                r.duplicates,
+            ));
+        }
+        out.push('\n');
+        if let Some(h) = &self.http_ceiling {
+            out.push_str(&format!(
+                "HTTP ceiling: {:.0} requests/s ({} loops, {:.0} s, p99 {:.1} ms, {} errors)\n",
+                h.requests_per_s, h.concurrency, h.seconds, h.latency_ms.p99, h.errors
+            ));
+        }
+        if let Some(b) = &self.broker_ceiling {
+            out.push_str(&format!(
+                "Broker ceiling, one hop ({} records of {} B, {} partitions): produce {:.0}/s, consume {}/s, hop p50 {:.1} ms p99 {:.1} ms\n",
+                b.records,
+                b.record_bytes,
+                b.partitions,
+                b.produced_per_s,
+                opt(b.consumed_per_s, 0),
+                b.hop_latency_ms.p50,
+                b.hop_latency_ms.p99
+            ));
+        }
+        if let Some(iso) = self.scenarios.iter().find(|s| s.fraction_of_steady.is_some()) {
+            out.push_str(&format!(
+                "Isolation: healthy endpoints got {:.0}% of the steady scenario's deliveries/s\n",
+                iso.fraction_of_steady.unwrap_or(0.0) * 100.0
+            ));
+        }
+        out.push_str("\nCPU seconds (peak RSS MiB) per process during each scenario:\n\n");
+        let names: Vec<String> = self
+            .scenarios
+            .first()
+            .map(|s| s.processes.iter().map(|p| p.name.clone()).collect())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "| scenario | {} | router ms/event | sender ms/delivery |\n",
+            names.join(" | ")
+        ));
+        out.push_str(&format!("|---|{}---:|---:|\n", "---:|".repeat(names.len())));
+        for s in &self.scenarios {
+            let cells: Vec<String> = s
+                .processes
+                .iter()
+                .map(|p| match p.peak_rss_mib {
+                    Some(mib) => format!("{:.1} ({mib:.0})", p.cpu_s),
+                    None => format!("{:.1}", p.cpu_s),
+                })
+                .collect();
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                s.name,
+                cells.join(" | "),
+                opt(s.router_cpu_ms_per_event, 3),
+                opt(s.sender_cpu_ms_per_delivery, 3)
+            ));
+        }
+        out
+    }
+}
