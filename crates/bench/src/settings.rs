@@ -11,8 +11,10 @@ pub fn wiring(run: &RunWiring) -> Vec<(String, String)> {
         ("SYNAP_ENCRYPTION__KEY", run.encryption_key.as_str()),
         ("SYNAP_CONTROL__ADMIN_TOKEN", run.admin_token.as_str()),
         ("SYNAP_CONTROL__LISTEN_ADDR", run.control_addr.as_str()),
-        // The receiver is plain HTTP on loopback.
+        // The receiver is plain HTTP on loopback, which the outbound address policy refuses
+        // unless allowlisted.
         ("SYNAP_CONTROL__ALLOW_HTTP_URLS", "true"),
+        ("SYNAP_OUTBOUND__ALLOW_CIDRS", "[\"127.0.0.0/8\"]"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
