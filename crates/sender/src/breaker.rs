@@ -64,6 +64,11 @@ impl Breakers {
         }
         !was_open && circuit.open_until.is_some()
     }
+
+    /// Endpoints whose circuit is open or probing now (the `synap_circuits_open` gauge).
+    pub fn open_count(&self) -> usize {
+        self.circuits.lock().expect("breaker lock").values().filter(|c| c.open_until.is_some()).count()
+    }
 }
 
 /// The endpoint a URL belongs to, for the breaker: scheme, host and port.
@@ -89,7 +94,9 @@ mod tests {
         assert!(!b.record("e", false));
         assert!(!b.record("e", false));
         assert_eq!(b.admit("e"), Admission::Send);
+        assert_eq!(b.open_count(), 0);
         assert!(b.record("e", false), "third failure opens");
+        assert_eq!(b.open_count(), 1);
         assert_eq!(b.admit("e"), Admission::Open);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(b.admit("e"), Admission::Probe);
@@ -100,6 +107,7 @@ mod tests {
         assert_eq!(b.admit("e"), Admission::Probe);
         b.record("e", true);
         assert_eq!(b.admit("e"), Admission::Send, "a good probe closes");
+        assert_eq!(b.open_count(), 0);
     }
 
     #[test]

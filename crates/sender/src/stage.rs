@@ -216,10 +216,11 @@ impl Sender {
         } else {
             let attempted = self.request(delivery, target, source).await;
             // A refusal by the address policy says nothing about the endpoint's health.
-            if attempted.error_class != Some(ErrorClass::Refused)
-                && self.breakers.record(&endpoint, attempted.delivered())
-            {
-                tracing::warn!(subscription_id = %delivery.subscription_id, "endpoint circuit opened");
+            if attempted.error_class != Some(ErrorClass::Refused) {
+                if self.breakers.record(&endpoint, attempted.delivered()) {
+                    tracing::warn!(subscription_id = %delivery.subscription_id, "endpoint circuit opened");
+                }
+                metrics().circuits_open().set(self.breakers.open_count() as i64);
             }
             attempted
         };
