@@ -82,6 +82,7 @@ pub fn create_request(portal: &str, url: &str, types: &[&str]) -> api::CreateSub
         basic_auth: None,
         enabled: None,
         request_id: String::new(),
+        ..Default::default()
     }
 }
 

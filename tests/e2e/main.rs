@@ -4,6 +4,7 @@ mod bench_smoke;
 mod cli;
 mod control;
 mod control_access;
+mod control_outbound;
 mod control_routing;
 mod control_support;
 mod crash;

@@ -47,6 +47,7 @@ pub async fn subscribe(control: &mut Control, sub: NewSub<'_>) -> api::Subscript
                 .map(|(u, p)| api::BasicAuth { username: u.into(), password: p.into() }),
             enabled: Some(sub.enabled),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .expect("create subscription")

@@ -84,6 +84,7 @@ impl Setup {
                         enabled: Some(true),
                         // Unique per portal: a retried setup call creates nothing twice.
                         request_id: sub.path,
+                        ..Default::default()
                     };
                     client.create_subscription(request).await.map(|_| ())
                 }

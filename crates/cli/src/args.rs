@@ -96,6 +96,25 @@ pub struct Paging {
     pub all: bool,
 }
 
+/// Per-subscription delivery options; left out means the deployment's default (or, on update,
+/// unchanged).
+#[derive(Args)]
+pub struct DeliveryOptions {
+    /// Strict FIFO delivery: one request in flight; a failing event blocks only this
+    /// subscription.
+    #[arg(long)]
+    pub ordered: bool,
+    /// Requests in flight at once (1 to 1000).
+    #[arg(long)]
+    pub max_in_flight: Option<u32>,
+    /// Requests started per second (1 to 10000).
+    #[arg(long = "rate-limit")]
+    pub rate_limit_per_sec: Option<u32>,
+    /// Per-request timeout in milliseconds (1 to 30000).
+    #[arg(long)]
+    pub timeout_ms: Option<u32>,
+}
+
 #[derive(Subcommand)]
 pub enum SubscriptionCommand {
     /// Subscribes an endpoint to event types and prints its signing secret (shown once).
@@ -120,6 +139,8 @@ pub enum SubscriptionCommand {
         /// Idempotency key: repeating the command with it returns the first subscription.
         #[arg(long, default_value = "")]
         request_id: String,
+        #[command(flatten)]
+        options: DeliveryOptions,
     },
     /// Shows one subscription.
     Get { id: String },
@@ -160,6 +181,11 @@ pub enum SubscriptionCommand {
         /// Pauses deliveries.
         #[arg(long)]
         disable: bool,
+        /// Ends strict FIFO delivery (see --ordered).
+        #[arg(long, conflicts_with = "ordered")]
+        unordered: bool,
+        #[command(flatten)]
+        options: DeliveryOptions,
     },
     /// Deletes a subscription.
     Delete { id: String },

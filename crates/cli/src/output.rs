@@ -57,12 +57,19 @@ fn key_json(k: &api::ApiKey) -> Value {
     })
 }
 
+/// An optional delivery option for people: its value, or that the deployment's default applies.
+fn or_default(value: Option<u32>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_else(|| "default".into())
+}
+
 fn subscription_json(s: &api::Subscription) -> Value {
     json!({
         "id": s.id, "portal_id": s.portal_id, "url": s.url, "event_types": s.event_types,
         "description": s.description, "state": state_name(s.state), "enabled": s.enabled,
         "disabled_reason": s.disabled_reason, "basic_auth_username": s.basic_auth_username,
         "created_at": time_json(&s.created_at), "updated_at": time_json(&s.updated_at),
+        "ordered": s.ordered, "max_in_flight": s.max_in_flight,
+        "rate_limit_per_sec": s.rate_limit_per_sec, "timeout_ms": s.timeout_ms,
     })
 }
 
@@ -163,6 +170,13 @@ impl Output {
             ("event types", s.event_types.join(", ")),
             ("description", s.description.clone()),
             ("basic auth", s.basic_auth_username.clone().map(|u| format!("{u}:••••")).unwrap_or_default()),
+            ("ordered", if s.ordered { "yes" } else { "no" }.to_owned()),
+            ("max in flight", or_default(s.max_in_flight)),
+            (
+                "rate limit",
+                s.rate_limit_per_sec.map(|r| format!("{r}/s")).unwrap_or_else(|| "default".into()),
+            ),
+            ("timeout", s.timeout_ms.map(|t| format!("{t} ms")).unwrap_or_else(|| "default".into())),
             ("created", time(&s.created_at)),
             ("updated", time(&s.updated_at)),
         ];

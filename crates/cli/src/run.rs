@@ -94,7 +94,16 @@ async fn subscription<F: Interceptor>(
     command: SubscriptionCommand,
 ) -> anyhow::Result<()> {
     match command {
-        SubscriptionCommand::Create { portal, url, types, description, basic_auth, disabled, request_id } => {
+        SubscriptionCommand::Create {
+            portal,
+            url,
+            types,
+            description,
+            basic_auth,
+            disabled,
+            request_id,
+            options,
+        } => {
             let request = api::CreateSubscriptionRequest {
                 portal_id: portal,
                 url,
@@ -103,6 +112,10 @@ async fn subscription<F: Interceptor>(
                 basic_auth: basic_auth.as_deref().map(args::basic_auth).transpose()?,
                 enabled: Some(!disabled),
                 request_id,
+                ordered: options.ordered,
+                max_in_flight: options.max_in_flight,
+                rate_limit_per_sec: options.rate_limit_per_sec,
+                timeout_ms: options.timeout_ms,
             };
             out.created_subscription(&client.create_subscription(request).await?.into_inner());
         }
@@ -141,6 +154,8 @@ async fn subscription<F: Interceptor>(
             clear_basic_auth,
             enable,
             disable,
+            unordered,
+            options,
         } => {
             let request = api::UpdateSubscriptionRequest {
                 id,
@@ -154,6 +169,15 @@ async fn subscription<F: Interceptor>(
                     (_, true) => Some(false),
                     _ => None,
                 },
+                ordered: match (options.ordered, unordered) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+                max_in_flight: options.max_in_flight,
+                rate_limit_per_sec: options.rate_limit_per_sec,
+                timeout_ms: options.timeout_ms,
+                ..Default::default()
             };
             out.subscription(&client.update_subscription(request).await?.into_inner());
         }

@@ -50,6 +50,10 @@ pub fn subscription(s: synap_db::Subscription) -> api::Subscription {
         updated_at: Some(timestamp(s.updated_at)),
         state: state as i32,
         disabled_reason: s.disabled_reason.unwrap_or_default(),
+        ordered: s.options.ordered,
+        max_in_flight: s.options.max_in_flight,
+        rate_limit_per_sec: s.options.rate_limit_per_sec,
+        timeout_ms: s.options.timeout_ms,
     }
 }
 

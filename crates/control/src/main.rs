@@ -7,7 +7,8 @@ use synap_control::config::ControlConfig;
 use synap_control::service::ControlApi;
 use synap_db::{DatabaseConfig, EncryptionConfig};
 use synap_kafka::KafkaConfig;
-use synap_runtime::{ConfigSource, ServiceArgs, shutdown_token};
+use synap_outbound::{OutboundConfig, Policy};
+use synap_runtime::{ConfigError, ConfigSource, ServiceArgs, shutdown_token};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -17,15 +18,18 @@ async fn main() -> anyhow::Result<()> {
     let encryption: EncryptionConfig = source.section("encryption")?;
     let kafka: KafkaConfig = source.section("kafka")?;
     let config: ControlConfig = source.section("control")?;
+    let outbound: OutboundConfig = source.section("outbound")?;
     let telemetry = synap_telemetry::init(&source, "synap-control")?;
     config.check()?;
+    let policy = Policy::from_config(&outbound)
+        .map_err(|e| ConfigError::Rejected { key: "outbound.allow_cidrs", reason: e.to_string() })?;
 
     telemetry.serve().await?;
     let shutdown = shutdown_token();
     let pool = synap_db::connect(&database)?;
     synap_db::watch_reachable(&telemetry.readiness, &pool, &shutdown);
 
-    let api = ControlApi::new(&config, pool.clone(), encryption.secret_box()?, &kafka)?;
+    let api = ControlApi::new(&config, pool.clone(), encryption.secret_box()?, &kafka, policy)?;
     let deliveries = synap_control::deliveries::DeliveryApi::new(pool.clone(), &kafka)?;
     let listener = tokio::net::TcpListener::bind(&config.listen_addr)
         .await

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use synap_db::{Pool, SecretBox};
 use synap_kafka::KafkaConfig;
+use synap_outbound::Policy;
 use synap_proto::control::v1 as api;
 use synap_proto::control::v1::control_service_server::ControlService;
 use tonic::{Request, Response, Status};
@@ -21,6 +22,9 @@ pub struct ControlApi {
     pub pool: Pool,
     pub secrets: SecretBox,
     pub allow_http_urls: bool,
+    /// Which addresses subscription URLs may point at (the `[outbound]` section the sender
+    /// reads too).
+    pub outbound: Policy,
     /// Default validity of a rotated-out signing secret.
     pub secret_overlap: Duration,
     /// `None` when the deployment gives control no Kafka access: TestSend is then UNAVAILABLE.
@@ -34,11 +38,13 @@ impl ControlApi {
         pool: Pool,
         secrets: SecretBox,
         kafka: &KafkaConfig,
+        outbound: Policy,
     ) -> Result<Self, synap_kafka::KafkaError> {
         Ok(Self {
             pool,
             secrets,
             allow_http_urls: config.allow_http_urls,
+            outbound,
             secret_overlap: Duration::from_secs(config.secret_overlap_seconds),
             test_sender: Some(TestSender {
                 producer: kafka.producer("control")?,

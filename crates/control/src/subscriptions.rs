@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use synap_contract::EventType;
 use synap_db::NewSubscription;
+use synap_db::delivery_state::DeliveryOptions;
 use synap_db::subscriptions::{Changes, Cursor, Filter};
 use synap_proto::control::v1 as api;
 use tonic::Status;
@@ -17,13 +18,52 @@ fn codes(types: &[EventType]) -> Vec<String> {
     types.iter().map(|t| t.code().to_owned()).collect()
 }
 
+/// A change to an optional delivery option: `None` leaves it, `Some(None)` clears it.
+fn option_change(
+    field: &str,
+    value: Option<u32>,
+    clear: bool,
+    max: u32,
+    unit: &str,
+) -> Result<Option<Option<u32>>, Status> {
+    match (value, clear) {
+        (Some(_), true) => {
+            Err(invalid(&format!("clear_{field}"), format!("cannot be combined with {field}")))
+        }
+        (Some(v), false) => Ok(Some(validate::option_in_range(field, Some(v), max, unit)?)),
+        (None, true) => Ok(Some(None)),
+        (None, false) => Ok(None),
+    }
+}
+
 impl ControlApi {
     pub(crate) async fn create_subscription(
         &self,
         caller: &Caller,
         req: api::CreateSubscriptionRequest,
     ) -> Result<api::CreateSubscriptionResponse, Status> {
-        let url = validate::url("url", &req.url, self.allow_http_urls)?;
+        let url = validate::url("url", &req.url, self.allow_http_urls, &self.outbound).await?;
+        let options = DeliveryOptions {
+            ordered: req.ordered,
+            max_in_flight: validate::option_in_range(
+                "max_in_flight",
+                req.max_in_flight,
+                validate::MAX_IN_FLIGHT,
+                "",
+            )?,
+            rate_limit_per_sec: validate::option_in_range(
+                "rate_limit_per_sec",
+                req.rate_limit_per_sec,
+                validate::MAX_RATE_LIMIT,
+                " per second",
+            )?,
+            timeout_ms: validate::option_in_range(
+                "timeout_ms",
+                req.timeout_ms,
+                validate::MAX_TIMEOUT_MS,
+                " ms",
+            )?,
+        };
         let types = validate::event_types("event_types", &req.event_types)?;
         validate::description("description", &req.description)?;
         let request_id = validate::request_id("request_id", &req.request_id)?;
@@ -41,7 +81,15 @@ impl ControlApi {
             basic_auth,
             request_id,
         };
-        let created = synap_db::subscriptions::create(&self.pool, &self.secrets, &new).await.map_err(db)?;
+        let mut created =
+            synap_db::subscriptions::create(&self.pool, &self.secrets, &new).await.map_err(db)?;
+        // A replay returns the subscription as it is; only a new one takes the request's options.
+        if !created.replayed && options != created.subscription.options {
+            synap_db::delivery_state::set_options(&self.pool, &created.subscription.id, &options)
+                .await
+                .map_err(db)?;
+            created.subscription.options = options;
+        }
         let sub = &created.subscription;
         if created.replayed {
             tracing::info!(subscription_id = %sub.id, portal_id = %sub.portal_id, "create replayed for a known request id");
@@ -107,7 +155,31 @@ impl ControlApi {
         caller: &Caller,
         req: api::UpdateSubscriptionRequest,
     ) -> Result<api::Subscription, Status> {
-        let url = req.url.map(|u| validate::url("url", &u, self.allow_http_urls)).transpose()?;
+        let url = match &req.url {
+            Some(u) => Some(validate::url("url", u, self.allow_http_urls, &self.outbound).await?),
+            None => None,
+        };
+        let max_in_flight = option_change(
+            "max_in_flight",
+            req.max_in_flight,
+            req.clear_max_in_flight,
+            validate::MAX_IN_FLIGHT,
+            "",
+        )?;
+        let rate_limit_per_sec = option_change(
+            "rate_limit_per_sec",
+            req.rate_limit_per_sec,
+            req.clear_rate_limit_per_sec,
+            validate::MAX_RATE_LIMIT,
+            " per second",
+        )?;
+        let timeout_ms = option_change(
+            "timeout_ms",
+            req.timeout_ms,
+            req.clear_timeout_ms,
+            validate::MAX_TIMEOUT_MS,
+            " ms",
+        )?;
         let types =
             req.event_types.map(|l| validate::event_types("event_types.codes", &l.codes)).transpose()?;
         if let Some(d) = &req.description {
@@ -130,6 +202,19 @@ impl ControlApi {
             if let Some(types) = &types {
                 require_features(&portal, "event_types.codes", types)?;
             }
+        }
+        let current_options = current.options.clone();
+        let options = DeliveryOptions {
+            ordered: req.ordered.unwrap_or(current_options.ordered),
+            max_in_flight: max_in_flight.unwrap_or(current_options.max_in_flight),
+            rate_limit_per_sec: rate_limit_per_sec.unwrap_or(current_options.rate_limit_per_sec),
+            timeout_ms: timeout_ms.unwrap_or(current_options.timeout_ms),
+        };
+        // Set before the other changes, whose update returns the row with the new options.
+        if options != current_options
+            && !synap_db::delivery_state::set_options(&self.pool, &current.id, &options).await.map_err(db)?
+        {
+            return Err(not_found("subscription", &current.id));
         }
         let changes = Changes {
             url: url.map(|u| u.to_string()),

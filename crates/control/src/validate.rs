@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use synap_contract::EventType;
 use synap_db::BasicAuth;
+use synap_outbound::{Policy, Refused};
 use synap_proto::control::v1 as api;
 use tonic::Status;
 
@@ -13,6 +14,15 @@ pub const MAX_ID_LEN: usize = 128;
 pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_DESCRIPTION_LEN: usize = 1024;
 pub const MAX_PASSWORD_LEN: usize = 1024;
+/// How long creation waits for the URL's host name to resolve before leaving the check to the
+/// sender.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The most requests one subscription may have in flight.
+pub const MAX_IN_FLIGHT: u32 = 1000;
+/// The highest per-subscription rate limit, in requests per second.
+pub const MAX_RATE_LIMIT: u32 = 10_000;
+/// The longest per-request timeout (the database enforces it too).
+pub const MAX_TIMEOUT_MS: u32 = 30_000;
 /// The longest a rotated-out secret may stay valid.
 pub const MAX_OVERLAP: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
@@ -29,10 +39,11 @@ pub fn id(field: &str, value: &str) -> Result<(), Status> {
     Ok(())
 }
 
-/// The one check of an endpoint URL, used by create and update (so the outbound address policy
-/// belongs here too): an absolute HTTPS URL (HTTP only where the deployment allows it), with a
-/// host and no embedded credentials.
-pub fn url(field: &str, value: &str, allow_http: bool) -> Result<url::Url, Status> {
+/// The one check of an endpoint URL, used by create and update: an absolute HTTPS URL (HTTP
+/// only where the deployment allows it), with a host, no embedded credentials, and an address
+/// the outbound policy allows (a host name is resolved now, so a customer learns at once that
+/// e.g. an internal name is refused; the sender checks again at every send).
+pub async fn url(field: &str, value: &str, allow_http: bool, policy: &Policy) -> Result<url::Url, Status> {
     if value.len() > MAX_URL_LEN {
         return Err(invalid(field, format!("must be at most {MAX_URL_LEN} characters")));
     }
@@ -50,7 +61,33 @@ pub fn url(field: &str, value: &str, allow_http: bool) -> Result<url::Url, Statu
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(invalid(field, "must not embed credentials; use basic_auth"));
     }
-    Ok(parsed)
+    // A name that does not resolve (yet, or not from here) is accepted: the sender checks every
+    // address it connects to, so only a name known to point somewhere refused is refused now.
+    match tokio::time::timeout(RESOLVE_TIMEOUT, synap_outbound::check_url_resolved(&parsed, policy)).await {
+        Ok(Err(refused @ (Refused::Address { .. } | Refused::Scheme | Refused::NoHost))) => {
+            Err(invalid(field, refused.to_string()))
+        }
+        Ok(Err(other)) => {
+            tracing::debug!(host = parsed.host_str(), "URL host not checked at creation: {other}");
+            Ok(parsed)
+        }
+        Err(_) => {
+            tracing::debug!(
+                host = parsed.host_str(),
+                "URL host not checked at creation: resolving timed out"
+            );
+            Ok(parsed)
+        }
+        Ok(Ok(())) => Ok(parsed),
+    }
+}
+
+/// An optional delivery option: absent, or `1..=max`.
+pub fn option_in_range(field: &str, value: Option<u32>, max: u32, unit: &str) -> Result<Option<u32>, Status> {
+    match value {
+        Some(v) if v == 0 || v > max => Err(invalid(field, format!("must be 1 to {max}{unit}"))),
+        v => Ok(v),
+    }
 }
 
 /// A non-empty list of known event types, de-duplicated in the given order.
@@ -135,17 +172,38 @@ mod tests {
         status.get_details_bad_request().unwrap().field_violations[0].field.clone()
     }
 
-    #[test]
-    fn urls() {
-        assert!(url("url", "https://example.com/hook", false).is_ok());
-        assert!(url("url", "http://example.com/hook", true).is_ok());
-        for bad in ["http://example.com", "/relative", "ftp://example.com", "https://u:p@example.com/"] {
-            let status = url("url", bad, false).unwrap_err();
+    #[tokio::test]
+    async fn urls() {
+        // IP literals, so that the test needs no DNS.
+        let policy = Policy::default();
+        assert!(url("url", "https://93.184.215.14/hook", false, &policy).await.is_ok());
+        assert!(url("url", "http://93.184.215.14/hook", true, &policy).await.is_ok());
+        for bad in [
+            "http://93.184.215.14",
+            "/relative",
+            "ftp://93.184.215.14",
+            "https://u:p@93.184.215.14/",
+            "https://10.0.0.1/",
+            "https://[::1]/",
+        ] {
+            let status = url("url", bad, false, &policy).await.unwrap_err();
             assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad}");
             assert_eq!(field_of(status), "url");
         }
-        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
-        assert!(url("url", &long, false).is_err());
+        let long = format!("https://93.184.215.14/{}", "a".repeat(MAX_URL_LEN));
+        assert!(url("url", &long, false, &policy).await.is_err());
+        let allowing = Policy::allowing(vec!["10.0.0.0/8".parse().unwrap()]);
+        assert!(url("url", "https://10.0.0.1/", false, &allowing).await.is_ok());
+    }
+
+    #[test]
+    fn options_in_range() {
+        assert_eq!(option_in_range("timeout_ms", None, MAX_TIMEOUT_MS, " ms").unwrap(), None);
+        assert_eq!(option_in_range("timeout_ms", Some(30_000), MAX_TIMEOUT_MS, " ms").unwrap(), Some(30_000));
+        for bad in [0, 30_001] {
+            let err = option_in_range("timeout_ms", Some(bad), MAX_TIMEOUT_MS, " ms").unwrap_err();
+            assert_eq!(field_of(err), "timeout_ms");
+        }
     }
 
     #[test]

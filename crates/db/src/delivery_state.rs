@@ -15,6 +15,20 @@ pub struct DeliveryOptions {
     pub timeout_ms: Option<u32>,
 }
 
+impl DeliveryOptions {
+    /// From a row with the columns `ordered, max_in_flight, rate_limit_per_sec, timeout_ms`.
+    pub(crate) fn from_row(row: &tokio_postgres::Row) -> Self {
+        // The columns' CHECK constraints keep them positive; anything else reads as the default.
+        let positive = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok());
+        Self {
+            ordered: row.get("ordered"),
+            max_in_flight: positive(row.get("max_in_flight")),
+            rate_limit_per_sec: positive(row.get("rate_limit_per_sec")),
+            timeout_ms: positive(row.get("timeout_ms")),
+        }
+    }
+}
+
 /// The subscription's options; `None` when it does not exist.
 pub async fn options(pool: &Pool, subscription_id: &str) -> Result<Option<DeliveryOptions>, DbError> {
     let client = pool.get().await?;
@@ -24,13 +38,7 @@ pub async fn options(pool: &Pool, subscription_id: &str) -> Result<Option<Delive
             &[&subscription_id],
         )
         .await?;
-    let positive = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok());
-    Ok(row.map(|r| DeliveryOptions {
-        ordered: r.get(0),
-        max_in_flight: positive(r.get(1)),
-        rate_limit_per_sec: positive(r.get(2)),
-        timeout_ms: positive(r.get(3)),
-    }))
+    Ok(row.as_ref().map(DeliveryOptions::from_row))
 }
 
 /// Sets the options (for the control API). Returns false when the subscription does not exist.

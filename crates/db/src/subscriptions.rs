@@ -20,6 +20,8 @@ pub struct Subscription {
     pub disabled_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// How the sender delivers to it.
+    pub options: crate::delivery_state::DeliveryOptions,
 }
 
 /// Whether a subscription receives events, and who turned it off.
@@ -33,7 +35,8 @@ pub enum State {
 }
 
 const COLUMNS: &str = "id, portal_id, url, event_types, description, enabled, \
-                       basic_auth_username, disabled_reason, created_at, updated_at";
+                       basic_auth_username, disabled_reason, created_at, updated_at, \
+                       ordered, max_in_flight, rate_limit_per_sec, timeout_ms";
 
 impl Subscription {
     fn from_row(row: &Row) -> Self {
@@ -48,6 +51,7 @@ impl Subscription {
             disabled_reason: row.get("disabled_reason"),
             created_at: row.get("created_at"),
             updated_at: row.get("updated_at"),
+            options: crate::delivery_state::DeliveryOptions::from_row(row),
         }
     }
 
