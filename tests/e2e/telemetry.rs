@@ -171,3 +171,35 @@ async fn one_event_is_one_trace_from_producer_to_delivery_attempt() {
     let sent = request.header("traceparent").expect("outbound traceparent");
     assert_eq!(sent, format!("00-{PRODUCER_TRACE}-{}-01", attempt.span_id));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_can_turn_the_outbound_traceparent_off() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    let mut control = stack.control().await;
+    let ty = EventType::InviteSent;
+    let portal = pro_portal_subscribed(&mut control, receiver.url("/with"), ty).await;
+    let quiet = control
+        .create_subscription(synap_proto::control::v1::CreateSubscriptionRequest {
+            portal_id: portal.clone(),
+            url: receiver.url("/without"),
+            event_types: vec![ty.code().into()],
+            omit_traceparent: true,
+            ..Default::default()
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .subscription
+        .unwrap();
+    assert!(quiet.omit_traceparent, "the option is stored and returned");
+
+    let kafka = producer(&stack.bootstrap);
+    produce(&kafka, &stack.topic("inbound"), &portal, &envelope(ty, &portal, None, &ty.example_body()), None)
+        .await;
+    let with = receiver.wait_for("/with", 1, WAIT).await.remove(0);
+    let without = receiver.wait_for("/without", 1, WAIT).await.remove(0);
+    assert!(with.header("traceparent").is_some_and(|t| t.starts_with("00-")), "sent by default");
+    assert_eq!(without.header("traceparent"), None, "omitted for the subscription that asked");
+    assert_eq!(with.header("webhook-id"), without.header("webhook-id"), "the same event");
+}

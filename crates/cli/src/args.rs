@@ -113,6 +113,9 @@ pub struct DeliveryOptions {
     /// Per-request timeout in milliseconds (1 to 30000).
     #[arg(long)]
     pub timeout_ms: Option<u32>,
+    /// Send no W3C `traceparent` header to this endpoint.
+    #[arg(long)]
+    pub no_traceparent: bool,
 }
 
 #[derive(Subcommand)]
@@ -184,6 +187,9 @@ pub enum SubscriptionCommand {
         /// Ends strict FIFO delivery (see --ordered).
         #[arg(long, conflicts_with = "ordered")]
         unordered: bool,
+        /// Sends the `traceparent` header again (see --no-traceparent).
+        #[arg(long, conflicts_with = "no_traceparent")]
+        traceparent: bool,
         #[command(flatten)]
         options: DeliveryOptions,
     },

@@ -70,6 +70,7 @@ fn subscription_json(s: &api::Subscription) -> Value {
         "created_at": time_json(&s.created_at), "updated_at": time_json(&s.updated_at),
         "ordered": s.ordered, "max_in_flight": s.max_in_flight,
         "rate_limit_per_sec": s.rate_limit_per_sec, "timeout_ms": s.timeout_ms,
+        "omit_traceparent": s.omit_traceparent,
     })
 }
 
@@ -177,6 +178,7 @@ impl Output {
                 s.rate_limit_per_sec.map(|r| format!("{r}/s")).unwrap_or_else(|| "default".into()),
             ),
             ("timeout", s.timeout_ms.map(|t| format!("{t} ms")).unwrap_or_else(|| "default".into())),
+            ("traceparent", if s.omit_traceparent { "omitted" } else { "sent" }.to_owned()),
             ("created", time(&s.created_at)),
             ("updated", time(&s.updated_at)),
         ];

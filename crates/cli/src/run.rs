@@ -116,6 +116,7 @@ async fn subscription<F: Interceptor>(
                 max_in_flight: options.max_in_flight,
                 rate_limit_per_sec: options.rate_limit_per_sec,
                 timeout_ms: options.timeout_ms,
+                omit_traceparent: options.no_traceparent,
             };
             out.created_subscription(&client.create_subscription(request).await?.into_inner());
         }
@@ -155,6 +156,7 @@ async fn subscription<F: Interceptor>(
             enable,
             disable,
             unordered,
+            traceparent,
             options,
         } => {
             let request = api::UpdateSubscriptionRequest {
@@ -177,6 +179,11 @@ async fn subscription<F: Interceptor>(
                 max_in_flight: options.max_in_flight,
                 rate_limit_per_sec: options.rate_limit_per_sec,
                 timeout_ms: options.timeout_ms,
+                omit_traceparent: match (options.no_traceparent, traceparent) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
                 ..Default::default()
             };
             out.subscription(&client.update_subscription(request).await?.into_inner());

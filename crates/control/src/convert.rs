@@ -54,6 +54,7 @@ pub fn subscription(s: synap_db::Subscription) -> api::Subscription {
         max_in_flight: s.options.max_in_flight,
         rate_limit_per_sec: s.options.rate_limit_per_sec,
         timeout_ms: s.options.timeout_ms,
+        omit_traceparent: s.options.omit_traceparent,
     }
 }
 

@@ -63,6 +63,7 @@ impl ControlApi {
                 validate::MAX_TIMEOUT_MS,
                 " ms",
             )?,
+            omit_traceparent: req.omit_traceparent,
         };
         let types = validate::event_types("event_types", &req.event_types)?;
         validate::description("description", &req.description)?;
@@ -209,6 +210,7 @@ impl ControlApi {
             max_in_flight: max_in_flight.unwrap_or(current_options.max_in_flight),
             rate_limit_per_sec: rate_limit_per_sec.unwrap_or(current_options.rate_limit_per_sec),
             timeout_ms: timeout_ms.unwrap_or(current_options.timeout_ms),
+            omit_traceparent: req.omit_traceparent.unwrap_or(current_options.omit_traceparent),
         };
         // Set before the other changes, whose update returns the row with the new options.
         if options != current_options

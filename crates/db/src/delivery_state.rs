@@ -13,10 +13,13 @@ pub struct DeliveryOptions {
     pub max_in_flight: Option<u32>,
     pub rate_limit_per_sec: Option<u32>,
     pub timeout_ms: Option<u32>,
+    /// Send no `traceparent` header to this subscription.
+    pub omit_traceparent: bool,
 }
 
 impl DeliveryOptions {
-    /// From a row with the columns `ordered, max_in_flight, rate_limit_per_sec, timeout_ms`.
+    /// From a row with the columns `ordered, max_in_flight, rate_limit_per_sec, timeout_ms,
+    /// omit_traceparent`.
     pub(crate) fn from_row(row: &tokio_postgres::Row) -> Self {
         // The columns' CHECK constraints keep them positive; anything else reads as the default.
         let positive = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok());
@@ -25,6 +28,7 @@ impl DeliveryOptions {
             max_in_flight: positive(row.get("max_in_flight")),
             rate_limit_per_sec: positive(row.get("rate_limit_per_sec")),
             timeout_ms: positive(row.get("timeout_ms")),
+            omit_traceparent: row.get("omit_traceparent"),
         }
     }
 }
@@ -34,7 +38,8 @@ pub async fn options(pool: &Pool, subscription_id: &str) -> Result<Option<Delive
     let client = pool.get().await?;
     let row = client
         .query_opt(
-            "SELECT ordered, max_in_flight, rate_limit_per_sec, timeout_ms FROM subscriptions WHERE id = $1",
+            "SELECT ordered, max_in_flight, rate_limit_per_sec, timeout_ms, omit_traceparent
+             FROM subscriptions WHERE id = $1",
             &[&subscription_id],
         )
         .await?;
@@ -52,7 +57,7 @@ pub async fn set_options(
     let n = client
         .execute(
             "UPDATE subscriptions SET ordered = $2, max_in_flight = $3, rate_limit_per_sec = $4,
-                    timeout_ms = $5, updated_at = now()
+                    timeout_ms = $5, omit_traceparent = $6, updated_at = now()
              WHERE id = $1",
             &[
                 &subscription_id,
@@ -60,6 +65,7 @@ pub async fn set_options(
                 &signed(options.max_in_flight),
                 &signed(options.rate_limit_per_sec),
                 &signed(options.timeout_ms),
+                &options.omit_traceparent,
             ],
         )
         .await?;

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "secrets_and_attempts", include_str!("../migrations/0002_secrets_and_attempts.sql")),
     (10, "control_api", include_str!("../migrations/0010_control_api.sql")),
     (20, "delivery_guarantees", include_str!("../migrations/0020_delivery_guarantees.sql")),
+    (21, "omit_traceparent", include_str!("../migrations/0021_omit_traceparent.sql")),
 ];
 
 /// Arbitrary constant naming the lock; any other user of advisory locks must avoid it.

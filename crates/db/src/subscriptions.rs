@@ -36,7 +36,7 @@ pub enum State {
 
 const COLUMNS: &str = "id, portal_id, url, event_types, description, enabled, \
                        basic_auth_username, disabled_reason, created_at, updated_at, \
-                       ordered, max_in_flight, rate_limit_per_sec, timeout_ms";
+                       ordered, max_in_flight, rate_limit_per_sec, timeout_ms, omit_traceparent";
 
 impl Subscription {
     fn from_row(row: &Row) -> Self {

@@ -165,7 +165,9 @@ pub async fn attempt(
         return Attempted { sent_at, ..Attempted::not_made(ErrorClass::Refused, refused) };
     }
     let mut headers = headers(delivery, target, attempt, sent_at.timestamp());
-    synap_telemetry::inject_http(&mut headers);
+    if !target.options.omit_traceparent {
+        synap_telemetry::inject_http(&mut headers);
+    }
     let request = client.post(&target.url).headers(headers).body(delivery.data.clone()).timeout(timeout);
     let mut attempted = Attempted { sent_at, ..Default::default() };
     match tokio::time::timeout(timeout, exchange(request, &mut attempted)).await {
