@@ -15,6 +15,11 @@ BIN="$ROOT/target/debug"
 ENV_FILE="$STATE/synap.env"
 if [ ! -f "$ENV_FILE" ]; then
   say "writing $ENV_FILE (fresh encryption key and admin token)"
+  # Secrets in the local database were sealed with the previous key and can never be opened
+  # again: start the local database afresh rather than fail on every delivery.
+  "$ROOT/scripts/down.sh" --services-only
+  as_root su postgres -c "psql -qc 'DROP DATABASE IF EXISTS synap WITH (FORCE)'" >/dev/null
+  ensure_postgres
   key=$(head -c 32 /dev/urandom | base64)
   token=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
   cat >"$ENV_FILE" <<ENV
