@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{KeyInit, Mac};
 use serde_json::Value;
 use synap_tests::kafka::read;
-use synap_tests::{Receiver, Reply, Stack};
+use synap_tests::{Receiver, Reply, Service, Stack};
 
 use crate::delivery_support::{event_ids, portal_with_subscription, publish, wait_for_log};
 
@@ -127,6 +127,9 @@ async fn gone_disables_the_subscription_at_once() {
         .unwrap();
     assert!(!row.get::<_, bool>(0), "disabled");
     assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("gone"));
+    let (_, metrics) = stack.telemetry_get(Service::Sender, "/metrics").await;
+    assert!(metrics.contains("synap_subscriptions_disabled 1"), "the sender counts it: {metrics}");
+    assert!(metrics.contains("synap_attempt_log_backlog 0"), "the log caught up: {metrics}");
 
     // Later events are no longer routed to it (once the 1 s route cache has expired).
     tokio::time::sleep(Duration::from_millis(1500)).await;

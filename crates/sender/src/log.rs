@@ -6,6 +6,7 @@
 //! that have failed for the configured window, with an operator event each.
 
 use std::time::{Duration, Instant};
+use synap_telemetry::metrics::metrics;
 
 use chrono::{DateTime, TimeZone, Utc};
 use prost::Message as _;
@@ -39,6 +40,7 @@ impl LogQueue {
         if self.tx.send((record, done)).await.is_err() {
             return Handled::Abandoned;
         }
+        metrics().attempt_log_backlog().inc();
         match stored.await {
             Ok(()) => Handled::Done,
             // The writer stopped (shutdown) before storing it: read again after restart.
@@ -87,6 +89,7 @@ impl LogWriter {
             if !self.store(&records, &last_scan).await {
                 return;
             }
+            metrics().attempt_log_backlog().dec_by(batch.len() as i64);
             for (_, done) in batch {
                 let _ = done.send(());
             }
@@ -155,6 +158,7 @@ impl LogWriter {
 
     async fn announce(&self, disabled: delivery_state::Disabled, reason: &str) {
         tracing::warn!(subscription_id = %disabled.subscription_id, reason, "subscription disabled");
+        metrics().subscriptions_disabled().inc();
         let event = OperatorEvent::SubscriptionDisabled {
             portal_id: disabled.portal_id,
             subscription_id: disabled.subscription_id,

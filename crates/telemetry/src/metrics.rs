@@ -159,7 +159,7 @@ impl Metrics {
         );
         registry.register(
             "subscriptions_disabled",
-            "Subscriptions disabled automatically after failing for too long",
+            "Subscriptions this sender disabled automatically (410 Gone, or failing for too long)",
             m.subscriptions_disabled.clone(),
         );
         registry.register(
