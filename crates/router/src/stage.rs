@@ -94,20 +94,13 @@ impl Router {
     /// Reads the portal's routes, retrying while the database is unavailable. `None` only at
     /// shutdown.
     async fn portal_routes(&self, portal_id: &str) -> Option<Arc<PortalRoutes>> {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match self.routes.get(portal_id).await {
-                Ok(routes) => return Some(routes),
-                Err(error) => {
-                    tracing::warn!(portal_id, %error, retry_in = ?backoff, "cannot read routes");
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = self.shutdown.cancelled() => return None,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+        synap_runtime::retry::until_shutdown(
+            &self.shutdown,
+            Duration::from_millis(100),
+            || self.routes.get(portal_id),
+            |error, retry_in| tracing::warn!(portal_id, %error, ?retry_in, "cannot read routes"),
+        )
+        .await
     }
 
     async fn dead_letter(&self, message: &OwnedMessage) -> Handled {

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod logging;
+pub mod retry;
 pub mod shutdown;
 
 pub use config::{ConfigError, ConfigSource, load};

@@ -99,20 +99,14 @@ impl LogWriter {
     /// Stores a batch, retrying while the database is unavailable; false only at shutdown.
     async fn store(&self, records: &[&AttemptLog], last_scan: &Mutex<Instant>) -> bool {
         let rows: Vec<NewAttempt> = records.iter().map(|r| row(r)).collect();
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            match self.store_once(records, &rows, last_scan).await {
-                Ok(()) => return true,
-                Err(error) => {
-                    tracing::warn!(%error, rows = rows.len(), retry_in = ?backoff, "attempt log not stored yet")
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = self.shutdown.cancelled() => return false,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+        synap_runtime::retry::until_shutdown(
+            &self.shutdown,
+            Duration::from_millis(200),
+            || self.store_once(records, &rows, last_scan),
+            |error, retry_in| tracing::warn!(%error, rows = rows.len(), ?retry_in, "attempt log not stored yet"),
+        )
+        .await
+        .is_some()
     }
 
     async fn store_once(

@@ -381,20 +381,13 @@ impl Sender {
     /// Reads the target, retrying while the database is unavailable (and nothing is cached);
     /// `None` only at shutdown.
     async fn target(&self, subscription_id: &str) -> Option<Arc<Option<Target>>> {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match self.targets.get(subscription_id).await {
-                Ok(target) => return Some(target),
-                Err(error) => {
-                    tracing::warn!(subscription_id, %error, retry_in = ?backoff, "cannot read subscription")
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = self.shutdown.cancelled() => return None,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+        synap_runtime::retry::until_shutdown(
+            &self.shutdown,
+            Duration::from_millis(100),
+            || self.targets.get(subscription_id),
+            |error, retry_in| tracing::warn!(subscription_id, %error, ?retry_in, "cannot read subscription"),
+        )
+        .await
     }
 
     async fn dead_letter(
