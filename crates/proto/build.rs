@@ -14,7 +14,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     // Served by gRPC reflection; compile_fds does not write it itself.
     std::fs::write(out.join("synap_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Bodies as `Bytes`: the router hands one event's body to every matching delivery and the
+    // sender to every attempt without copying it.
+    tonic_prost_build::configure().bytes(".synap.pipeline.v1").compile_fds(fds)?;
     println!("cargo:rerun-if-changed={}", root.display());
     Ok(())
 }

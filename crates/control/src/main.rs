@@ -10,6 +10,9 @@ use synap_kafka::KafkaConfig;
 use synap_outbound::{OutboundConfig, Policy};
 use synap_runtime::{ConfigError, ConfigSource, ServiceArgs, shutdown_token};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();

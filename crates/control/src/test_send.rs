@@ -48,7 +48,7 @@ impl ControlApi {
             occurred_at_ms: now_ms,
             ingested_at_ms: now_ms,
             attempt: 1,
-            data: ty.example_body().to_string().into_bytes(),
+            data: ty.example_body().to_string().into_bytes().into(),
             test_send: true,
             ..Default::default()
         };

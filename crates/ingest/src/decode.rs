@@ -232,7 +232,7 @@ fn check(
             portal_id,
             occurred_at_ms: env.occurred_at_ms.or(inbound.timestamp_ms).unwrap_or(now_ms),
             ingested_at_ms: now_ms,
-            data: data.to_vec(),
+            data: data.to_vec().into(),
         },
     ))
 }

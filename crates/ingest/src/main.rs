@@ -9,6 +9,9 @@ use synap_ingest::stage::Ingest;
 use synap_kafka::KafkaConfig;
 use synap_runtime::{ConfigSource, ServiceArgs, shutdown_token};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();

@@ -13,6 +13,9 @@ use synap_router::routes::RouteCache;
 use synap_router::stage::Router;
 use synap_runtime::{ConfigSource, ServiceArgs, shutdown_token};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();

@@ -1,5 +1,9 @@
-//! A circuit breaker per endpoint (scheme, host and port): after consecutive failures no requests
-//! go there until a single probe, sent after a cool-down, succeeds.
+//! A circuit breaker per endpoint URL (scheme, host, port and path): after consecutive failures no
+//! requests go there until a single probe, sent after a cool-down, succeeds.
+//!
+//! The path is part of the key because many customers share a host (an integration platform,
+//! one company's gateway): a path answering 500 must not open the circuit of its healthy
+//! neighbours, which may belong to other portals.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -71,14 +75,16 @@ impl Breakers {
     }
 }
 
-/// The endpoint a URL belongs to, for the breaker: scheme, host and port.
+/// The endpoint a URL belongs to, for the breaker: scheme, host, port and path (the query and
+/// fragment do not name another endpoint).
 pub fn endpoint(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(u) => format!(
-            "{}://{}:{}",
+            "{}://{}:{}{}",
             u.scheme(),
             u.host_str().unwrap_or(""),
-            u.port_or_known_default().unwrap_or(0)
+            u.port_or_known_default().unwrap_or(0),
+            u.path()
         ),
         Err(_) => url.to_owned(),
     }
@@ -121,8 +127,13 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_ignore_the_path() {
-        assert_eq!(endpoint("https://a.example/x?y"), endpoint("https://a.example:443/z"));
+    fn endpoints_are_urls_without_query() {
+        assert_eq!(endpoint("https://a.example/x?y"), endpoint("https://a.example:443/x#f"));
+        assert_ne!(
+            endpoint("https://a.example/x"),
+            endpoint("https://a.example/z"),
+            "neighbours on one host"
+        );
         assert_ne!(endpoint("http://a.example/x"), endpoint("https://a.example/x"));
     }
 }

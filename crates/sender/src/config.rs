@@ -10,8 +10,11 @@ pub struct SenderConfig {
     pub request_timeout_ms: u64,
     /// TCP and TLS connection timeout.
     pub connect_timeout_ms: u64,
-    /// Deliveries being attempted at once, over all subscriptions.
+    /// Requests in flight at once, over all subscriptions.
     pub max_in_flight: usize,
+    /// Delivery records the sender holds at once (read, not yet finished): those in flight and
+    /// those waiting in memory for their subscription. Bounds memory, about 4 KB each.
+    pub max_buffered: usize,
     /// How long a subscription's URL, credentials and options are cached. While PostgreSQL is
     /// unreachable the last values read keep being used.
     pub cache_ttl_ms: u64,
@@ -30,11 +33,14 @@ pub struct SenderConfig {
     pub retry_tier_max_in_flight: usize,
     /// Requests in flight to one subscription at once, unless the subscription sets its own.
     pub max_in_flight_per_subscription: u32,
-    /// How long a delivery waits for a free slot of its subscription (in-flight or rate limit)
-    /// before it is handed to the first retry tier, so that a slow endpoint never holds up the
-    /// partition's other deliveries.
+    /// A delivery waits in memory for a slot of its subscription while the subscription makes
+    /// progress; once no request of it has started or finished for this long (a hanging
+    /// endpoint), or its rate limit would hold the delivery back longer, the delivery waits in
+    /// the first retry tier instead, without using up an attempt.
     pub slot_wait_ms: u64,
-    /// Consecutive failures of an endpoint (scheme, host and port) that open its circuit: no
+    /// Deliveries that may wait in memory for one subscription; more go to the first retry tier.
+    pub max_waiting_per_subscription: usize,
+    /// Consecutive failures of an endpoint (its URL without the query) that open its circuit: no
     /// requests go there until one probe after the cool-down succeeds.
     pub breaker_failures: u32,
     /// How long an open circuit waits before its probe.
@@ -58,6 +64,7 @@ impl Default for SenderConfig {
             request_timeout_ms: 15_000,
             connect_timeout_ms: 5_000,
             max_in_flight: 1024,
+            max_buffered: 8192,
             cache_ttl_ms: 1000,
             retry_delays_ms: vec![
                 5_000,
@@ -75,6 +82,7 @@ impl Default for SenderConfig {
             retry_tier_max_in_flight: 1_000,
             max_in_flight_per_subscription: 16,
             slot_wait_ms: 2_000,
+            max_waiting_per_subscription: 1_000,
             breaker_failures: 5,
             breaker_cooldown_ms: 30_000,
             disable_after_failing_ms: 72 * HOUR,

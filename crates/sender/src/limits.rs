@@ -1,108 +1,317 @@
-//! Per-subscription limits: requests in flight and requests per second.
+//! Per-subscription admission: requests in flight, requests per second, and a bounded queue of
+//! deliveries waiting in memory for their turn.
+//!
+//! A delivery that finds its subscription's slots taken waits in memory (its record stays
+//! uncommitted in Kafka, so a crash loses nothing) for as long as the subscription keeps making
+//! progress. It is turned away, to wait in a retry tier instead, only when the subscription has
+//! not started or finished a request for `stall` (a hanging endpoint), when `max_waiting`
+//! deliveries already wait for it, or when its rate limit would hold it back longer than
+//! `stall`. So a burst to a healthy endpoint drains at the endpoint's pace, and a dead endpoint
+//! never holds more than its slots and a short queue of the consumer's buffer.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use moka::sync::Cache;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// Why a delivery was not admitted now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Every slot is taken and none has started or finished for the stall time.
+    Stalled,
+    /// Too many deliveries already wait for this subscription.
+    QueueFull,
+    /// The rate limit would hold the delivery back longer than the stall time.
+    RateLimited,
+}
+
+impl Refusal {
+    /// The `reason` label of `synap_deliveries_deferred_total`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::Stalled => "stalled",
+            Refusal::QueueFull => "queue_full",
+            Refusal::RateLimited => "rate_limited",
+        }
+    }
+}
 
 /// One subscription's limits.
 struct Limit {
     in_flight: Arc<Semaphore>,
     capacity: u32,
+    /// Deliveries waiting for a slot.
+    waiting: AtomicUsize,
+    /// When a request last started or finished.
+    progress: Mutex<Instant>,
     /// Earliest time the next request may start under the rate limit.
     next_start: Mutex<Instant>,
 }
 
+impl Limit {
+    fn new(capacity: u32) -> Arc<Self> {
+        let now = Instant::now();
+        Arc::new(Self {
+            in_flight: Arc::new(Semaphore::new(capacity as usize)),
+            capacity,
+            waiting: AtomicUsize::new(0),
+            progress: Mutex::new(now),
+            next_start: Mutex::new(now),
+        })
+    }
+
+    fn progressed(&self) {
+        *self.progress.lock().expect("progress lock") = Instant::now();
+    }
+
+    fn last_progress(&self) -> Instant {
+        *self.progress.lock().expect("progress lock")
+    }
+}
+
 pub struct Limits {
     subscriptions: Cache<String, Arc<Limit>>,
+    stall: Duration,
+    max_waiting: usize,
 }
 
 /// A slot: held while the request is in flight.
 pub struct Slot {
     _permit: OwnedSemaphorePermit,
+    limit: Arc<Limit>,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.limit.progressed();
+    }
+}
+
+/// Counts a delivery among its subscription's waiting ones while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize, max: usize) -> Option<Self> {
+        count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
+        Some(Self(count))
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Limits {
+    /// `stall`: how long a subscription with every slot taken may go without a request starting
+    /// or finishing before its waiting deliveries are turned away; `max_waiting`: deliveries
+    /// that may wait for one subscription.
+    pub fn new(stall: Duration, max_waiting: usize) -> Self {
         // Idle subscriptions' entries expire; a busy one's entry is kept alive by its use.
         Self {
             subscriptions: Cache::builder()
                 .time_to_idle(Duration::from_secs(600))
                 .max_capacity(100_000)
                 .build(),
+            stall,
+            max_waiting,
         }
     }
-}
 
-impl Limits {
-    /// Waits up to `wait` for a slot of `subscription_id` (at most `capacity` in flight and
-    /// `per_sec` starts per second); `None` when none freed up in time.
+    fn limit(&self, subscription_id: &str, capacity: u32) -> Arc<Limit> {
+        let capacity = capacity.max(1);
+        let limit = self.subscriptions.get_with_by_ref(subscription_id, || Limit::new(capacity));
+        if limit.capacity == capacity {
+            return limit;
+        }
+        // The subscription's limit changed: requests in flight under the old one finish under it.
+        let limit = Limit::new(capacity);
+        self.subscriptions.insert(subscription_id.to_owned(), limit.clone());
+        limit
+    }
+
+    /// A slot of `subscription_id` (at most `capacity` in flight, `per_sec` starts per second),
+    /// waiting in memory while the subscription makes progress; see the module notes for when
+    /// it refuses instead.
     pub async fn acquire(
         &self,
         subscription_id: &str,
         capacity: u32,
         per_sec: Option<u32>,
-        wait: Duration,
-    ) -> Option<Slot> {
-        let capacity = capacity.max(1);
-        let mut limit = self.subscriptions.get_with_by_ref(subscription_id, || new_limit(capacity));
-        if limit.capacity != capacity {
-            // The subscription's limit changed: requests in flight under the old one finish
-            // under it.
-            limit = new_limit(capacity);
-            self.subscriptions.insert(subscription_id.to_owned(), limit.clone());
+    ) -> Result<Slot, Refusal> {
+        let limit = self.limit(subscription_id, capacity);
+        let permit = match limit.in_flight.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => self.wait_for_slot(&limit).await?,
+        };
+        let start = match per_sec {
+            Some(per_sec) => {
+                Some(rate_start(&limit, per_sec, Instant::now() + self.stall).ok_or(Refusal::RateLimited)?)
+            }
+            None => None,
+        };
+        limit.progressed();
+        let slot = Slot { _permit: permit, limit };
+        if let Some(start) = start {
+            tokio::time::sleep_until(start).await;
         }
-        let deadline = Instant::now() + wait;
-        let permit = tokio::time::timeout(wait, limit.in_flight.clone().acquire_owned()).await.ok()?.ok()?;
+        Ok(slot)
+    }
+
+    async fn wait_for_slot(&self, limit: &Arc<Limit>) -> Result<OwnedSemaphorePermit, Refusal> {
+        let stalled_at = |limit: &Limit| limit.last_progress() + self.stall;
+        if stalled_at(limit) <= Instant::now() {
+            return Err(Refusal::Stalled);
+        }
+        let _waiting = Waiting::enter(&limit.waiting, self.max_waiting).ok_or(Refusal::QueueFull)?;
+        loop {
+            let deadline = stalled_at(limit);
+            match tokio::time::timeout_at(deadline, limit.in_flight.clone().acquire_owned()).await {
+                Ok(permit) => return Ok(permit.expect("subscription semaphores are never closed")),
+                // Another request started or finished meanwhile: still moving, keep waiting.
+                Err(_) if stalled_at(limit) > Instant::now() => continue,
+                Err(_) => return Err(Refusal::Stalled),
+            }
+        }
+    }
+
+    /// Waits as long as it takes for a slot: for ordered subscriptions, whose deliveries wait
+    /// in their lane anyway.
+    pub async fn acquire_patiently(
+        &self,
+        subscription_id: &str,
+        capacity: u32,
+        per_sec: Option<u32>,
+    ) -> Slot {
+        let limit = self.limit(subscription_id, capacity);
+        let permit =
+            limit.in_flight.clone().acquire_owned().await.expect("subscription semaphores are never closed");
+        limit.progressed();
+        let slot = Slot { _permit: permit, limit };
         if let Some(per_sec) = per_sec {
-            let start = {
-                let mut next = limit.next_start.lock().expect("rate lock");
-                let start = (*next).max(Instant::now());
-                if start > deadline {
-                    return None;
-                }
-                *next = start + Duration::from_secs(1) / per_sec.max(1);
-                start
-            };
-            tokio::time::sleep_until(start.into()).await;
+            let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+            if let Some(start) = rate_start(&slot.limit, per_sec, far) {
+                tokio::time::sleep_until(start).await;
+            }
         }
-        Some(Slot { _permit: permit })
+        slot
     }
 }
 
-fn new_limit(capacity: u32) -> Arc<Limit> {
-    Arc::new(Limit {
-        in_flight: Arc::new(Semaphore::new(capacity as usize)),
-        capacity,
-        next_start: Mutex::new(Instant::now()),
-    })
+/// Books the next start under the rate limit, unless it would be after `latest`.
+fn rate_start(limit: &Limit, per_sec: u32, latest: Instant) -> Option<Instant> {
+    let mut next = limit.next_start.lock().expect("rate lock");
+    let start = (*next).max(Instant::now());
+    if start > latest {
+        return None;
+    }
+    *next = start + Duration::from_secs(1) / per_sec.max(1);
+    Some(start)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn in_flight_is_capped_per_subscription() {
-        let limits = Limits::default();
-        let wait = Duration::from_millis(20);
-        let a = limits.acquire("s", 2, None, wait).await.unwrap();
-        let _b = limits.acquire("s", 2, None, wait).await.unwrap();
-        assert!(limits.acquire("s", 2, None, wait).await.is_none());
-        assert!(limits.acquire("other", 2, None, wait).await.is_some());
-        drop(a);
-        assert!(limits.acquire("s", 2, None, wait).await.is_some());
+    const STALL: Duration = Duration::from_millis(2000);
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_while_the_subscription_moves() {
+        let limits = Arc::new(Limits::new(STALL, 100));
+        let first = limits.acquire("s", 1, None).await.unwrap();
+        let waiter = {
+            let limits = limits.clone();
+            tokio::spawn(async move { limits.acquire("s", 1, None).await.map(|_| Instant::now()) })
+        };
+        // The slot frees after 1.5 s: within the stall time, so the waiter gets it.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        drop(first);
+        assert!(waiter.await.unwrap().is_ok());
+        assert!(limits.acquire("other", 1, None).await.is_ok(), "subscriptions are apart");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
+    async fn a_long_queue_behind_a_moving_subscription_keeps_waiting() {
+        // 1 slot, each request 1 s: the tenth waiter waits 10 s, far past the stall time,
+        // because every second something finishes.
+        let limits = Arc::new(Limits::new(STALL, 100));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let limits = limits.clone();
+            tasks.push(tokio::spawn(async move {
+                let slot = limits.acquire("s", 1, None).await?;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                drop(slot);
+                Ok::<_, Refusal>(())
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert!(started.elapsed() >= Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_subscription_turns_its_queue_away() {
+        let limits = Arc::new(Limits::new(STALL, 100));
+        let _hung = limits.acquire("s", 1, None).await.unwrap();
+        let started = Instant::now();
+        assert_eq!(limits.acquire("s", 1, None).await.err(), Some(Refusal::Stalled));
+        assert_eq!(started.elapsed(), STALL, "waited out the stall time once");
+        // Later arrivals are turned away at once while it stays stuck.
+        let again = Instant::now();
+        assert_eq!(limits.acquire("s", 1, None).await.err(), Some(Refusal::Stalled));
+        assert_eq!(again.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_is_bounded() {
+        let limits = Arc::new(Limits::new(STALL, 2));
+        let _held = limits.acquire("s", 1, None).await.unwrap();
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let limits = limits.clone();
+                tokio::spawn(async move { limits.acquire("s", 1, None).await.err() })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert_eq!(limits.acquire("s", 1, None).await.err(), Some(Refusal::QueueFull));
+        for w in waiters {
+            assert_eq!(w.await.unwrap(), Some(Refusal::Stalled));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn rate_limit_spaces_starts() {
-        let limits = Limits::default();
+        let limits = Limits::new(STALL, 100);
         let started = Instant::now();
         for _ in 0..3 {
-            limits.acquire("s", 10, Some(20), Duration::from_secs(1)).await.unwrap();
+            limits.acquire("s", 10, Some(20)).await.unwrap();
         }
-        assert!(started.elapsed() >= Duration::from_millis(95), "{:?}", started.elapsed());
-        assert!(limits.acquire("s", 10, Some(1), Duration::from_millis(10)).await.is_none());
+        assert!(started.elapsed() >= Duration::from_millis(100), "{:?}", started.elapsed());
+        // One per second, one already booked: the next start is a second away, within 2 s.
+        limits.acquire("r", 10, Some(1)).await.unwrap();
+        limits.acquire("r", 10, Some(1)).await.unwrap();
+        let limits = Limits::new(Duration::from_millis(10), 100);
+        limits.acquire("r", 10, Some(1)).await.unwrap();
+        assert_eq!(limits.acquire("r", 10, Some(1)).await.err(), Some(Refusal::RateLimited));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn patient_acquire_never_refuses() {
+        let limits = Arc::new(Limits::new(STALL, 0));
+        let held = limits.acquire_patiently("s", 1, None).await;
+        let waiter = {
+            let limits = limits.clone();
+            tokio::spawn(async move { limits.acquire_patiently("s", 1, None).await })
+        };
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(held);
+        waiter.await.unwrap();
     }
 }

@@ -13,13 +13,18 @@ use synap_outbound::{OutboundConfig, Policy};
 use synap_runtime::{ConfigError, ConfigSource, ServiceArgs, shutdown_token};
 use synap_sender::config::SenderConfig;
 use synap_sender::lanes::Lanes;
+use synap_sender::limits::Limits;
 use synap_sender::log::LogWriter;
 use synap_sender::operator::OperatorEvents;
 use synap_sender::schedule::{RetrySchedule, tier_label};
 use synap_sender::stage::Sender;
 use synap_sender::targets::TargetCache;
 use synap_sender::tiers::Tier;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -81,7 +86,8 @@ async fn main() -> anyhow::Result<()> {
             Duration::from_millis(config.cache_ttl_ms),
         ),
         schedule,
-        limits: Default::default(),
+        limits: Limits::new(Duration::from_millis(config.slot_wait_ms), config.max_waiting_per_subscription),
+        requests: Semaphore::new(config.max_in_flight.max(1)),
         breakers: synap_sender::breaker::Breakers::new(
             config.breaker_failures,
             Duration::from_millis(config.breaker_cooldown_ms),
@@ -100,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
     let (delivery_topics, handler_stage, token) =
         (vec![topics.deliveries()], stage.clone(), shutdown.clone());
     tasks.spawn(async move {
-        synap_kafka::run_consumer(deliveries, &delivery_topics, config.max_in_flight, token, move |m| {
+        synap_kafka::run_consumer(deliveries, &delivery_topics, config.max_buffered.max(1), token, move |m| {
             handler_stage.clone().handle(m)
         })
         .await

@@ -13,6 +13,7 @@ use synap_kafka::{Handled, Outgoing, SendError, Topics, headers, send_durably};
 use synap_outbound::Policy;
 use synap_proto::pipeline::v1::{AttemptLog, Delivery};
 use synap_telemetry::metrics::metrics;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -33,6 +34,8 @@ pub struct Sender {
     pub targets: TargetCache,
     pub schedule: RetrySchedule,
     pub limits: Limits,
+    /// Requests in flight over all subscriptions (`sender.max_in_flight`).
+    pub requests: Semaphore,
     pub breakers: Breakers,
     pub lanes: Lanes,
     pub operator: OperatorEvents,
@@ -120,16 +123,20 @@ impl Sender {
     /// deliveries never wait for it.
     async fn unordered(&self, delivery: &mut Delivery, target: &Target, source: &Source) -> Handled {
         let capacity = target.options.max_in_flight.unwrap_or(self.config.max_in_flight_per_subscription);
-        let wait = Duration::from_millis(self.config.slot_wait_ms);
-        let Some(slot) = self
+        let slot = match self
             .limits
-            .acquire(&delivery.subscription_id, capacity, target.options.rate_limit_per_sec, wait)
+            .acquire(&delivery.subscription_id, capacity, target.options.rate_limit_per_sec)
             .await
-        else {
-            // The subscription is busy: wait in the first tier without using up an attempt.
-            tracing::debug!(event_id = %delivery.event_id, subscription_id = %delivery.subscription_id, "subscription busy; deferred");
-            let delay = self.schedule.shortest_tier().unwrap_or_default();
-            return self.finish(self.schedule_retry(delivery.clone(), delay).await);
+        {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                // The subscription is stuck or swamped: wait in the first tier without using up
+                // an attempt, and free this place in the consumer's buffer for other endpoints.
+                tracing::debug!(event_id = %delivery.event_id, subscription_id = %delivery.subscription_id, reason = refusal.code(), "subscription busy; deferred");
+                metrics().deferred(refusal.code()).inc();
+                let delay = self.schedule.shortest_tier().unwrap_or_default();
+                return self.finish(self.schedule_retry(delivery.clone(), delay).await);
+            }
         };
         let attempted = self.attempt(delivery, target, source).await;
         drop(slot);
@@ -153,11 +160,9 @@ impl Sender {
     /// in place (the ones behind it wait) until it is delivered or its schedule is used up.
     async fn ordered(&self, delivery: &mut Delivery, target: &Target, source: &Source) -> Handled {
         loop {
-            let wait = Duration::from_secs(24 * 3600);
-            let capacity = 1;
             let slot = self
                 .limits
-                .acquire(&delivery.subscription_id, capacity, target.options.rate_limit_per_sec, wait)
+                .acquire_patiently(&delivery.subscription_id, 1, target.options.rate_limit_per_sec)
                 .await;
             let attempted = self.attempt(delivery, target, source).await;
             drop(slot);
@@ -237,6 +242,7 @@ impl Sender {
             delivery.attempt,
         );
         let timeout = self.timeout(target);
+        let _request = self.requests.acquire().await.expect("the request semaphore is never closed");
         let attempted =
             attempt::attempt(&self.http, &self.policy, delivery, target, delivery.attempt, timeout)
                 .instrument(span)
@@ -366,16 +372,28 @@ impl Sender {
         }
     }
 
+    /// One log line per attempt: at `info` for failures and test sends; at `debug` for ordinary
+    /// successes, which the attempt log and the metrics already count (a line per delivery at
+    /// thousands per second is noise to whoever reads the logs, and costs CPU).
     fn trace(&self, delivery: &Delivery, attempted: &Attempted) {
-        tracing::info!(
-            event_id = %delivery.event_id,
-            subscription_id = %delivery.subscription_id,
-            attempt = delivery.attempt,
-            outcome = %attempted.code(),
-            latency_ms = attempted.latency.as_millis() as u64,
-            test_send = delivery.test_send,
-            "delivery attempt"
-        );
+        macro_rules! line {
+            ($level:ident) => {
+                tracing::$level!(
+                    event_id = %delivery.event_id,
+                    subscription_id = %delivery.subscription_id,
+                    attempt = delivery.attempt,
+                    outcome = %attempted.code(),
+                    latency_ms = attempted.latency.as_millis() as u64,
+                    test_send = delivery.test_send,
+                    "delivery attempt"
+                )
+            };
+        }
+        if attempted.delivered() && !delivery.test_send {
+            line!(debug);
+        } else {
+            line!(info);
+        }
     }
 
     /// Reads the target, retrying while the database is unavailable (and nothing is cached);

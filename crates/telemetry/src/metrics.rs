@@ -51,6 +51,11 @@ pub struct TierLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub service: String,
     pub version: &'static str,
@@ -80,6 +85,7 @@ pub struct Metrics {
     event_to_delivery: Histogram,
     consumer_lag: Family<PartitionLabels, Gauge>,
     retries_pending: Family<TierLabel, Gauge>,
+    deferred: Family<ReasonLabel, Counter>,
     circuits_open: Gauge,
     subscriptions_disabled: Gauge,
     attempt_log_backlog: Gauge,
@@ -100,6 +106,7 @@ impl Metrics {
             event_to_delivery: LatencyBuckets.new_metric(),
             consumer_lag: Family::default(),
             retries_pending: Family::default(),
+            deferred: Family::default(),
             circuits_open: Gauge::default(),
             subscriptions_disabled: Gauge::default(),
             attempt_log_backlog: Gauge::default(),
@@ -151,6 +158,12 @@ impl Metrics {
             "retries_pending",
             "Deliveries waiting for a retry, per delay tier",
             m.retries_pending.clone(),
+        );
+        registry.register(
+            "deliveries_deferred",
+            "Deliveries sent to wait in the first retry tier without an attempt because their \
+             subscription was busy, by reason (stalled, queue_full, rate_limited)",
+            m.deferred.clone(),
         );
         registry.register(
             "circuits_open",
@@ -223,6 +236,11 @@ impl Metrics {
     /// Set (or inc/dec) the deliveries waiting in a retry tier, e.g. `"5s"` or `"1h"`.
     pub fn retries_pending(&self, tier: &str) -> Gauge {
         self.retries_pending.get_or_create(&TierLabel { tier: tier.to_owned() }).clone()
+    }
+
+    /// A delivery deferred (no attempt made) because its subscription was busy.
+    pub fn deferred(&self, reason: &'static str) -> Counter {
+        self.deferred.get_or_create(&ReasonLabel { reason }).clone()
     }
 
     pub fn circuits_open(&self) -> &Gauge {
