@@ -45,48 +45,61 @@ pub struct NewAttempt {
     pub source_offset: Option<i64>,
 }
 
-/// Stores `attempts` in one transaction; rows already stored (same `attempt_id`) are skipped.
+/// Stores `attempts` in one statement (one round trip, whatever the batch size); rows already
+/// stored (same `attempt_id`) are skipped.
 pub async fn insert_batch(pool: &Pool, attempts: &[NewAttempt]) -> Result<(), DbError> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let statement = tx
-        .prepare(
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    fn column<T: Clone>(attempts: &[NewAttempt], field: impl Fn(&NewAttempt) -> &T) -> Vec<T> {
+        attempts.iter().map(|a| field(a).clone()).collect()
+    }
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
             "INSERT INTO delivery_attempts
                 (attempt_id, event_id, event_type, portal_id, subscription_id, attempt,
                  scheduled_at, sent_at, finished_at, outcome, error_class, error, status_code,
                  latency_ms, response_headers, response_body, test_send,
                  source_topic, source_partition, source_offset)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                     $15::text::jsonb, $16, $17, $18, $19, $20)
+             SELECT attempt_id, event_id, event_type, portal_id, subscription_id, attempt,
+                    scheduled_at, sent_at, finished_at, outcome, error_class, error, status_code,
+                    latency_ms, response_headers::jsonb, response_body, test_send,
+                    source_topic, source_partition, source_offset
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[],
+                         $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::text[],
+                         $11::text[], $12::text[], $13::int4[], $14::int4[], $15::text[],
+                         $16::text[], $17::bool[], $18::text[], $19::int4[], $20::int8[])
+                 AS t(attempt_id, event_id, event_type, portal_id, subscription_id, attempt,
+                      scheduled_at, sent_at, finished_at, outcome, error_class, error, status_code,
+                      latency_ms, response_headers, response_body, test_send,
+                      source_topic, source_partition, source_offset)
              ON CONFLICT (attempt_id) DO NOTHING",
         )
         .await?;
-    for a in attempts {
-        let params: [&(dyn ToSql + Sync); 20] = [
-            &a.attempt_id,
-            &a.event_id,
-            &a.event_type,
-            &a.portal_id,
-            &a.subscription_id,
-            &a.attempt,
-            &a.scheduled_at,
-            &a.sent_at,
-            &a.finished_at,
-            &a.outcome,
-            &a.error_class,
-            &a.error,
-            &a.status_code,
-            &a.latency_ms,
-            &a.response_headers,
-            &a.response_body,
-            &a.test_send,
-            &a.source_topic,
-            &a.source_partition,
-            &a.source_offset,
-        ];
-        tx.execute(&statement, &params).await?;
-    }
-    tx.commit().await?;
+    let params: [&(dyn ToSql + Sync); 20] = [
+        &column(attempts, |a| &a.attempt_id),
+        &column(attempts, |a| &a.event_id),
+        &column(attempts, |a| &a.event_type),
+        &column(attempts, |a| &a.portal_id),
+        &column(attempts, |a| &a.subscription_id),
+        &column(attempts, |a| &a.attempt),
+        &column(attempts, |a| &a.scheduled_at),
+        &column(attempts, |a| &a.sent_at),
+        &column(attempts, |a| &a.finished_at),
+        &column(attempts, |a| &a.outcome),
+        &column(attempts, |a| &a.error_class),
+        &column(attempts, |a| &a.error),
+        &column(attempts, |a| &a.status_code),
+        &column(attempts, |a| &a.latency_ms),
+        &column(attempts, |a| &a.response_headers),
+        &column(attempts, |a| &a.response_body),
+        &column(attempts, |a| &a.test_send),
+        &column(attempts, |a| &a.source_topic),
+        &column(attempts, |a| &a.source_partition),
+        &column(attempts, |a| &a.source_offset),
+    ];
+    client.execute(&statement, &params).await?;
     Ok(())
 }
 

@@ -158,17 +158,18 @@ pub async fn attempt(
     let sent_at = chrono::Utc::now();
     let started = Instant::now();
     // An IP literal never reaches the resolver, so it is checked here.
-    if let Err(refused) = url::Url::parse(&target.url)
-        .map_err(|e| e.to_string())
-        .and_then(|url| synap_outbound::check_url(&url, policy).map_err(|e| e.to_string()))
-    {
-        return Attempted { sent_at, ..Attempted::not_made(ErrorClass::Refused, refused) };
+    let url = match &target.parsed {
+        Ok(url) => url,
+        Err(e) => return Attempted { sent_at, ..Attempted::not_made(ErrorClass::Refused, e.clone()) },
+    };
+    if let Err(refused) = synap_outbound::check_url(url, policy) {
+        return Attempted { sent_at, ..Attempted::not_made(ErrorClass::Refused, refused.to_string()) };
     }
     let mut headers = headers(delivery, target, attempt, sent_at.timestamp());
     if !target.options.omit_traceparent {
         synap_telemetry::inject_http(&mut headers);
     }
-    let request = client.post(&target.url).headers(headers).body(delivery.data.clone()).timeout(timeout);
+    let request = client.post(url.clone()).headers(headers).body(delivery.data.clone()).timeout(timeout);
     let mut attempted = Attempted { sent_at, ..Default::default() };
     match tokio::time::timeout(timeout, exchange(request, &mut attempted)).await {
         Ok(Ok(())) => {}

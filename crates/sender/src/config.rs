@@ -54,6 +54,9 @@ pub struct SenderConfig {
     pub log_batch_size: usize,
     /// How long the attempt log waits to fill a batch.
     pub log_batch_wait_ms: u64,
+    /// How long an attempt waits for its log row to be stored in PostgreSQL directly before the
+    /// row goes through the attempts topic instead (0: always through the topic).
+    pub log_direct_wait_ms: u64,
 }
 
 impl Default for SenderConfig {
@@ -89,6 +92,7 @@ impl Default for SenderConfig {
             operator_webhook_url: String::new(),
             log_batch_size: 500,
             log_batch_wait_ms: 100,
+            log_direct_wait_ms: 2_000,
         }
     }
 }

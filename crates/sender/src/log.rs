@@ -1,7 +1,11 @@
-//! The attempt log. The hot path writes each attempt to the attempts topic (a quick, durable
-//! Kafka write); [`LogWriter`] consumes that topic and stores the rows in PostgreSQL in batches,
-//! committing an offset only after its row is stored. A PostgreSQL outage therefore delays the
-//! log, never the deliveries, and loses no entry: the rows wait in Kafka. The writer also keeps
+//! The attempt log. The hot path hands each attempt to [`LogWriter`]'s batcher, which stores rows
+//! in PostgreSQL in batches (one statement each); the delivery's offset is committed only once its
+//! row is stored. When the row is not stored within `sender.log_direct_wait_ms` (PostgreSQL slow
+//! or down, or the batcher's queue full), the hot path writes it to the attempts topic instead (a
+//! quick, durable Kafka write), and the writer consumes that topic, committing an offset only
+//! after its row is stored. A PostgreSQL outage therefore delays the log, never the deliveries,
+//! and loses no entry: the rows wait in Kafka. A row written both ways is stored once (its
+//! `attempt_id` is unique). The writer also keeps
 //! the per-subscription failure state: it disables subscriptions whose endpoint answered 410 or
 //! that have failed for the configured window, with an operator event each.
 
@@ -31,6 +35,18 @@ pub struct LogQueue {
 }
 
 impl LogQueue {
+    /// Stores a record from the hot path through the batcher; false when it was not stored
+    /// within `within` (the caller then writes it to the attempts topic).
+    pub async fn store(&self, record: AttemptLog, within: Duration) -> bool {
+        let (done, stored) = oneshot::channel();
+        if self.tx.try_send((record, done)).is_err() {
+            return false;
+        }
+        metrics().attempt_log_backlog().inc();
+        matches!(tokio::time::timeout(within, stored).await, Ok(Ok(())))
+    }
+
+    /// Hands one record of the attempts topic to the batcher; done once it is stored.
     pub async fn handle(self, message: OwnedMessage) -> Handled {
         let Ok(record) = AttemptLog::decode(message.payload().unwrap_or_default()) else {
             tracing::error!(offset = message.offset(), "undecodable attempt-log record skipped");

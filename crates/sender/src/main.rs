@@ -74,6 +74,16 @@ async fn main() -> anyhow::Result<()> {
         webhook,
         shutdown: shutdown.clone(),
     };
+    // Started first: the hot path stores attempt rows through it.
+    let writer = LogWriter {
+        pool: pool.clone(),
+        operator: operator.clone(),
+        disable_after: Duration::from_millis(config.disable_after_failing_ms),
+        batch_size: config.log_batch_size.max(1),
+        batch_wait: Duration::from_millis(config.log_batch_wait_ms),
+        shutdown: shutdown.clone(),
+    };
+    let (queue, batcher) = writer.start(config.log_batch_size.max(1) * 8);
     let stage = Arc::new(Sender {
         producer: producer.clone(),
         http: synap_sender::attempt::client(Duration::from_millis(config.connect_timeout_ms), policy.clone())
@@ -94,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
         ),
         lanes: Lanes::default(),
         operator: operator.clone(),
+        log: queue.clone(),
         config: config.clone(),
         shutdown: shutdown.clone(),
     });
@@ -136,15 +147,6 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("retry tier consumer {topic}"))
         });
     }
-    let writer = LogWriter {
-        pool,
-        operator,
-        disable_after: Duration::from_millis(config.disable_after_failing_ms),
-        batch_size: config.log_batch_size.max(1),
-        batch_wait: Duration::from_millis(config.log_batch_wait_ms),
-        shutdown: shutdown.clone(),
-    };
-    let (queue, batcher) = writer.start(config.log_batch_size.max(1) * 4);
     let attempts = kafka.consumer("attempt-log")?;
     let (attempt_topics, token) = (vec![topics.attempts()], shutdown.clone());
     tasks.spawn(async move {

@@ -18,10 +18,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::attempt::{self, Attempted, ErrorClass};
-use crate::breaker::{Admission, Breakers, endpoint};
+use crate::breaker::{Admission, Breakers};
 use crate::config::{MAX_SUBSCRIPTION_TIMEOUT_MS, SenderConfig};
 use crate::lanes::{Lanes, Place};
 use crate::limits::Limits;
+use crate::log::LogQueue;
 use crate::operator::{OperatorEvent, OperatorEvents};
 use crate::schedule::{Next, RetrySchedule, tier_label};
 use crate::targets::{Target, TargetCache};
@@ -39,6 +40,8 @@ pub struct Sender {
     pub breakers: Breakers,
     pub lanes: Lanes,
     pub operator: OperatorEvents,
+    /// The attempt log's batcher: the hot path stores through it directly.
+    pub log: LogQueue,
     pub config: SenderConfig,
     pub shutdown: CancellationToken,
 }
@@ -212,8 +215,8 @@ impl Sender {
 
     /// Makes the attempt unless the endpoint's circuit is open.
     async fn attempt(&self, delivery: &Delivery, target: &Target, source: &Source) -> Attempted {
-        let endpoint = endpoint(&target.url);
-        let attempted = if self.breakers.admit(&endpoint) == Admission::Open {
+        let endpoint = &target.endpoint;
+        let attempted = if self.breakers.admit(endpoint) == Admission::Open {
             Attempted::not_made(
                 ErrorClass::CircuitOpen,
                 "endpoint circuit open after consecutive failures".into(),
@@ -222,7 +225,7 @@ impl Sender {
             let attempted = self.request(delivery, target, source).await;
             // A refusal by the address policy says nothing about the endpoint's health.
             if attempted.error_class != Some(ErrorClass::Refused) {
-                if self.breakers.record(&endpoint, attempted.delivered()) {
+                if self.breakers.record(endpoint, attempted.delivered()) {
                     tracing::warn!(subscription_id = %delivery.subscription_id, "endpoint circuit opened");
                 }
                 metrics().circuits_open().set(self.breakers.open_count() as i64);
@@ -349,7 +352,13 @@ impl Sender {
         }
     }
 
+    /// Stores the attempt's log row: straight into PostgreSQL when it answers in time, otherwise
+    /// through the attempts topic (see [`crate::log`]).
     async fn write_log(&self, log: AttemptLog) -> Result<(), SendError> {
+        let within = Duration::from_millis(self.config.log_direct_wait_ms);
+        if !within.is_zero() && self.log.store(log.clone(), within).await {
+            return Ok(());
+        }
         let record = Outgoing {
             topic: self.topics.attempts(),
             key: log.subscription_id.clone(),

@@ -15,6 +15,19 @@ use synap_db::{DbError, DeliveryTarget, Pool, SecretBox};
 pub struct Target {
     pub target: DeliveryTarget,
     pub options: DeliveryOptions,
+    /// The URL, parsed once per cache load rather than on every attempt; `Err` holds why it
+    /// does not parse (stored URLs were checked at creation, so only a damaged row lands here).
+    pub parsed: Result<url::Url, String>,
+    /// The circuit breaker's key for the URL ([`crate::breaker::endpoint`]).
+    pub endpoint: String,
+}
+
+impl Target {
+    pub fn new(target: DeliveryTarget, options: DeliveryOptions) -> Self {
+        let parsed = url::Url::parse(&target.url).map_err(|e| e.to_string());
+        let endpoint = crate::breaker::endpoint(&target.url);
+        Self { target, options, parsed, endpoint }
+    }
 }
 
 impl Deref for Target {
@@ -52,20 +65,23 @@ impl TargetCache {
         let (pool, secrets, id) = (self.pool.clone(), self.secrets.clone(), subscription_id.to_owned());
         let read = self
             .fresh
-            .try_get_with(subscription_id.to_owned(), async move {
+            .entry_by_ref(subscription_id)
+            .or_try_insert_with(async move {
                 let Some(target) = synap_db::subscriptions::delivery_target(&pool, &secrets, &id).await?
                 else {
                     return Ok(Arc::new(None));
                 };
                 let options = synap_db::delivery_state::options(&pool, &id).await?.unwrap_or_default();
-                Ok::<_, DbError>(Arc::new(Some(Target { target, options })))
+                Ok::<_, DbError>(Arc::new(Some(Target::new(target, options))))
             })
             .await;
         match read {
-            Ok(entry) => {
+            Ok(entry) if entry.is_fresh() => {
+                let entry = entry.into_value();
                 self.last_known.insert(subscription_id.to_owned(), entry.clone()).await;
                 Ok(entry)
             }
+            Ok(entry) => Ok(entry.into_value()),
             Err(error) => match self.last_known.get(subscription_id).await {
                 Some(entry) => {
                     tracing::debug!(subscription_id, %error, "database unavailable; using the last known target");
