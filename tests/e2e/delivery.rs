@@ -125,7 +125,7 @@ async fn a_protobuf_envelope_is_delivered_like_its_json_twin() {
         r#type: EventType::ExamCompleted.code().into(),
         portal_id: portal.clone(),
         occurred_at: Some(prost_types_now()),
-        data: serde_json::to_vec(&body).unwrap().into(),
+        data: serde_json::to_vec(&body).unwrap(),
     };
     produce(&kafka, &inbound, &portal, &proto.encode_to_vec(), Some("application/protobuf")).await;
 

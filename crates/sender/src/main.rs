@@ -124,8 +124,8 @@ async fn main() -> anyhow::Result<()> {
         .context("deliveries consumer")
     });
     for (delay, topic) in stage.schedule.tiers().iter().copied().zip(tier_topics) {
-        let consumer =
-            kafka.consumer(&format!("sender-{}", topic.trim_start_matches(&kafka.topic_prefix)))?;
+        let consumer = kafka
+            .background_consumer(&format!("sender-{}", topic.trim_start_matches(&kafka.topic_prefix)))?;
         let tier = Tier {
             producer: producer.clone(),
             deliveries_topic: topics.deliveries(),
@@ -147,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("retry tier consumer {topic}"))
         });
     }
-    let attempts = kafka.consumer("attempt-log")?;
+    let attempts = kafka.background_consumer("attempt-log")?;
     let (attempt_topics, token) = (vec![topics.attempts()], shutdown.clone());
     tasks.spawn(async move {
         // Enough records in flight to fill a few batches while one is being written.
