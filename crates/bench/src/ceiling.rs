@@ -108,8 +108,17 @@ pub struct BrokerCeiling {
 }
 
 /// Produces `records` ~1 KB records to a fresh topic with `partitions` partitions while one
-/// consumer (the services' consumer settings) reads them back.
-pub async fn broker(kafka: &KafkaConfig, records: u64, partitions: i32) -> anyhow::Result<BrokerCeiling> {
+/// consumer (the services' consumer settings) reads them back: all at once (`rate` None: the
+/// throughput ceiling), or `rate` records per second (the broker's own latency at that rate,
+/// the floor under each of the pipeline's three hops; records of the first `warmup` leave the
+/// latency figures out, as in the fixed-rate scenarios).
+pub async fn broker(
+    kafka: &KafkaConfig,
+    records: u64,
+    partitions: i32,
+    rate: Option<f64>,
+    warmup: Duration,
+) -> anyhow::Result<BrokerCeiling> {
     let topic = format!("{}bench-ceiling", kafka.topic_prefix);
     let admin: AdminClient<DefaultClientContext> =
         rdkafka::ClientConfig::new().set("bootstrap.servers", &kafka.bootstrap_servers).create()?;
@@ -151,7 +160,8 @@ pub async fn broker(kafka: &KafkaConfig, records: u64, partitions: i32) -> anyho
                 continue;
             }
             arrivals.push(arrived);
-            latencies.push(arrived.saturating_sub(key.parse().unwrap_or(arrived)));
+            let sent: u64 = key.parse().unwrap_or(arrived);
+            latencies.push((sent, arrived.saturating_sub(sent)));
         }
         (arrivals, latencies)
     });
@@ -161,14 +171,23 @@ pub async fn broker(kafka: &KafkaConfig, records: u64, partitions: i32) -> anyho
 
     let body = serde_json::to_vec(&EventType::AttemptCompleted.example_body())?;
     let started = now_us();
+    let clock = tokio::time::Instant::now();
     let acked = futures::stream::iter(0..records)
+        .then(|i| async move {
+            if let Some(rate) = rate {
+                tokio::time::sleep_until(clock + Duration::from_secs_f64(i as f64 / rate)).await;
+            }
+        })
         .map(|_| send(now_us().to_string(), body.clone()))
         .buffer_unordered(10_000)
         .filter(|r| futures::future::ready(r.is_ok()))
         .count()
         .await as u64;
     let produced_seconds = (now_us() - started) as f64 / 1e6;
-    let (mut arrivals, mut latencies) = reader.await.context("ceiling consumer")?;
+    let (mut arrivals, latencies) = reader.await.context("ceiling consumer")?;
+    let measured_from = started + warmup.as_micros() as u64;
+    let mut latencies: Vec<u64> =
+        latencies.into_iter().filter(|(sent, _)| *sent >= measured_from).map(|(_, l)| l).collect();
     let _ = admin.delete_topics(&[&topic], &options).await;
     Ok(BrokerCeiling {
         records: arrivals.len() as u64,

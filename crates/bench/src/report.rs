@@ -20,6 +20,9 @@ pub struct Report {
     pub service_settings: Vec<(String, String)>,
     pub http_ceiling: Option<HttpCeiling>,
     pub broker_ceiling: Option<BrokerCeiling>,
+    /// The broker alone at the first latency scenario's rate, one hop.
+    #[serde(default)]
+    pub broker_latency: Option<BrokerCeiling>,
     pub scenarios: Vec<ScenarioResult>,
 }
 
@@ -123,6 +126,17 @@ impl Report {
                 opt(b.consumed_per_s, 0),
                 b.hop_latency_ms.p50,
                 b.hop_latency_ms.p99
+            ));
+        }
+        if let Some(b) = &self.broker_latency {
+            out.push_str(&format!(
+                "Broker alone at {:.0} records/s, one hop ({} partitions, fresh broker, services' client settings): hop p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
+                self.profile.broker_latency_run.0,
+                b.partitions,
+                b.hop_latency_ms.p50,
+                b.hop_latency_ms.p95,
+                b.hop_latency_ms.p99,
+                b.hop_latency_ms.max
             ));
         }
         if let Some(iso) = self.scenarios.iter().find(|s| s.fraction_of_steady.is_some()) {

@@ -81,23 +81,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         ..KafkaConfig::default()
     };
     progress("broker ceiling");
-    let private = match &args.tansu {
-        Some(tansu) => Some(Broker::start(tansu, &logs.join("broker-ceiling")).await?),
-        None => None,
-    };
-    let kafka_for_ceiling = KafkaConfig {
-        bootstrap_servers: private
-            .as_ref()
-            .map(|b| b.bootstrap.clone())
-            .unwrap_or(kafka_for_ceiling.bootstrap_servers),
-        ..kafka_for_ceiling
-    };
+    let (records, partitions) = (profile.broker_records, profile.broker_partitions);
     let broker_ceiling =
-        ceiling::broker(&kafka_for_ceiling, profile.broker_records, profile.broker_partitions).await;
-    if let Some(private) = private {
-        private.stop().await;
-    }
-    let broker_ceiling = broker_ceiling?;
+        on_private_broker(&args, &logs.join("broker-ceiling"), &kafka_for_ceiling, |kafka| async move {
+            ceiling::broker(&kafka, records, partitions, None, Duration::ZERO).await
+        })
+        .await?;
+    progress("broker latency at a fixed rate");
+    let (rate, seconds) = profile.broker_latency_run;
+    let warmup = Duration::from_secs_f64(profile.latency_warmup_s);
+    let broker_latency =
+        on_private_broker(&args, &logs.join("broker-latency"), &kafka_for_ceiling, |kafka| async move {
+            // A topic of its own when both runs share the --kafka broker.
+            let kafka = KafkaConfig { topic_prefix: format!("{}latency.", kafka.topic_prefix), ..kafka };
+            ceiling::broker(&kafka, (rate * seconds) as u64, 6, Some(rate), warmup).await
+        })
+        .await?;
     progress("HTTP ceiling");
     let http_ceiling = ceiling::http(
         &receiver.base,
@@ -159,8 +158,39 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         service_settings,
         http_ceiling: Some(http_ceiling),
         broker_ceiling: Some(broker_ceiling),
+        broker_latency: Some(broker_latency),
         scenarios: results,
     })
+}
+
+/// Runs `measure` against a private, empty broker when --tansu is given (stopped afterwards),
+/// otherwise against the --kafka broker.
+async fn on_private_broker<F, Fut, T>(
+    args: &RunArgs,
+    logs: &Path,
+    kafka: &KafkaConfig,
+    measure: F,
+) -> anyhow::Result<T>
+where
+    F: FnOnce(KafkaConfig) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let private = match &args.tansu {
+        Some(tansu) => Some(Broker::start(tansu, logs).await?),
+        None => None,
+    };
+    let kafka = KafkaConfig {
+        bootstrap_servers: private
+            .as_ref()
+            .map(|b| b.bootstrap.clone())
+            .unwrap_or(kafka.bootstrap_servers.clone()),
+        ..kafka.clone()
+    };
+    let result = measure(kafka).await;
+    if let Some(private) = private {
+        private.stop().await;
+    }
+    result
 }
 
 /// One scenario on services of its own: fresh topics and database, so that no scenario reads

@@ -14,6 +14,9 @@ pub struct Profile {
     pub name: String,
     pub broker_records: u64,
     pub broker_partitions: i32,
+    /// (records/s, seconds) of the broker's one-hop latency at a fixed rate, on a fresh broker
+    /// with the inbound topic's 6 partitions: the floor under each hop of the latency scenarios.
+    pub broker_latency_run: (f64, f64),
     pub http_seconds: f64,
     pub http_concurrency: usize,
     /// Portals (one subscription each, all event types) of the steady and latency scenarios.
@@ -41,6 +44,7 @@ impl Profile {
             name: "full".into(),
             broker_records: 100_000,
             broker_partitions: 12,
+            broker_latency_run: (500.0, 30.0),
             http_seconds: 10.0,
             http_concurrency: 128,
             steady_portals: 50,
@@ -63,6 +67,7 @@ impl Profile {
             name: "smoke".into(),
             broker_records: 2_000,
             broker_partitions: 2,
+            broker_latency_run: (100.0, 2.0),
             http_seconds: 1.0,
             http_concurrency: 8,
             steady_portals: 5,

@@ -13,7 +13,10 @@ pub struct SenderConfig {
     /// Requests in flight at once, over all subscriptions.
     pub max_in_flight: usize,
     /// Delivery records the sender holds at once (read, not yet finished): those in flight and
-    /// those waiting in memory for their subscription. Bounds memory, about 4 KB each.
+    /// those waiting in memory for their subscription. Bounds memory (about 4 KB each); keep it
+    /// several times `max_waiting_per_subscription`, so that a few slow endpoints' queues cannot
+    /// fill it. Larger is not faster: 8,192 cost a third more CPU per delivery than 4,096 in the
+    /// benchmark (docs/BENCHMARKS.md).
     pub max_buffered: usize,
     /// How long a subscription's URL, credentials and options are cached. While PostgreSQL is
     /// unreachable the last values read keep being used.
@@ -67,7 +70,7 @@ impl Default for SenderConfig {
             request_timeout_ms: 15_000,
             connect_timeout_ms: 5_000,
             max_in_flight: 1024,
-            max_buffered: 8192,
+            max_buffered: 4096,
             cache_ttl_ms: 1000,
             retry_delays_ms: vec![
                 5_000,
@@ -85,7 +88,7 @@ impl Default for SenderConfig {
             retry_tier_max_in_flight: 1_000,
             max_in_flight_per_subscription: 16,
             slot_wait_ms: 2_000,
-            max_waiting_per_subscription: 1_000,
+            max_waiting_per_subscription: 512,
             breaker_failures: 5,
             breaker_cooldown_ms: 30_000,
             disable_after_failing_ms: 72 * HOUR,
