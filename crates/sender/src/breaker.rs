@@ -16,8 +16,8 @@ pub enum Admission {
     Send,
     /// The cool-down is over: this request is the one probe.
     Probe,
-    /// Open: do not send.
-    Open,
+    /// Open: do not send; the next probe may go in this long (zero while a probe is out).
+    Open { probe_in: Duration },
 }
 
 #[derive(Debug, Default)]
@@ -41,14 +41,15 @@ impl Breakers {
     pub fn admit(&self, endpoint: &str) -> Admission {
         let mut circuits = self.circuits.lock().expect("breaker lock");
         let Some(circuit) = circuits.get_mut(endpoint) else { return Admission::Send };
+        let now = Instant::now();
         match circuit.open_until {
             None => Admission::Send,
-            Some(_) if circuit.probing => Admission::Open,
-            Some(until) if Instant::now() >= until => {
+            Some(_) if circuit.probing => Admission::Open { probe_in: Duration::ZERO },
+            Some(until) if now >= until => {
                 circuit.probing = true;
                 Admission::Probe
             }
-            Some(_) => Admission::Open,
+            Some(until) => Admission::Open { probe_in: until - now },
         }
     }
 
@@ -103,12 +104,17 @@ mod tests {
         assert_eq!(b.open_count(), 0);
         assert!(b.record("e", false), "third failure opens");
         assert_eq!(b.open_count(), 1);
-        assert_eq!(b.admit("e"), Admission::Open);
+        assert!(
+            matches!(b.admit("e"), Admission::Open { probe_in } if probe_in <= Duration::from_millis(50))
+        );
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(b.admit("e"), Admission::Probe);
-        assert_eq!(b.admit("e"), Admission::Open, "one probe at a time");
+        assert_eq!(b.admit("e"), Admission::Open { probe_in: Duration::ZERO }, "one probe at a time");
         b.record("e", false);
-        assert_eq!(b.admit("e"), Admission::Open, "a failed probe reopens");
+        assert!(
+            matches!(b.admit("e"), Admission::Open { probe_in } if probe_in > Duration::ZERO),
+            "a failed probe reopens"
+        );
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(b.admit("e"), Admission::Probe);
         b.record("e", true);

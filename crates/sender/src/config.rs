@@ -46,7 +46,9 @@ pub struct SenderConfig {
     /// Consecutive failures of an endpoint (its URL without the query) that open its circuit: no
     /// requests go there until one probe after the cool-down succeeds.
     pub breaker_failures: u32,
-    /// How long an open circuit waits before its probe.
+    /// How long an open circuit waits before its probe. Also a retry tier of its own
+    /// (`<prefix>retry.<cooldown>`): a delivery that finds the circuit open waits there for the
+    /// probe rather than cycling through shorter tiers.
     pub breaker_cooldown_ms: u64,
     /// A subscription whose attempts have all failed for this long is disabled, with an
     /// operator event.

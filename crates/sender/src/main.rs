@@ -48,11 +48,13 @@ async fn main() -> anyhow::Result<()> {
 
     let shutdown = shutdown_token();
     let topics = kafka.topics();
+    // The breaker's cool-down is a tier too: deliveries to an open circuit wait there for its probe.
     let schedule = RetrySchedule::new(
         &config.retry_delays_ms,
         config.retry_jitter,
         Duration::from_millis(config.max_retry_after_ms),
-    );
+    )
+    .with_tier(Duration::from_millis(config.breaker_cooldown_ms));
     // The tiers follow the configured schedule, so the sender creates any that are missing.
     let tier_topics: Vec<String> =
         schedule.tiers().iter().map(|t| topics.retry_tier(&tier_label(*t))).collect();

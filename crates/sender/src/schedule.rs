@@ -47,14 +47,26 @@ impl RetrySchedule {
         Next::Retry { attempt: failed + 1, delay }
     }
 
+    /// Adds a tier for `delay` (e.g. the circuit breaker's cool-down, where deliveries to an
+    /// endpoint whose circuit is open wait for its probe) when the schedule has none.
+    pub fn with_tier(mut self, delay: Duration) -> Self {
+        if !delay.is_zero() && !self.tiers.contains(&delay) {
+            self.tiers.push(delay);
+            self.tiers.sort();
+        }
+        self
+    }
+
     pub fn tiers(&self) -> &[Duration] {
         &self.tiers
     }
 
-    /// The tier a retry due in `delay` waits in: the shortest at least as long (so the records of
-    /// a tier become due in about the order they arrive), or the longest.
+    /// The tier a retry due in `delay` waits in: the longest no longer than `delay`, or the
+    /// shortest. A tier's consumer holds each record until it is due, so the records of a tier
+    /// must fall due in about the order they arrive: a jittered 5.8 s retry belongs with the 5 s
+    /// ones, not behind the 5 minute ones.
     pub fn tier_for(&self, delay: Duration) -> Option<Duration> {
-        self.tiers.iter().copied().find(|t| *t >= delay).or_else(|| self.tiers.last().copied())
+        self.tiers.iter().copied().rev().find(|t| *t <= delay).or_else(|| self.tiers.first().copied())
     }
 
     /// The first tier, where deliveries wait for a slot of a busy subscription.
@@ -121,9 +133,19 @@ mod tests {
     fn tiers_are_the_distinct_delays() {
         let s = schedule(0.0);
         assert_eq!(s.tiers(), [Duration::from_secs(5), Duration::from_secs(300), Duration::from_secs(1800)]);
-        assert_eq!(s.tier_for(Duration::from_secs(60)), Some(Duration::from_secs(300)));
+        assert_eq!(
+            s.tier_for(Duration::from_secs(6)),
+            Some(Duration::from_secs(5)),
+            "jitter stays in its tier"
+        );
+        assert_eq!(s.tier_for(Duration::from_secs(60)), Some(Duration::from_secs(5)));
+        assert_eq!(s.tier_for(Duration::from_secs(300)), Some(Duration::from_secs(300)));
         assert_eq!(s.tier_for(Duration::from_secs(4)), Some(Duration::from_secs(5)));
         assert_eq!(s.tier_for(Duration::from_secs(7200)), Some(Duration::from_secs(1800)));
+        let parked = schedule(0.0).with_tier(Duration::from_secs(30));
+        assert_eq!(parked.tiers()[1], Duration::from_secs(30));
+        assert_eq!(parked.tier_for(Duration::from_secs(31)), Some(Duration::from_secs(30)));
+        assert_eq!(schedule(0.0).with_tier(Duration::from_secs(5)).tiers().len(), 3, "no duplicate");
         assert_eq!(tier_label(Duration::from_secs(5)), "5s");
         assert_eq!(tier_label(Duration::from_secs(300)), "5m");
         assert_eq!(tier_label(Duration::from_secs(7200)), "2h");

@@ -216,11 +216,18 @@ impl Sender {
     /// Makes the attempt unless the endpoint's circuit is open.
     async fn attempt(&self, delivery: &Delivery, target: &Target, source: &Source) -> Attempted {
         let endpoint = &target.endpoint;
-        let attempted = if self.breakers.admit(endpoint) == Admission::Open {
-            Attempted::not_made(
-                ErrorClass::CircuitOpen,
-                "endpoint circuit open after consecutive failures".into(),
-            )
+        let attempted = if let Admission::Open { probe_in } = self.breakers.admit(endpoint) {
+            // Retried no sooner than the circuit's probe (earlier tries could only find it open
+            // again, a trip through a retry tier each): one full cool-down, which is never before
+            // the probe and is a tier of its own. While a probe is out, the schedule decides.
+            let cooldown = Duration::from_millis(self.config.breaker_cooldown_ms);
+            Attempted {
+                retry_after: (!probe_in.is_zero()).then_some(cooldown),
+                ..Attempted::not_made(
+                    ErrorClass::CircuitOpen,
+                    "endpoint circuit open after consecutive failures".into(),
+                )
+            }
         } else {
             let attempted = self.request(delivery, target, source).await;
             // A refusal by the address policy says nothing about the endpoint's health.
