@@ -8,6 +8,11 @@
 //! deliveries already wait for it, or when its rate limit would hold it back longer than
 //! `stall`. So a burst to a healthy endpoint drains at the endpoint's pace, and a dead endpoint
 //! never holds more than its slots and a short queue of the consumer's buffer.
+//!
+//! Until a subscription has shown that it moves (a request of it finished within the stall
+//! time), its queue is kept to a few times its in-flight limit: a hanging endpoint would
+//! otherwise hold `max_waiting` places of the buffer for the whole stall time before its
+//! deliveries are turned away, while a healthy one's first requests finish within milliseconds.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,6 +21,9 @@ use std::time::Duration;
 use moka::sync::Cache;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+
+/// Deliveries that may wait per in-flight slot for a subscription not yet seen moving.
+const UNPROVEN_QUEUE_PER_SLOT: usize = 4;
 
 /// Why a delivery was not admitted now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +55,8 @@ struct Limit {
     waiting: AtomicUsize,
     /// When a request last started or finished.
     progress: Mutex<Instant>,
+    /// When a request last finished (`None`: never).
+    finished: Mutex<Option<Instant>>,
     /// Earliest time the next request may start under the rate limit.
     next_start: Mutex<Instant>,
 }
@@ -59,6 +69,7 @@ impl Limit {
             capacity,
             waiting: AtomicUsize::new(0),
             progress: Mutex::new(now),
+            finished: Mutex::new(None),
             next_start: Mutex::new(now),
         })
     }
@@ -69,6 +80,17 @@ impl Limit {
 
     fn last_progress(&self) -> Instant {
         *self.progress.lock().expect("progress lock")
+    }
+
+    fn finished_now(&self) {
+        let now = Instant::now();
+        *self.finished.lock().expect("finished lock") = Some(now);
+        *self.progress.lock().expect("progress lock") = now;
+    }
+
+    /// Whether a request finished within `window`.
+    fn moving(&self, window: Duration) -> bool {
+        self.finished.lock().expect("finished lock").is_some_and(|at| at + window > Instant::now())
     }
 }
 
@@ -86,7 +108,7 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.limit.progressed();
+        self.limit.finished_now();
     }
 }
 
@@ -167,7 +189,12 @@ impl Limits {
         if stalled_at(limit) <= Instant::now() {
             return Err(Refusal::Stalled);
         }
-        let _waiting = Waiting::enter(&limit.waiting, self.max_waiting).ok_or(Refusal::QueueFull)?;
+        let max_waiting = if limit.moving(self.stall) {
+            self.max_waiting
+        } else {
+            self.max_waiting.min(UNPROVEN_QUEUE_PER_SLOT * limit.capacity as usize)
+        };
+        let _waiting = Waiting::enter(&limit.waiting, max_waiting).ok_or(Refusal::QueueFull)?;
         loop {
             let deadline = stalled_at(limit);
             match tokio::time::timeout_at(deadline, limit.in_flight.clone().acquire_owned()).await {
@@ -239,6 +266,7 @@ mod tests {
         // 1 slot, each request 1 s: the tenth waiter waits 10 s, far past the stall time,
         // because every second something finishes.
         let limits = Arc::new(Limits::new(STALL, 100));
+        drop(limits.acquire("s", 1, None).await.unwrap()); // seen moving
         let started = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..10 {
@@ -267,6 +295,35 @@ mod tests {
         let again = Instant::now();
         assert_eq!(limits.acquire("s", 1, None).await.err(), Some(Refusal::Stalled));
         assert_eq!(again.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unproven_subscription_queues_a_few_per_slot() {
+        let limits = Arc::new(Limits::new(STALL, 100));
+        let held = limits.acquire("s", 1, None).await.unwrap();
+        let spawn_waiter = || {
+            let limits = limits.clone();
+            tokio::spawn(async move { limits.acquire("s", 1, None).await.map(drop) })
+        };
+        let waiters: Vec<_> = (0..UNPROVEN_QUEUE_PER_SLOT).map(|_| spawn_waiter()).collect();
+        tokio::task::yield_now().await;
+        assert_eq!(
+            limits.acquire("s", 1, None).await.err(),
+            Some(Refusal::QueueFull),
+            "nothing finished yet"
+        );
+        drop(held);
+        for w in waiters {
+            w.await.unwrap().unwrap();
+        }
+        // Now it has finished requests: the whole queue is open to it.
+        let _held = limits.acquire("s", 1, None).await.unwrap();
+        let more: Vec<_> = (0..10).map(|_| spawn_waiter()).collect();
+        tokio::task::yield_now().await;
+        drop(_held);
+        for w in more {
+            w.await.unwrap().unwrap();
+        }
     }
 
     #[tokio::test(start_paused = true)]
