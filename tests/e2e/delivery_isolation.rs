@@ -75,7 +75,8 @@ async fn hanging_failing_and_unreachable_endpoints_do_not_slow_a_healthy_one() {
 async fn a_burst_to_a_slow_but_answering_endpoint_waits_its_turn_in_memory() {
     // 2 requests at a time, 150 ms each: 30 events take about 2.3 s, far past the 300 ms a
     // delivery may wait without the subscription moving. They wait in memory all the same,
-    // because a request finishes every 75 ms; none takes a detour through a retry tier.
+    // because a request finishes every 75 ms; none takes a detour through a retry tier. (One
+    // event first: until an endpoint has answered once, only 4 deliveries per slot may wait.)
     let stack = Stack::start_with(&[
         ("SYNAP_SENDER__MAX_IN_FLIGHT_PER_SUBSCRIPTION", "2"),
         ("SYNAP_SENDER__SLOT_WAIT_MS", "300"),
@@ -85,11 +86,14 @@ async fn a_burst_to_a_slow_but_answering_endpoint_waits_its_turn_in_memory() {
     receiver.always("/slow", Reply::Slow(Duration::from_millis(150)));
     let (portal, sub, _) = portal_with_subscription(&stack, receiver.url("/slow")).await;
 
+    publish(&stack, &portal, &event_ids("first", 1)).await;
+    // Logged means answered: the request has finished, not only arrived.
+    wait_for_log(&stack, &sub, WAIT, |log| !log.is_empty()).await;
     let n = 30;
     publish(&stack, &portal, &event_ids("burst", n)).await;
-    let got = receiver.wait_for("/slow", n, WAIT).await;
-    assert_eq!(got.len(), n);
-    let log = wait_for_log(&stack, &sub, WAIT, |log| log.len() >= n).await;
+    let got = receiver.wait_for("/slow", n + 1, WAIT).await;
+    assert_eq!(got.len(), n + 1);
+    let log = wait_for_log(&stack, &sub, WAIT, |log| log.len() > n).await;
     assert!(log.iter().all(|a| a.outcome == "delivered" && a.attempt == 1), "{log:?}");
     let (_, metrics) = stack.telemetry_get(Service::Sender, "/metrics").await;
     assert!(!metrics.contains("synap_deliveries_deferred_total{"), "nothing deferred: {metrics}");

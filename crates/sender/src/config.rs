@@ -42,6 +42,8 @@ pub struct SenderConfig {
     /// the first retry tier instead, without using up an attempt.
     pub slot_wait_ms: u64,
     /// Deliveries that may wait in memory for one subscription; more go to the first retry tier.
+    /// Until the subscription's endpoint has answered once (since start, or since it last
+    /// stalled), at most 4 per in-flight slot may wait.
     pub max_waiting_per_subscription: usize,
     /// Consecutive failures of an endpoint (its URL without the query) that open its circuit: no
     /// requests go there until one probe after the cool-down succeeds.

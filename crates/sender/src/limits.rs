@@ -9,10 +9,11 @@
 //! `stall`. So a burst to a healthy endpoint drains at the endpoint's pace, and a dead endpoint
 //! never holds more than its slots and a short queue of the consumer's buffer.
 //!
-//! Until a subscription has shown that it moves (a request of it finished within the stall
-//! time), its queue is kept to a few times its in-flight limit: a hanging endpoint would
+//! Until a subscription has shown that it answers (a request of it finished, and none stalled
+//! since), its queue is kept to a few times its in-flight limit: a hanging endpoint would
 //! otherwise hold `max_waiting` places of the buffer for the whole stall time before its
-//! deliveries are turned away, while a healthy one's first requests finish within milliseconds.
+//! deliveries are turned away. This costs a subscription's very first burst (after a restart of
+//! the sender, or for a new subscription): what does not fit waits in the first retry tier.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,13 @@ use moka::sync::Cache;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-/// Deliveries that may wait per in-flight slot for a subscription not yet seen moving.
+#[derive(Default)]
+struct Health {
+    finished: Option<Instant>,
+    stalled: Option<Instant>,
+}
+
+/// Deliveries that may wait per in-flight slot for a subscription not yet seen answering.
 const UNPROVEN_QUEUE_PER_SLOT: usize = 4;
 
 /// Why a delivery was not admitted now.
@@ -55,8 +62,8 @@ struct Limit {
     waiting: AtomicUsize,
     /// When a request last started or finished.
     progress: Mutex<Instant>,
-    /// When a request last finished (`None`: never).
-    finished: Mutex<Option<Instant>>,
+    /// When a request last finished and when the subscription was last seen stalled.
+    health: Mutex<Health>,
     /// Earliest time the next request may start under the rate limit.
     next_start: Mutex<Instant>,
 }
@@ -69,7 +76,7 @@ impl Limit {
             capacity,
             waiting: AtomicUsize::new(0),
             progress: Mutex::new(now),
-            finished: Mutex::new(None),
+            health: Mutex::new(Health::default()),
             next_start: Mutex::new(now),
         })
     }
@@ -84,13 +91,22 @@ impl Limit {
 
     fn finished_now(&self) {
         let now = Instant::now();
-        *self.finished.lock().expect("finished lock") = Some(now);
+        self.health.lock().expect("health lock").finished = Some(now);
         *self.progress.lock().expect("progress lock") = now;
     }
 
-    /// Whether a request finished within `window`.
-    fn moving(&self, window: Duration) -> bool {
-        self.finished.lock().expect("finished lock").is_some_and(|at| at + window > Instant::now())
+    fn stalled(&self) -> Refusal {
+        self.health.lock().expect("health lock").stalled = Some(Instant::now());
+        Refusal::Stalled
+    }
+
+    /// Whether a request has finished since the subscription was last seen stalled.
+    fn answers(&self) -> bool {
+        let health = self.health.lock().expect("health lock");
+        match (health.finished, health.stalled) {
+            (Some(finished), Some(stalled)) => finished >= stalled,
+            (finished, _) => finished.is_some(),
+        }
     }
 }
 
@@ -187,9 +203,9 @@ impl Limits {
     async fn wait_for_slot(&self, limit: &Arc<Limit>) -> Result<OwnedSemaphorePermit, Refusal> {
         let stalled_at = |limit: &Limit| limit.last_progress() + self.stall;
         if stalled_at(limit) <= Instant::now() {
-            return Err(Refusal::Stalled);
+            return Err(limit.stalled());
         }
-        let max_waiting = if limit.moving(self.stall) {
+        let max_waiting = if limit.answers() {
             self.max_waiting
         } else {
             self.max_waiting.min(UNPROVEN_QUEUE_PER_SLOT * limit.capacity as usize)
@@ -201,7 +217,7 @@ impl Limits {
                 Ok(permit) => return Ok(permit.expect("subscription semaphores are never closed")),
                 // Another request started or finished meanwhile: still moving, keep waiting.
                 Err(_) if stalled_at(limit) > Instant::now() => continue,
-                Err(_) => return Err(Refusal::Stalled),
+                Err(_) => return Err(limit.stalled()),
             }
         }
     }
@@ -266,7 +282,7 @@ mod tests {
         // 1 slot, each request 1 s: the tenth waiter waits 10 s, far past the stall time,
         // because every second something finishes.
         let limits = Arc::new(Limits::new(STALL, 100));
-        drop(limits.acquire("s", 1, None).await.unwrap()); // seen moving
+        drop(limits.acquire("s", 1, None).await.unwrap()); // seen answering
         let started = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..10 {
@@ -298,6 +314,18 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_stall_takes_the_long_queue_away_until_a_request_finishes() {
+        let limits = Limits::new(STALL, 100);
+        drop(limits.acquire("s", 1, None).await.unwrap());
+        assert!(limits.limit("s", 1).answers());
+        let hung = limits.acquire("s", 1, None).await.unwrap();
+        assert_eq!(limits.acquire("s", 1, None).await.err(), Some(Refusal::Stalled));
+        assert!(!limits.limit("s", 1).answers(), "seen stalled");
+        drop(hung);
+        assert!(limits.limit("s", 1).answers(), "answering again");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_unproven_subscription_queues_a_few_per_slot() {
         let limits = Arc::new(Limits::new(STALL, 100));
         let held = limits.acquire("s", 1, None).await.unwrap();
@@ -316,7 +344,8 @@ mod tests {
         for w in waiters {
             w.await.unwrap().unwrap();
         }
-        // Now it has finished requests: the whole queue is open to it.
+        // Now it has finished requests: the whole queue is open to it, however long it idles.
+        tokio::time::sleep(Duration::from_secs(60)).await;
         let _held = limits.acquire("s", 1, None).await.unwrap();
         let more: Vec<_> = (0..10).map(|_| spawn_waiter()).collect();
         tokio::task::yield_now().await;
