@@ -197,8 +197,37 @@ impl Stack {
         for service in Service::ALL {
             stack.spawn(service);
         }
+        stack.wait_listening().await;
         stack.wait_for_control().await;
         stack
+    }
+
+    /// Waits until every service serves its telemetry port. A port chosen by [`free_ports`] can
+    /// be taken by a process of another test before the service binds it; a service that exited
+    /// for that reason is started again on new ports.
+    async fn wait_listening(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        for service in Service::ALL {
+            let mut restarts = 0;
+            loop {
+                let url = format!("http://{}/healthz", self.telemetry_addr(service));
+                if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+                    break;
+                }
+                if let Some(child) = self.children.get_mut(&service)
+                    && let Ok(Some(status)) = child.try_wait()
+                {
+                    self.restart_after_port_clash(service, status, &mut restarts);
+                    continue;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{service:?} not serving /healthz within 30 s; see {}",
+                    self.logs.display()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 
     fn command(&self, binary: &str) -> Command {
@@ -300,8 +329,31 @@ impl Stack {
         assert!(exit.success(), "{service:?} exited with {exit} after SIGTERM; see {}", self.logs.display());
     }
 
+    /// Starts `service` again on new ports if it exited because one of its ports was taken;
+    /// panics if it exited for another reason, or kept clashing.
+    fn restart_after_port_clash(
+        &mut self,
+        service: Service,
+        status: std::process::ExitStatus,
+        restarts: &mut u32,
+    ) {
+        let log = std::fs::read_to_string(self.logs.join(format!("{}.log", service.binary())));
+        let port_taken = log.is_ok_and(|l| l.contains("Address already in use"));
+        assert!(port_taken && *restarts < 3, "{service:?} exited with {status}; see {}", self.logs.display());
+        *restarts += 1;
+        let ports = free_ports(2);
+        self.telemetry_addrs.insert(service, format!("127.0.0.1:{}", ports[0]));
+        if service == Service::Control {
+            self.control_addr = format!("127.0.0.1:{}", ports[1]);
+            self.env.retain(|(k, _)| k != "SYNAP_CONTROL__LISTEN_ADDR");
+            self.env.push(("SYNAP_CONTROL__LISTEN_ADDR".into(), self.control_addr.clone()));
+        }
+        self.spawn(service);
+    }
+
     async fn wait_for_control(&mut self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut restarts = 0;
         loop {
             if let Ok(channel) =
                 Channel::from_shared(format!("http://{}", self.control_addr)).unwrap().connect().await
@@ -312,7 +364,7 @@ impl Stack {
             if let Some(child) = self.children.get_mut(&Service::Control)
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("control exited with {status}; see {}", self.logs.display());
+                self.restart_after_port_clash(Service::Control, status, &mut restarts);
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
