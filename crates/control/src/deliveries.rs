@@ -102,14 +102,15 @@ fn some(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-fn to_api(a: attempts::Attempt) -> api::Attempt {
+fn to_api(attempt: attempts::Attempt) -> api::Attempt {
+    let attempts::Attempt { id, row: a } = attempt;
     let response_headers = a
         .response_headers
         .as_deref()
         .and_then(|h| serde_json::from_str::<std::collections::HashMap<String, String>>(h).ok())
         .unwrap_or_default();
     api::Attempt {
-        id: a.id.to_string(),
+        id: id.to_string(),
         event_id: a.event_id,
         event_type: a.event_type,
         portal_id: a.portal_id,
@@ -190,7 +191,7 @@ impl DeliveryService for DeliveryApi {
         let id = request.into_inner().id;
         let parsed = id.parse::<i64>().map_err(|_| not_found("attempt", &id))?;
         match attempts::get(&self.pool, parsed).await.map_err(db)? {
-            Some(a) if caller.can_access(&a.portal_id) => Ok(Response::new(to_api(a))),
+            Some(a) if caller.can_access(&a.row.portal_id) => Ok(Response::new(to_api(a))),
             _ => Err(not_found("attempt", &id)),
         }
     }

@@ -21,7 +21,7 @@ pub mod outcome {
 
 /// One attempt as the sender records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewAttempt {
+pub struct AttemptRow {
     pub attempt_id: String,
     pub event_id: String,
     pub event_type: String,
@@ -47,12 +47,12 @@ pub struct NewAttempt {
 
 /// Stores `attempts` in one statement (one round trip, whatever the batch size); rows already
 /// stored (same `attempt_id`) are skipped.
-pub async fn insert_batch(pool: &Pool, attempts: &[NewAttempt]) -> Result<(), DbError> {
+pub async fn insert_batch(pool: &Pool, attempts: &[AttemptRow]) -> Result<(), DbError> {
     if attempts.is_empty() {
         return Ok(());
     }
-    fn column<T: Clone>(attempts: &[NewAttempt], field: impl Fn(&NewAttempt) -> &T) -> Vec<T> {
-        attempts.iter().map(|a| field(a).clone()).collect()
+    fn column<T>(attempts: &[AttemptRow], field: impl Fn(&AttemptRow) -> &T) -> Vec<&T> {
+        attempts.iter().map(field).collect()
     }
     let client = pool.get().await?;
     let statement = client
@@ -103,52 +103,45 @@ pub async fn insert_batch(pool: &Pool, attempts: &[NewAttempt]) -> Result<(), Db
     Ok(())
 }
 
-/// A stored attempt.
+/// A stored attempt: its row and the id the database gave it.
 #[derive(Clone, Debug)]
 pub struct Attempt {
     pub id: i64,
-    pub event_id: String,
-    pub event_type: String,
-    pub portal_id: String,
-    pub subscription_id: String,
-    pub attempt: i32,
-    pub scheduled_at: DateTime<Utc>,
-    pub sent_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub outcome: String,
-    pub error_class: Option<String>,
-    pub error: Option<String>,
-    pub status_code: Option<i32>,
-    pub latency_ms: i32,
-    pub response_headers: Option<String>,
-    pub response_body: Option<String>,
-    pub test_send: bool,
+    pub row: AttemptRow,
 }
 
-const COLUMNS: &str = "id, event_id, event_type, portal_id, subscription_id, attempt, scheduled_at, \
-                       sent_at, finished_at, outcome, error_class, error, status_code, latency_ms, \
-                       response_headers::text AS response_headers, response_body, test_send";
+const COLUMNS: &str = "id, attempt_id, event_id, event_type, portal_id, subscription_id, attempt, \
+                       scheduled_at, sent_at, finished_at, outcome, error_class, error, status_code, \
+                       latency_ms, response_headers::text AS response_headers, response_body, test_send, \
+                       source_topic, source_partition, source_offset";
 
 impl Attempt {
     fn from_row(row: &Row) -> Self {
         Attempt {
             id: row.get("id"),
-            event_id: row.get("event_id"),
-            event_type: row.get("event_type"),
-            portal_id: row.get("portal_id"),
-            subscription_id: row.get("subscription_id"),
-            attempt: row.get("attempt"),
-            scheduled_at: row.get("scheduled_at"),
-            sent_at: row.get("sent_at"),
-            finished_at: row.get("finished_at"),
-            outcome: row.get("outcome"),
-            error_class: row.get("error_class"),
-            error: row.get("error"),
-            status_code: row.get("status_code"),
-            latency_ms: row.get("latency_ms"),
-            response_headers: row.get("response_headers"),
-            response_body: row.get("response_body"),
-            test_send: row.get("test_send"),
+            row: AttemptRow {
+                // Rows written before attempt ids existed have none.
+                attempt_id: row.get::<_, Option<String>>("attempt_id").unwrap_or_default(),
+                event_id: row.get("event_id"),
+                event_type: row.get("event_type"),
+                portal_id: row.get("portal_id"),
+                subscription_id: row.get("subscription_id"),
+                attempt: row.get("attempt"),
+                scheduled_at: row.get("scheduled_at"),
+                sent_at: row.get("sent_at"),
+                finished_at: row.get("finished_at"),
+                outcome: row.get("outcome"),
+                error_class: row.get("error_class"),
+                error: row.get("error"),
+                status_code: row.get("status_code"),
+                latency_ms: row.get("latency_ms"),
+                response_headers: row.get("response_headers"),
+                response_body: row.get("response_body"),
+                test_send: row.get("test_send"),
+                source_topic: row.get("source_topic"),
+                source_partition: row.get("source_partition"),
+                source_offset: row.get("source_offset"),
+            },
         }
     }
 }

@@ -23,9 +23,12 @@ use moka::sync::Cache;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-#[derive(Default)]
 struct Health {
+    /// When a request last started or finished.
+    progress: Instant,
+    /// When a request last finished.
     finished: Option<Instant>,
+    /// When the subscription was last seen stalled.
     stalled: Option<Instant>,
 }
 
@@ -60,9 +63,7 @@ struct Limit {
     capacity: u32,
     /// Deliveries waiting for a slot.
     waiting: AtomicUsize,
-    /// When a request last started or finished.
-    progress: Mutex<Instant>,
-    /// When a request last finished and when the subscription was last seen stalled.
+    /// When requests last started and finished, and when the subscription was last seen stalled.
     health: Mutex<Health>,
     /// Earliest time the next request may start under the rate limit.
     next_start: Mutex<Instant>,
@@ -75,34 +76,38 @@ impl Limit {
             in_flight: Arc::new(Semaphore::new(capacity as usize)),
             capacity,
             waiting: AtomicUsize::new(0),
-            progress: Mutex::new(now),
-            health: Mutex::new(Health::default()),
+            health: Mutex::new(Health { progress: now, finished: None, stalled: None }),
             next_start: Mutex::new(now),
         })
     }
 
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().expect("health lock")
+    }
+
     fn progressed(&self) {
-        *self.progress.lock().expect("progress lock") = Instant::now();
+        self.health().progress = Instant::now();
     }
 
     fn last_progress(&self) -> Instant {
-        *self.progress.lock().expect("progress lock")
+        self.health().progress
     }
 
     fn finished_now(&self) {
         let now = Instant::now();
-        self.health.lock().expect("health lock").finished = Some(now);
-        *self.progress.lock().expect("progress lock") = now;
+        let mut health = self.health();
+        health.finished = Some(now);
+        health.progress = now;
     }
 
     fn stalled(&self) -> Refusal {
-        self.health.lock().expect("health lock").stalled = Some(Instant::now());
+        self.health().stalled = Some(Instant::now());
         Refusal::Stalled
     }
 
     /// Whether a request has finished since the subscription was last seen stalled.
     fn answers(&self) -> bool {
-        let health = self.health.lock().expect("health lock");
+        let health = self.health();
         match (health.finished, health.stalled) {
             (Some(finished), Some(stalled)) => finished >= stalled,
             (finished, _) => finished.is_some(),

@@ -9,6 +9,7 @@
 //! the per-subscription failure state: it disables subscriptions whose endpoint answered 410 or
 //! that have failed for the configured window, with an operator event each.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synap_telemetry::metrics::metrics;
 
@@ -16,7 +17,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use prost::Message as _;
 use rdkafka::message::{Message, OwnedMessage};
 use synap_db::Pool;
-use synap_db::attempts::{NewAttempt, outcome};
+use synap_db::attempts::{AttemptRow, outcome};
 use synap_db::delivery_state::{self, Outcomes};
 use synap_kafka::Handled;
 use synap_proto::pipeline::v1::AttemptLog;
@@ -26,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 use crate::attempt::ErrorClass;
 use crate::operator::{OperatorEvent, OperatorEvents};
 
-type Queued = (AttemptLog, oneshot::Sender<()>);
+/// Shared, so that the hot path keeps the record for its fallback without copying it.
+type Queued = (Arc<AttemptLog>, oneshot::Sender<()>);
 
 /// The consumer side: hands each record to the batcher and reports it done once stored.
 #[derive(Clone)]
@@ -37,7 +39,7 @@ pub struct LogQueue {
 impl LogQueue {
     /// Stores a record from the hot path through the batcher; false when it was not stored
     /// within `within` (the caller then writes it to the attempts topic).
-    pub async fn store(&self, record: AttemptLog, within: Duration) -> bool {
+    pub async fn store(&self, record: Arc<AttemptLog>, within: Duration) -> bool {
         let (done, stored) = oneshot::channel();
         if self.tx.try_send((record, done)).is_err() {
             return false;
@@ -53,7 +55,7 @@ impl LogQueue {
             return Handled::Done;
         };
         let (done, stored) = oneshot::channel();
-        if self.tx.send((record, done)).await.is_err() {
+        if self.tx.send((Arc::new(record), done)).await.is_err() {
             return Handled::Abandoned;
         }
         metrics().attempt_log_backlog().inc();
@@ -101,7 +103,7 @@ impl LogWriter {
                     _ => break,
                 }
             }
-            let records: Vec<&AttemptLog> = batch.iter().map(|(r, _)| r).collect();
+            let records: Vec<&AttemptLog> = batch.iter().map(|(r, _)| r.as_ref()).collect();
             if !self.store(&records, &last_scan).await {
                 return;
             }
@@ -114,7 +116,7 @@ impl LogWriter {
 
     /// Stores a batch, retrying while the database is unavailable; false only at shutdown.
     async fn store(&self, records: &[&AttemptLog], last_scan: &Mutex<Instant>) -> bool {
-        let rows: Vec<NewAttempt> = records.iter().map(|r| row(r)).collect();
+        let rows: Vec<AttemptRow> = records.iter().map(|r| row(r)).collect();
         synap_runtime::retry::until_shutdown(
             &self.shutdown,
             Duration::from_millis(200),
@@ -128,7 +130,7 @@ impl LogWriter {
     async fn store_once(
         &self,
         records: &[&AttemptLog],
-        rows: &[NewAttempt],
+        rows: &[AttemptRow],
         last_scan: &Mutex<Instant>,
     ) -> Result<(), synap_db::DbError> {
         synap_db::attempts::insert_batch(&self.pool, rows).await?;
@@ -188,8 +190,8 @@ fn some(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
-fn row(r: &AttemptLog) -> NewAttempt {
-    NewAttempt {
+fn row(r: &AttemptLog) -> AttemptRow {
+    AttemptRow {
         attempt_id: r.attempt_id.clone(),
         event_id: r.event_id.clone(),
         event_type: r.event_type.clone(),

@@ -363,6 +363,7 @@ impl Sender {
     /// through the attempts topic (see [`crate::log`]).
     async fn write_log(&self, log: AttemptLog) -> Result<(), SendError> {
         let within = Duration::from_millis(self.config.log_direct_wait_ms);
+        let log = Arc::new(log);
         if !within.is_zero() && self.log.store(log.clone(), within).await {
             return Ok(());
         }

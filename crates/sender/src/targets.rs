@@ -62,6 +62,10 @@ impl TargetCache {
 
     /// The subscription's target; `None` when it was deleted.
     pub async fn get(&self, subscription_id: &str) -> Result<Entry, Arc<DbError>> {
+        // A hit (nearly every delivery) builds no loader: that clones the pool and the key.
+        if let Some(entry) = self.fresh.get(subscription_id).await {
+            return Ok(entry);
+        }
         let (pool, secrets, id) = (self.pool.clone(), self.secrets.clone(), subscription_id.to_owned());
         let read = self
             .fresh
