@@ -3,6 +3,7 @@
 
 mod publish;
 mod receive;
+mod redrive;
 
 use std::path::PathBuf;
 
@@ -32,6 +33,8 @@ enum Command {
     Publish(publish::PublishArgs),
     /// Runs a webhook receiver that prints every request it gets (for local demos).
     Receive(receive::ReceiveArgs),
+    /// Sends dead letters back to the topic they were read from, once their cause is fixed.
+    Redrive(redrive::RedriveArgs),
 }
 
 #[tokio::main]
@@ -61,6 +64,11 @@ async fn main() -> anyhow::Result<()> {
             publish::run(&kafka, publish).await?;
         }
         Command::Receive(receive) => receive::run(receive).await?,
+        Command::Redrive(redrive) => {
+            redrive::check(&redrive)?;
+            let kafka: KafkaConfig = source.section("kafka")?;
+            redrive::run(&kafka, redrive).await?;
+        }
     }
     Ok(())
 }

@@ -59,7 +59,7 @@ pub async fn run(kafka: &KafkaConfig, args: PublishArgs) -> anyhow::Result<()> {
             };
             let record = Outgoing {
                 topic: topic.clone(),
-                key: args.portal.clone(),
+                key: args.portal.clone().into_bytes(),
                 payload,
                 headers: OwnedHeaders::new()
                     .insert(Header { key: "content-type", value: Some(content_type) }),

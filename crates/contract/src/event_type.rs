@@ -113,12 +113,6 @@ impl EventType {
             EventType::InviteSent => "an invite email is sent",
         }
     }
-
-    /// Whether a portal needs the custom `store` feature (on top of Pro+) to subscribe.
-    #[must_use]
-    pub fn requires_store_feature(self) -> bool {
-        self == EventType::StorePurchase
-    }
 }
 
 impl fmt::Display for EventType {
@@ -186,7 +180,8 @@ mod tests {
 
     #[test]
     fn only_store_purchase_needs_the_store_feature() {
-        let gated: Vec<_> = EventType::ALL.into_iter().filter(|ty| ty.requires_store_feature()).collect();
+        let gated: Vec<_> =
+            EventType::ALL.into_iter().filter(|ty| !crate::plan::required_features(*ty).is_empty()).collect();
         assert_eq!(gated, [EventType::StorePurchase]);
     }
 

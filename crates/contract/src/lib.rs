@@ -6,6 +6,7 @@
 
 mod event_type;
 mod examples;
+pub mod plan;
 mod shape;
 mod shapes;
 
@@ -13,5 +14,6 @@ mod shapes;
 mod contract_tests;
 
 pub use event_type::{EventType, UnknownEventType};
+pub use plan::{Plan, PlanRefusal};
 pub use shape::BodyError;
 pub use shapes::validate_body;

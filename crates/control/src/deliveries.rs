@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prost::Message as _;
-use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::FutureProducer;
 use synap_db::Pool;
-use synap_db::attempts::{self, AttemptFilter, Source};
+use synap_db::attempts::{self, AttemptFilter, Outcome, Source};
 use synap_kafka::fetch::Fetcher;
-use synap_kafka::{KafkaConfig, Outgoing, Topics};
+use synap_kafka::{KafkaConfig, Topics};
 use synap_proto::control::v1 as api;
 use synap_proto::control::v1::delivery_service_server::DeliveryService;
 use synap_proto::pipeline::v1::Delivery;
@@ -21,8 +20,6 @@ use crate::auth::Caller;
 use crate::convert::timestamp;
 use crate::errors::{db, invalid, not_found, precondition};
 
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 500;
 /// Most deliveries one recover call sends again.
 const MAX_RECOVER: usize = 10_000;
 
@@ -67,20 +64,14 @@ impl DeliveryApi {
             Status::unavailable("Kafka unavailable, retry later")
         })?;
         let Some(payload) = payload else { return Ok(false) };
-        let Ok(mut delivery) = Delivery::decode(payload.as_slice()) else { return Ok(false) };
+        let Ok(delivery) = Delivery::decode(payload.as_slice()) else { return Ok(false) };
         if delivery.event_id != source.event_id || delivery.subscription_id != subscription_id {
             return Ok(false);
         }
-        delivery.attempt = 1;
-        delivery.due_at_ms = 0;
-        delivery.scheduled_at_ms = 0;
-        delivery.test_send = false;
-        let record = Outgoing {
-            topic: self.topics.deliveries(),
-            key: delivery.subscription_id.clone(),
-            payload: delivery.encode_to_vec(),
-            headers: OwnedHeaders::new(),
-        };
+        let record = synap_kafka::deliveries::record(
+            self.topics.deliveries(),
+            &synap_kafka::deliveries::again(delivery),
+        );
         // A request has its own deadline; no process-wide shutdown applies.
         let never = CancellationToken::new();
         let sent = tokio::time::timeout(
@@ -119,8 +110,8 @@ fn to_api(attempt: attempts::Attempt) -> api::Attempt {
         scheduled_at: Some(timestamp(a.scheduled_at)),
         sent_at: Some(timestamp(a.sent_at)),
         finished_at: Some(timestamp(a.finished_at)),
-        outcome: a.outcome,
-        error_class: a.error_class.unwrap_or_default(),
+        outcome: a.outcome.code().to_owned(),
+        error_class: a.error_class.map(|c| c.code().to_owned()).unwrap_or_default(),
         error: a.error.unwrap_or_default(),
         status_code: a.status_code.unwrap_or(0).max(0) as u32,
         latency_ms: a.latency_ms.max(0) as u32,
@@ -148,31 +139,35 @@ impl DeliveryService for DeliveryApi {
         if !r.subscription_id.is_empty() {
             self.check_subscription(&caller, &r.subscription_id).await?;
         }
-        if !r.outcome.is_empty() && !["delivered", "retrying", "failed"].contains(&r.outcome.as_str()) {
-            return Err(invalid("outcome", "must be delivered, retrying or failed"));
-        }
+        let outcome = match r.outcome.as_str() {
+            "" => None,
+            code => Some(Outcome::parse(code).ok_or_else(|| {
+                let codes: Vec<&str> = Outcome::ALL.iter().map(|o| o.code()).collect();
+                invalid("outcome", format!("must be one of {}", codes.join(", ")))
+            })?),
+        };
         let before_id = match r.page_token.as_str() {
             "" => None,
             token => Some(
                 token.parse::<i64>().map_err(|_| invalid("page_token", "is not a token from this API"))?,
             ),
         };
-        let limit = if r.page_size == 0 { DEFAULT_PAGE } else { r.page_size.min(MAX_PAGE) };
+        let limit = crate::page::size(i32::try_from(r.page_size).unwrap_or(i32::MAX))?;
         let filter = AttemptFilter {
             portal_id,
             subscription_id: some(r.subscription_id),
             event_id: some(r.event_id),
             event_type: some(r.event_type),
-            outcome: some(r.outcome),
+            outcome,
             since: time(r.since),
             until: time(r.until),
             before_id,
             // One more than the page tells whether another page follows.
-            limit: i64::from(limit) + 1,
+            limit: limit as i64 + 1,
         };
         let mut rows = attempts::list(&self.pool, &filter).await.map_err(db)?;
-        let next_page_token = if rows.len() > limit as usize {
-            rows.truncate(limit as usize);
+        let next_page_token = if rows.len() > limit {
+            rows.truncate(limit);
             rows.last().map(|a| a.id.to_string()).unwrap_or_default()
         } else {
             String::new()

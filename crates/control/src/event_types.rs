@@ -1,26 +1,19 @@
 //! The event-type catalogue: the thirteen types of EVENTS.md §1 with their plan rule.
 
-use synap_contract::EventType;
+use synap_contract::{EventType, plan};
 use synap_proto::control::v1 as api;
-
-use crate::service::STORE_FEATURE;
 
 pub fn list() -> api::ListEventTypesResponse {
     api::ListEventTypesResponse { event_types: EventType::ALL.into_iter().map(describe).collect() }
 }
 
 fn describe(ty: EventType) -> api::EventType {
-    let (required_features, plan_rule) = if ty.requires_store_feature() {
-        (vec![STORE_FEATURE.to_owned()], "Pro or higher, and the portal's `store` feature")
-    } else {
-        (vec![], "Pro or higher")
-    };
     api::EventType {
         code: ty.code().to_owned(),
         description: ty.description().to_owned(),
-        minimum_plan: api::Plan::Pro as i32,
-        required_features,
-        plan_rule: plan_rule.to_owned(),
+        minimum_plan: crate::convert::plan_to_api(synap_contract::plan::MINIMUM_PLAN) as i32,
+        required_features: plan::required_features(ty).iter().map(|f| f.to_string()).collect(),
+        plan_rule: plan::rule_text(ty).to_owned(),
         example_body: ty.example_body().to_string(),
     }
 }

@@ -15,9 +15,6 @@ use crate::config::ControlConfig;
 use crate::errors::{db, not_found, precondition};
 use crate::test_send::TestSender;
 
-/// The feature that unlocks `store.purchase`.
-pub const STORE_FEATURE: &str = "store";
-
 pub struct ControlApi {
     pub pool: Pool,
     pub secrets: SecretBox,
@@ -96,24 +93,20 @@ impl ControlApi {
 
 /// FAILED_PRECONDITION unless the portal may receive webhooks (Pro or higher).
 pub(crate) fn require_webhooks(portal: &synap_db::Portal) -> Result<(), Status> {
-    if portal.plan.has_webhooks() {
-        Ok(())
-    } else {
-        Err(precondition(
-            "portal_id",
-            format!("portal is on the {} plan; webhooks need Pro or higher", portal.plan.as_str()),
-        ))
-    }
+    synap_contract::plan::may_use_webhooks(portal.plan)
+        .map_err(|refusal| precondition("portal_id", refusal.to_string()))
 }
 
-/// FAILED_PRECONDITION when `types` holds store.purchase and the portal lacks the feature.
+/// FAILED_PRECONDITION when the portal may not receive one of `types` (e.g. store.purchase
+/// without the `store` feature).
 pub(crate) fn require_features(
     portal: &synap_db::Portal,
     field: &str,
     types: &[synap_contract::EventType],
 ) -> Result<(), Status> {
-    if types.iter().any(|t| t.requires_store_feature()) && !portal.has_feature(STORE_FEATURE) {
-        return Err(precondition(field, "store.purchase needs the portal's `store` feature"));
+    for ty in types {
+        synap_contract::plan::may_receive(portal.plan, &portal.features, *ty)
+            .map_err(|refusal| precondition(field, refusal.to_string()))?;
     }
     Ok(())
 }

@@ -4,12 +4,9 @@
 
 use std::time::Duration;
 
-use prost::Message as _;
-use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::FutureProducer;
-use synap_kafka::{Outgoing, Topics, headers, send_durably};
+use synap_kafka::{Topics, deliveries, send_durably};
 use synap_proto::control::v1 as api;
-use synap_proto::pipeline::v1::Delivery;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
@@ -39,26 +36,14 @@ impl ControlApi {
             .as_ref()
             .ok_or_else(|| Status::unavailable("test sends are not configured on this control service"))?;
         let event_id = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let delivery = Delivery {
-            event_id: event_id.clone(),
-            event_type: ty.code().to_owned(),
-            portal_id: sub.portal_id.clone(),
-            subscription_id: sub.id.clone(),
-            occurred_at_ms: now_ms,
-            ingested_at_ms: now_ms,
-            attempt: 1,
-            data: ty.example_body().to_string().into_bytes().into(),
-            test_send: true,
-            ..Default::default()
-        };
-        let record = Outgoing {
-            topic: sender.topics.deliveries(),
-            // Keyed by subscription, like the router's deliveries.
-            key: sub.id.clone(),
-            payload: delivery.encode_to_vec(),
-            headers: headers::copy_with(None::<&OwnedHeaders>, &[("synap-event-id", &event_id)]),
-        };
+        let delivery = deliveries::test_send(
+            event_id.clone(),
+            ty.code(),
+            &sub.portal_id,
+            &sub.id,
+            ty.example_body().to_string().into_bytes(),
+        );
+        let record = deliveries::record(sender.topics.deliveries(), &delivery);
         let deadline = tokio::time::Instant::now() + sender.timeout;
         // send_durably retries until told to stop; the deadline stops it.
         let stop = CancellationToken::new();
@@ -76,15 +61,16 @@ impl ControlApi {
         tracing::info!(subscription_id = %sub.id, %event_id, event_type = ty.code(), "test send queued");
         loop {
             if let Some(attempt) =
-                synap_db::test_sends::first_attempt(&self.pool, &event_id, &sub.id).await.map_err(db)?
+                synap_db::attempts::first_of(&self.pool, &event_id, &sub.id).await.map_err(db)?
             {
+                let a = attempt.row;
                 return Ok(api::TestSendResponse {
                     event_id,
-                    outcome: attempt.outcome,
-                    status_code: attempt.status_code.and_then(|c| u32::try_from(c).ok()),
-                    latency_ms: u32::try_from(attempt.latency_ms).unwrap_or_default(),
-                    error: attempt.error.unwrap_or_default(),
-                    error_class: attempt.error_class.unwrap_or_default(),
+                    outcome: a.outcome.code().to_owned(),
+                    status_code: a.status_code.and_then(|c| u32::try_from(c).ok()),
+                    latency_ms: u32::try_from(a.latency_ms).unwrap_or_default(),
+                    error: a.error.unwrap_or_default(),
+                    error_class: a.error_class.map(|c| c.code().to_owned()).unwrap_or_default(),
                 });
             }
             if tokio::time::Instant::now() + POLL > deadline {

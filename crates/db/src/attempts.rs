@@ -9,14 +9,91 @@ use tokio_postgres::types::ToSql;
 
 use crate::{DbError, Pool};
 
-/// Final and intermediate outcomes, as stored in `delivery_attempts.outcome`.
-pub mod outcome {
+/// What an attempt came to, as stored in `delivery_attempts.outcome` (a CHECK constraint holds
+/// the column to these codes), shown by the delivery API and counted in metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
     /// A 2xx within the timeout.
-    pub const DELIVERED: &str = "delivered";
+    Delivered,
     /// Failed; another attempt is scheduled.
-    pub const RETRYING: &str = "retrying";
-    /// Failed for good: schedule exhausted, subscription gone or disabled, or a failed test send.
-    pub const FAILED: &str = "failed";
+    Retrying,
+    /// Failed for good: schedule exhausted, subscription gone or disabled, a secret that cannot
+    /// be opened, or a failed test send.
+    Failed,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Delivered, Outcome::Retrying, Outcome::Failed];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Retrying => "retrying",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.code() == code)
+    }
+}
+
+/// Why an attempt failed (or was not made), as stored in `delivery_attempts.error_class` (a
+/// CHECK constraint holds the column to these codes); NULL when delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    Timeout,
+    Connect,
+    Dns,
+    Tls,
+    /// A response other than 2xx.
+    HttpStatus,
+    /// The address is not allowed (outbound policy).
+    Refused,
+    /// Not attempted: the endpoint's circuit was open. Only rows written before migration 22
+    /// have it: since then a delivery that finds the circuit open waits for its probe without
+    /// an attempt or a row.
+    CircuitOpen,
+    /// Not attempted: the subscription was disabled after the delivery was routed.
+    Disabled,
+    /// Not attempted: a secret of the subscription (signing secret, basic-auth password) cannot
+    /// be opened with the configured keys. Final: retrying cannot open it.
+    SecretUnreadable,
+    Other,
+}
+
+impl ErrorClass {
+    pub const ALL: [ErrorClass; 10] = [
+        ErrorClass::Timeout,
+        ErrorClass::Connect,
+        ErrorClass::Dns,
+        ErrorClass::Tls,
+        ErrorClass::HttpStatus,
+        ErrorClass::Refused,
+        ErrorClass::CircuitOpen,
+        ErrorClass::Disabled,
+        ErrorClass::SecretUnreadable,
+        ErrorClass::Other,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Connect => "connect",
+            ErrorClass::Dns => "dns",
+            ErrorClass::Tls => "tls",
+            ErrorClass::HttpStatus => "http_status",
+            ErrorClass::Refused => "refused",
+            ErrorClass::CircuitOpen => "circuit_open",
+            ErrorClass::Disabled => "disabled",
+            ErrorClass::SecretUnreadable => "secret_unreadable",
+            ErrorClass::Other => "other",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
+    }
 }
 
 /// One attempt as the sender records it.
@@ -31,8 +108,8 @@ pub struct AttemptRow {
     pub scheduled_at: DateTime<Utc>,
     pub sent_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
-    pub outcome: String,
-    pub error_class: Option<String>,
+    pub outcome: Outcome,
+    pub error_class: Option<ErrorClass>,
     pub error: Option<String>,
     pub status_code: Option<i32>,
     pub latency_ms: i32,
@@ -87,8 +164,8 @@ pub async fn insert_batch(pool: &Pool, attempts: &[AttemptRow]) -> Result<(), Db
         &column(attempts, |a| &a.scheduled_at),
         &column(attempts, |a| &a.sent_at),
         &column(attempts, |a| &a.finished_at),
-        &column(attempts, |a| &a.outcome),
-        &column(attempts, |a| &a.error_class),
+        &attempts.iter().map(|a| a.outcome.code()).collect::<Vec<_>>(),
+        &attempts.iter().map(|a| a.error_class.map(ErrorClass::code)).collect::<Vec<_>>(),
         &column(attempts, |a| &a.error),
         &column(attempts, |a| &a.status_code),
         &column(attempts, |a| &a.latency_ms),
@@ -116,8 +193,10 @@ const COLUMNS: &str = "id, attempt_id, event_id, event_type, portal_id, subscrip
                        source_topic, source_partition, source_offset";
 
 impl Attempt {
-    fn from_row(row: &Row) -> Self {
-        Attempt {
+    fn from_row(row: &Row) -> Result<Self, DbError> {
+        let outcome: String = row.get("outcome");
+        let error_class: Option<String> = row.get("error_class");
+        Ok(Attempt {
             id: row.get("id"),
             row: AttemptRow {
                 // Rows written before attempt ids existed have none.
@@ -130,8 +209,14 @@ impl Attempt {
                 scheduled_at: row.get("scheduled_at"),
                 sent_at: row.get("sent_at"),
                 finished_at: row.get("finished_at"),
-                outcome: row.get("outcome"),
-                error_class: row.get("error_class"),
+                outcome: Outcome::parse(&outcome)
+                    .ok_or_else(|| DbError::Corrupt(format!("unknown attempt outcome {outcome:?}")))?,
+                error_class: error_class
+                    .map(|c| {
+                        ErrorClass::parse(&c)
+                            .ok_or_else(|| DbError::Corrupt(format!("unknown error class {c:?}")))
+                    })
+                    .transpose()?,
                 error: row.get("error"),
                 status_code: row.get("status_code"),
                 latency_ms: row.get("latency_ms"),
@@ -142,7 +227,7 @@ impl Attempt {
                 source_partition: row.get("source_partition"),
                 source_offset: row.get("source_offset"),
             },
-        }
+        })
     }
 }
 
@@ -154,7 +239,7 @@ pub struct AttemptFilter {
     pub subscription_id: Option<String>,
     pub event_id: Option<String>,
     pub event_type: Option<String>,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     /// Only rows with an id below this one (the page token: newest first).
@@ -184,7 +269,7 @@ pub async fn list(pool: &Pool, filter: &AttemptFilter) -> Result<Vec<Attempt>, D
                 &filter.subscription_id,
                 &filter.event_id,
                 &filter.event_type,
-                &filter.outcome,
+                &filter.outcome.map(Outcome::code),
                 &filter.since,
                 &filter.until,
                 &filter.before_id,
@@ -192,14 +277,34 @@ pub async fn list(pool: &Pool, filter: &AttemptFilter) -> Result<Vec<Attempt>, D
             ],
         )
         .await?;
-    Ok(rows.iter().map(Attempt::from_row).collect())
+    rows.iter().map(Attempt::from_row).collect()
 }
 
 pub async fn get(pool: &Pool, id: i64) -> Result<Option<Attempt>, DbError> {
     let client = pool.get().await?;
     let row =
         client.query_opt(&format!("SELECT {COLUMNS} FROM delivery_attempts WHERE id = $1"), &[&id]).await?;
-    Ok(row.as_ref().map(Attempt::from_row))
+    row.as_ref().map(Attempt::from_row).transpose()
+}
+
+/// The first logged attempt of `event_id` to `subscription_id`: what control waits for after a
+/// test send.
+pub async fn first_of(
+    pool: &Pool,
+    event_id: &str,
+    subscription_id: &str,
+) -> Result<Option<Attempt>, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM delivery_attempts
+                 WHERE event_id = $1 AND subscription_id = $2 ORDER BY attempt, id LIMIT 1"
+            ),
+            &[&event_id, &subscription_id],
+        )
+        .await?;
+    row.as_ref().map(Attempt::from_row).transpose()
 }
 
 /// Where a delivery's record (and so the event body) can be read back from Kafka.
@@ -251,4 +356,32 @@ pub async fn failed_since(
         .iter()
         .map(|r| Source { event_id: r.get(0), topic: r.get(1), partition: r.get(2), offset: r.get(3) })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CHECK constraints and the enums name the same codes.
+    #[test]
+    fn the_check_constraints_hold_exactly_the_enum_codes() {
+        let sql = include_str!("../migrations/0022_attempt_vocabulary.sql");
+        let listed = |constraint: &str| -> Vec<String> {
+            let start = sql.find(constraint).unwrap();
+            let list = &sql[start..];
+            let list = &list[list.find("IN (").unwrap() + 4..];
+            let list = &list[..list.find(')').unwrap()];
+            list.split(',').map(|c| c.trim().trim_matches('\'').to_owned()).collect()
+        };
+        let outcomes: Vec<String> = Outcome::ALL.iter().map(|o| o.code().to_owned()).collect();
+        let classes: Vec<String> = ErrorClass::ALL.iter().map(|c| c.code().to_owned()).collect();
+        assert_eq!(listed("delivery_attempts_outcome_check"), outcomes);
+        assert_eq!(listed("delivery_attempts_error_class_check"), classes);
+        for o in Outcome::ALL {
+            assert_eq!(Outcome::parse(o.code()), Some(o));
+        }
+        for c in ErrorClass::ALL {
+            assert_eq!(ErrorClass::parse(c.code()), Some(c));
+        }
+    }
 }

@@ -5,40 +5,7 @@ use tokio_postgres::Row;
 
 use crate::{DbError, Pool};
 
-/// A Synap plan, ordered from lowest to highest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Plan {
-    Free,
-    Starter,
-    Pro,
-    Enterprise,
-}
-
-impl Plan {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Plan::Free => "free",
-            Plan::Starter => "starter",
-            Plan::Pro => "pro",
-            Plan::Enterprise => "enterprise",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Plan> {
-        Some(match s {
-            "free" => Plan::Free,
-            "starter" => Plan::Starter,
-            "pro" => Plan::Pro,
-            "enterprise" => Plan::Enterprise,
-            _ => return None,
-        })
-    }
-
-    /// Webhooks are a Pro feature.
-    pub fn has_webhooks(self) -> bool {
-        self >= Plan::Pro
-    }
-}
+pub use synap_contract::Plan;
 
 #[derive(Clone, Debug)]
 pub struct Portal {

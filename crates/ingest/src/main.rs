@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use synap_ingest::config::IngestConfig;
 use synap_ingest::stage::Ingest;
-use synap_kafka::KafkaConfig;
+use synap_kafka::{DeadLetters, KafkaConfig};
 use synap_runtime::{ConfigSource, ServiceArgs, shutdown_token};
 
 #[global_allocator]
@@ -32,10 +32,16 @@ async fn main() -> anyhow::Result<()> {
     synap_kafka::watch_reachable(&telemetry.readiness, &stage.producer, topics.inbound(), &shutdown);
 
     let consumer = kafka.consumer("ingest")?;
+    let dead_letters = DeadLetters::new(stage.producer.clone(), topics.inbound_dead_letter(), "ingest");
     let handler_stage = stage.clone();
-    synap_kafka::run_consumer(consumer, &[topics.inbound()], config.max_in_flight, shutdown, move |m| {
-        handler_stage.clone().handle(m)
-    })
+    synap_kafka::run_consumer(
+        consumer,
+        &[topics.inbound()],
+        config.max_in_flight,
+        shutdown,
+        dead_letters,
+        move |m| handler_stage.clone().handle(m),
+    )
     .await
     .context("ingest consumer")?;
     synap_kafka::flush(&stage.producer);

@@ -3,10 +3,18 @@
 //! Each record is handed to a handler task; its offset is stored (and later committed) only
 //! after the handler reports the record's effect durable, in partition order
 //! (see [`OffsetTracker`]). A crash at any moment therefore re-reads, never skips.
+//!
+//! No record can stop its partition: a handler that finds a record can never be handled returns
+//! [`Handled::SetAside`], and a handler that panics on one is caught; either way the record goes to
+//! the stage's dead-letter topic ([`DeadLetters`]) and the offset moves on. Only shutdown holds an
+//! offset back ([`Handled::Abandoned`]).
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
@@ -15,33 +23,40 @@ use tokio_util::sync::CancellationToken;
 
 use crate::KafkaError;
 use crate::client::Consumer;
+use crate::dead_letter::{DeadLetters, SetAside};
 use crate::offsets::OffsetTracker;
 
 /// What a handler did with its record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Handled {
     /// The record's effect is durable: its offset may be committed.
     Done,
+    /// The record can never be handled: it goes to the dead-letter topic with this reason, then
+    /// its offset may be committed.
+    SetAside(SetAside),
     /// The handler gave up because the process is shutting down: the record will be read again.
+    /// Never returned otherwise: it holds the partition's offset back until the restart.
     Abandoned,
 }
 
 /// Consumes `topics` until `shutdown` is cancelled, running up to `max_in_flight` handlers at
-/// once, then waits for the handlers in flight and commits what they finished.
+/// once, then waits for the handlers in flight and commits what they finished. Records the
+/// handler sets aside, or panics on, go to `dead_letters`.
 pub async fn run_consumer<F, Fut>(
     consumer: Consumer,
     topics: &[String],
     max_in_flight: usize,
     shutdown: CancellationToken,
+    dead_letters: DeadLetters,
     handler: F,
 ) -> Result<(), KafkaError>
 where
-    F: Fn(OwnedMessage) -> Fut,
+    F: Fn(Arc<OwnedMessage>) -> Fut,
     Fut: Future<Output = Handled> + Send + 'static,
 {
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&names).map_err(KafkaError::Consume)?;
-    tracing::info!(topics = ?names, "consuming");
+    tracing::info!(topics = ?names, dead_letters = dead_letters.topic(), "consuming");
 
     let mut tracker = OffsetTracker::default();
     let mut tasks: JoinSet<(String, i32, i64, Handled)> = JoinSet::new();
@@ -50,17 +65,31 @@ where
             biased;
             _ = shutdown.cancelled() => break,
             Some(joined) = tasks.join_next() => {
-                let (topic, partition, offset, handled) = joined.expect("record handler panicked");
-                finish(&consumer, &mut tracker, &topic, partition, offset, handled);
+                let (topic, partition, offset, handled) = joined.expect("record tasks catch their panics");
+                finish(&consumer, &mut tracker, &shutdown, &topic, partition, offset, handled);
             }
             received = consumer.recv(), if tasks.len() < max_in_flight => match received {
                 Ok(message) => {
-                    let message = message.detach();
+                    let message = Arc::new(message.detach());
                     let (topic, partition, offset) =
                         (message.topic().to_owned(), message.partition(), message.offset());
                     tracker.begin(&topic, partition, offset);
-                    let work = handler(message);
-                    tasks.spawn(async move { (topic, partition, offset, work.await) });
+                    // The handler may do work before its future starts (the sender takes the
+                    // record's place in line there): a panic in either part is caught.
+                    let work = std::panic::catch_unwind(AssertUnwindSafe(|| handler(message.clone())));
+                    let (dead_letters, token) = (dead_letters.clone(), shutdown.clone());
+                    tasks.spawn(async move {
+                        let handled = match work {
+                            Ok(work) => AssertUnwindSafe(work).catch_unwind().await,
+                            Err(panic) => Err(panic),
+                        }
+                        .unwrap_or_else(|panic| Handled::SetAside(SetAside::panic(panic.as_ref())));
+                        let handled = match handled {
+                            Handled::SetAside(why) => dead_letters.message(&message, &why, &token).await,
+                            other => other,
+                        };
+                        (topic, partition, offset, handled)
+                    });
                 }
                 Err(e) => {
                     // Broker unavailable, rebalance in progress and the like: librdkafka
@@ -74,8 +103,8 @@ where
 
     tracing::info!(in_flight = tasks.len(), "draining handlers");
     while let Some(joined) = tasks.join_next().await {
-        let (topic, partition, offset, handled) = joined.expect("record handler panicked");
-        finish(&consumer, &mut tracker, &topic, partition, offset, handled);
+        let (topic, partition, offset, handled) = joined.expect("record tasks catch their panics");
+        finish(&consumer, &mut tracker, &shutdown, &topic, partition, offset, handled);
     }
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         // Nothing stored since the last commit, or no assignment: both harmless.
@@ -87,12 +116,17 @@ where
 fn finish(
     consumer: &Consumer,
     tracker: &mut OffsetTracker,
+    shutdown: &CancellationToken,
     topic: &str,
     partition: i32,
     offset: i64,
     handled: Handled,
 ) {
     if handled == Handled::Abandoned {
+        if !shutdown.is_cancelled() {
+            // A handler bug: the partition's offset cannot pass this record until the restart.
+            tracing::error!(topic, partition, offset, "record abandoned outside shutdown");
+        }
         return;
     }
     let Some(next) = tracker.complete(topic, partition, offset) else { return };

@@ -2,14 +2,18 @@
 
 pub mod client;
 pub mod consume;
+pub mod dead_letter;
+pub mod deliveries;
 pub mod fetch;
 pub mod headers;
 pub mod offsets;
 pub mod produce;
 pub mod provision;
+pub mod scan;
 pub mod topics;
 
 pub use client::{Consumer, KafkaConfig, KafkaError, watch_reachable};
 pub use consume::{Handled, run_consumer};
+pub use dead_letter::{DeadLetters, SetAside, Source};
 pub use produce::{Outgoing, SendError, flush, send_durably};
 pub use topics::Topics;

@@ -7,13 +7,16 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
+use synap_runtime::retry::{self, Stopped};
+use synap_runtime::{Classify, Fault};
 use tokio_util::sync::CancellationToken;
 
 /// A record to write.
 #[derive(Clone, Debug)]
 pub struct Outgoing {
     pub topic: String,
-    pub key: String,
+    /// Raw bytes: a dead letter keeps the key it was read with, whatever it is.
+    pub key: Vec<u8>,
     pub payload: Vec<u8>,
     pub headers: OwnedHeaders,
 }
@@ -27,12 +30,38 @@ pub enum SendError {
     Rejected(String),
 }
 
-/// Errors that retrying the same record cannot fix.
-fn is_permanent(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidRecord)
-    )
+/// A failed write, sorted by what retrying it can do.
+#[derive(Debug)]
+struct ProduceError(KafkaError);
+
+impl Classify for ProduceError {
+    /// Only a record the broker refuses for what it is fails for good; an unreachable broker,
+    /// a leader election or a full queue clears by itself.
+    fn fault(&self) -> Fault {
+        match self.0.rdkafka_error_code() {
+            Some(
+                RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::MessageBatchTooLarge,
+            ) => Fault::Permanent,
+            _ => Fault::Transient,
+        }
+    }
+}
+
+async fn produce_once(producer: &FutureProducer, record: &Outgoing) -> Result<(), ProduceError> {
+    producer
+        .send(
+            FutureRecord::to(&record.topic)
+                .key(&record.key)
+                .payload(&record.payload)
+                .headers(record.headers.clone()),
+            Timeout::After(Duration::from_secs(5)),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|(error, _)| ProduceError(error))
 }
 
 /// Writes `record` and waits for the acknowledgement (acks=all), retrying with capped backoff
@@ -43,33 +72,21 @@ pub async fn send_durably(
     record: &Outgoing,
     shutdown: &CancellationToken,
 ) -> Result<(), SendError> {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let future = producer.send(
-            FutureRecord::to(&record.topic)
-                .key(&record.key)
-                .payload(&record.payload)
-                .headers(record.headers.clone()),
-            Timeout::After(Duration::from_secs(5)),
-        );
-        let result = tokio::select! {
-            result = future => result,
-            _ = shutdown.cancelled() => return Err(SendError::Abandoned),
-        };
-        match result {
-            Ok(_) => return Ok(()),
-            Err((error, _)) if is_permanent(&error) => {
-                return Err(SendError::Rejected(error.to_string()));
-            }
-            Err((error, _)) => {
-                tracing::warn!(topic = %record.topic, %error, retry_in = ?backoff, "produce failed");
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.cancelled() => return Err(SendError::Abandoned),
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+    let sent = retry::transient(
+        shutdown,
+        Duration::from_millis(100),
+        || produce_once(producer, record),
+        |ProduceError(error), retry_in| {
+            tracing::warn!(topic = %record.topic, %error, ?retry_in, "produce failed");
+        },
+    );
+    // Shutdown also interrupts a write in progress, not only the wait between two.
+    tokio::select! {
+        result = sent => result.map_err(|stopped| match stopped {
+            Stopped::Shutdown => SendError::Abandoned,
+            Stopped::Permanent(ProduceError(error)) => SendError::Rejected(error.to_string()),
+        }),
+        _ = shutdown.cancelled() => Err(SendError::Abandoned),
     }
 }
 

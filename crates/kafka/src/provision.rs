@@ -51,6 +51,7 @@ pub async fn provision(config: &KafkaConfig, layout: &TopicLayout) -> Result<Vec
         (topics.inbound_dead_letter(), layout.dead_letter_partitions),
         (topics.deliveries(), layout.delivery_partitions),
         (topics.deliveries_dead_letter(), layout.dead_letter_partitions),
+        (topics.events_dead_letter(), layout.dead_letter_partitions),
     ];
     wanted.extend(topics.all_events().into_iter().map(|t| (t, layout.event_partitions)));
     // Keyed by subscription like the deliveries, so one subscription's log stays in order.

@@ -33,6 +33,12 @@ impl Topics {
         EventType::from_code(code)
     }
 
+    /// Events the router can never route (undecodable, or data the database refuses), with the
+    /// reason in a header.
+    pub fn events_dead_letter(&self) -> String {
+        format!("{}events.dlq", self.prefix)
+    }
+
     pub fn all_events(&self) -> Vec<String> {
         EventType::ALL.iter().map(|ty| self.event(*ty)).collect()
     }

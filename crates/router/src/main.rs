@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use synap_db::DatabaseConfig;
-use synap_kafka::KafkaConfig;
+use synap_kafka::{DeadLetters, KafkaConfig};
 use synap_router::config::RouterConfig;
 use synap_router::routes::RouteCache;
 use synap_router::stage::Router;
@@ -43,10 +43,16 @@ async fn main() -> anyhow::Result<()> {
     synap_db::watch_reachable(&telemetry.readiness, &pool, &shutdown);
 
     let consumer = kafka.consumer("router")?;
+    let dead_letters = DeadLetters::new(stage.producer.clone(), topics.events_dead_letter(), "router");
     let handler_stage = stage.clone();
-    synap_kafka::run_consumer(consumer, &topics.all_events(), config.max_in_flight, shutdown, move |m| {
-        handler_stage.clone().handle(m)
-    })
+    synap_kafka::run_consumer(
+        consumer,
+        &topics.all_events(),
+        config.max_in_flight,
+        shutdown,
+        dead_letters,
+        move |m| handler_stage.clone().handle(m),
+    )
     .await
     .context("router consumer")?;
     synap_kafka::flush(&stage.producer);

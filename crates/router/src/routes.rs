@@ -5,11 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
-use synap_contract::EventType;
+use synap_contract::{EventType, PlanRefusal};
 use synap_db::{Plan, Pool, Route};
-
-/// The feature that unlocks `store.purchase`.
-pub const STORE_FEATURE: &str = "store";
 
 /// A portal's routing state as of one database read.
 #[derive(Debug, Default)]
@@ -20,24 +17,19 @@ pub struct PortalRoutes {
     pub routes: Vec<Route>,
 }
 
-/// Why an event matched no subscription, for logs and metrics.
+/// Why an event matched no subscription, for logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skip {
     UnknownPortal,
-    BelowPro,
-    StoreFeatureMissing,
+    /// The plan rule (EVENTS.md §1) refuses the type to this portal.
+    Plan(PlanRefusal),
 }
 
 impl PortalRoutes {
     /// The subscriptions that receive an event of type `ty`, or why there are none by rule.
     pub fn matches(&self, ty: EventType) -> Result<Vec<&str>, Skip> {
         let plan = self.plan.ok_or(Skip::UnknownPortal)?;
-        if !plan.has_webhooks() {
-            return Err(Skip::BelowPro);
-        }
-        if ty.requires_store_feature() && !self.features.iter().any(|f| f == STORE_FEATURE) {
-            return Err(Skip::StoreFeatureMissing);
-        }
+        synap_contract::plan::may_receive(plan, &self.features, ty).map_err(Skip::Plan)?;
         Ok(self
             .routes
             .iter()
@@ -102,8 +94,14 @@ mod tests {
 
     #[test]
     fn plan_rules() {
-        assert_eq!(portal(Plan::Starter, &[]).matches(EventType::AttemptCompleted), Err(Skip::BelowPro));
-        assert_eq!(portal(Plan::Pro, &[]).matches(EventType::StorePurchase), Err(Skip::StoreFeatureMissing));
+        assert!(matches!(
+            portal(Plan::Starter, &[]).matches(EventType::AttemptCompleted),
+            Err(Skip::Plan(PlanRefusal::BelowPro(Plan::Starter)))
+        ));
+        assert!(matches!(
+            portal(Plan::Pro, &[]).matches(EventType::StorePurchase),
+            Err(Skip::Plan(PlanRefusal::FeatureMissing { .. }))
+        ));
         assert_eq!(portal(Plan::Enterprise, &["store"]).matches(EventType::StorePurchase), Ok(vec!["a"]));
         assert_eq!(PortalRoutes::default().matches(EventType::UserUpdated), Err(Skip::UnknownPortal));
     }

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use prost::Message as _;
-use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use synap_contract::EventType;
-use synap_kafka::{Handled, Outgoing, SendError, Topics, headers, send_durably};
-use synap_proto::pipeline::v1::{Delivery, Event};
+use synap_kafka::{Handled, SendError, SetAside, Topics, deliveries, headers, send_durably};
+use synap_proto::pipeline::v1::Event;
+use synap_runtime::retry::{self, Stopped};
 use synap_telemetry::metrics;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -24,9 +25,10 @@ pub struct Router {
 }
 
 impl Router {
-    /// Handles one event; returns when every delivery it produced is acknowledged. Its span is a
-    /// child of ingest's, through the record's headers.
-    pub async fn handle(self: Arc<Self>, message: OwnedMessage) -> Handled {
+    /// Handles one event; returns when every delivery it produced is acknowledged, or with the
+    /// reason it is set aside (the consumer writes it to `synap.events.dlq`). Its span is a child
+    /// of ingest's, through the record's headers.
+    pub async fn handle(self: Arc<Self>, message: Arc<OwnedMessage>) -> Handled {
         let span = tracing::info_span!(
             "route",
             otel.kind = "consumer",
@@ -34,18 +36,34 @@ impl Router {
             trace_id = tracing::field::Empty,
         );
         synap_telemetry::continue_trace(&span, message.headers());
-        self.process(message).instrument(span).await
+        self.process(&message).instrument(span).await
     }
 
-    async fn process(&self, message: OwnedMessage) -> Handled {
-        let decoded = Event::decode(message.payload().unwrap_or_default())
-            .ok()
-            .and_then(|event| EventType::from_code(&event.r#type).map(|ty| (ty, event)));
-        let Some((ty, event)) = decoded else {
-            return self.dead_letter(&message).await;
+    async fn process(&self, message: &OwnedMessage) -> Handled {
+        let event = match Event::decode(message.payload().unwrap_or_default()) {
+            Ok(event) => event,
+            Err(e) => {
+                return Handled::SetAside(SetAside::new(
+                    "undecodable_event",
+                    format!("not a synap.pipeline.v1.Event: {e}"),
+                ));
+            }
         };
-        let Some(routes) = self.portal_routes(&event.portal_id).await else {
-            return Handled::Abandoned;
+        let Some(ty) = EventType::from_code(&event.r#type) else {
+            return Handled::SetAside(SetAside::new(
+                "unknown_type",
+                format!("unknown event type {:?}", event.r#type),
+            ));
+        };
+        let routes = match self.portal_routes(&event.portal_id).await {
+            Ok(routes) => routes,
+            Err(Stopped::Shutdown) => return Handled::Abandoned,
+            Err(Stopped::Permanent(error)) => {
+                return Handled::SetAside(SetAside::new(
+                    "portal_unreadable",
+                    format!("the portal's subscriptions cannot be read: {error}"),
+                ));
+            }
         };
         let subscriptions = match routes.matches(ty) {
             Ok(subscriptions) => subscriptions,
@@ -54,77 +72,42 @@ impl Router {
                 return Handled::Done;
             }
         };
-        let records: Vec<Outgoing> = subscriptions.iter().map(|sub| self.delivery(&event, sub)).collect();
+        let records: Vec<_> = subscriptions
+            .iter()
+            .map(|sub| deliveries::record(self.topics.deliveries(), &deliveries::of_event(&event, sub)))
+            .collect();
         let results = join_all(records.iter().map(|r| send_durably(&self.producer, r, &self.shutdown))).await;
-        if results.iter().any(|r| r.is_err()) {
-            // Abandoned at shutdown (a delivery record is tiny, so never refused as too
-            // large): the event is routed again after restart; duplicates keep their id.
-            return Handled::Abandoned;
+        for result in results {
+            match result {
+                Ok(()) => {}
+                Err(SendError::Abandoned) => return Handled::Abandoned,
+                // The body fits its event topic but not the deliveries topic: no delivery of it
+                // can ever be written. Those already written stand; a re-drive repeats them
+                // with the same `webhook-id`.
+                Err(SendError::Rejected(why)) => {
+                    return Handled::SetAside(SetAside::new(
+                        "delivery_too_large",
+                        format!("the broker refused a delivery of this event: {why}"),
+                    ));
+                }
+            }
         }
         metrics().routed(ty.code()).inc_by(records.len() as u64);
         tracing::debug!(deliveries = records.len(), "event routed");
         Handled::Done
     }
 
-    fn delivery(&self, event: &Event, subscription_id: &str) -> Outgoing {
-        let delivery = Delivery {
-            event_id: event.id.clone(),
-            event_type: event.r#type.clone(),
-            portal_id: event.portal_id.clone(),
-            subscription_id: subscription_id.to_owned(),
-            occurred_at_ms: event.occurred_at_ms,
-            ingested_at_ms: event.ingested_at_ms,
-            attempt: 1,
-            data: event.data.clone(),
-            test_send: false,
-            ..Default::default()
-        };
-        Outgoing {
-            topic: self.topics.deliveries(),
-            // Keyed by subscription: one subscription's deliveries share a partition.
-            key: subscription_id.to_owned(),
-            payload: delivery.encode_to_vec(),
-            headers: synap_telemetry::inject_kafka(headers::copy_with(
-                None::<&OwnedHeaders>,
-                &[("synap-event-id", &event.id)],
-            )),
-        }
-    }
-
-    /// Reads the portal's routes, retrying while the database is unavailable. `None` only at
-    /// shutdown.
-    async fn portal_routes(&self, portal_id: &str) -> Option<Arc<PortalRoutes>> {
-        synap_runtime::retry::until_shutdown(
+    /// Reads the portal's routes, retrying while the database is unavailable.
+    async fn portal_routes(
+        &self,
+        portal_id: &str,
+    ) -> Result<Arc<PortalRoutes>, Stopped<Arc<synap_db::DbError>>> {
+        retry::transient(
             &self.shutdown,
             Duration::from_millis(100),
             || self.routes.get(portal_id),
             |error, retry_in| tracing::warn!(portal_id, %error, ?retry_in, "cannot read routes"),
         )
         .await
-    }
-
-    async fn dead_letter(&self, message: &OwnedMessage) -> Handled {
-        let source = format!("{}/{}/{}", message.topic(), message.partition(), message.offset());
-        tracing::error!(source = %source, "undecodable event dead-lettered");
-        let record = Outgoing {
-            topic: self.topics.deliveries_dead_letter(),
-            key: String::new(),
-            payload: message.payload().unwrap_or_default().to_vec(),
-            headers: headers::copy_with(
-                message.headers(),
-                &[
-                    ("synap-dlq-reason", "undecodable_event"),
-                    ("synap-dlq-source", &source),
-                    ("synap-dlq-stage", "router"),
-                ],
-            ),
-        };
-        match send_durably(&self.producer, &record, &self.shutdown).await {
-            Ok(()) => {
-                metrics().dead_letters("router", "undecodable_event").inc();
-                Handled::Done
-            }
-            Err(SendError::Abandoned | SendError::Rejected(_)) => Handled::Abandoned,
-        }
     }
 }

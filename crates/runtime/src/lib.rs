@@ -1,11 +1,13 @@
 //! Shared start-up plumbing for the Synap services.
 
 pub mod config;
+pub mod fault;
 pub mod logging;
 pub mod retry;
 pub mod shutdown;
 
 pub use config::{ConfigError, ConfigSource, load};
+pub use fault::{Classify, Fault};
 pub use logging::{LogConfig, LogFormat};
 pub use shutdown::shutdown_token;
 

@@ -32,39 +32,8 @@ pub fn client(connect_timeout: Duration, policy: Policy) -> reqwest::Result<reqw
         .build()
 }
 
-/// Why an attempt failed, in the classes the attempt log and metrics use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorClass {
-    Timeout,
-    Connect,
-    Dns,
-    Tls,
-    /// A response other than 2xx.
-    HttpStatus,
-    /// The address is not allowed (outbound policy).
-    Refused,
-    /// Not attempted: the endpoint's circuit is open.
-    CircuitOpen,
-    /// Not attempted: the subscription was disabled after the delivery was routed.
-    Disabled,
-    Other,
-}
-
-impl ErrorClass {
-    pub fn code(self) -> &'static str {
-        match self {
-            ErrorClass::Timeout => "timeout",
-            ErrorClass::Connect => "connect",
-            ErrorClass::Dns => "dns",
-            ErrorClass::Tls => "tls",
-            ErrorClass::HttpStatus => "http_status",
-            ErrorClass::Refused => "refused",
-            ErrorClass::CircuitOpen => "circuit_open",
-            ErrorClass::Disabled => "disabled",
-            ErrorClass::Other => "other",
-        }
-    }
-}
+/// Why an attempt failed: the attempt log's vocabulary, shared with the database and the API.
+pub use synap_db::attempts::ErrorClass;
 
 /// What one attempt came to.
 #[derive(Clone, Debug, Default)]

@@ -17,11 +17,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use prost::Message as _;
 use rdkafka::message::{Message, OwnedMessage};
 use synap_db::Pool;
-use synap_db::attempts::{AttemptRow, outcome};
+use synap_db::attempts::{AttemptRow, Outcome};
 use synap_db::delivery_state::{self, Outcomes};
-use synap_kafka::Handled;
+use synap_kafka::{DeadLetters, Handled, SetAside};
 use synap_proto::pipeline::v1::AttemptLog;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use synap_runtime::retry::{self, Stopped};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::attempt::ErrorClass;
@@ -49,10 +50,15 @@ impl LogQueue {
     }
 
     /// Hands one record of the attempts topic to the batcher; done once it is stored.
-    pub async fn handle(self, message: OwnedMessage) -> Handled {
-        let Ok(record) = AttemptLog::decode(message.payload().unwrap_or_default()) else {
-            tracing::error!(offset = message.offset(), "undecodable attempt-log record skipped");
-            return Handled::Done;
+    pub async fn handle(self, message: Arc<OwnedMessage>) -> Handled {
+        let record = match AttemptLog::decode(message.payload().unwrap_or_default()) {
+            Ok(record) => record,
+            Err(e) => {
+                return Handled::SetAside(SetAside::new(
+                    "undecodable_attempt_log",
+                    format!("not a synap.pipeline.v1.AttemptLog: {e}"),
+                ));
+            }
         };
         let (done, stored) = oneshot::channel();
         if self.tx.send((Arc::new(record), done)).await.is_err() {
@@ -70,6 +76,8 @@ impl LogQueue {
 pub struct LogWriter {
     pub pool: Pool,
     pub operator: OperatorEvents,
+    /// Where rows PostgreSQL refuses for their data are set aside (`synap.deliveries.dlq`).
+    pub dead_letters: DeadLetters,
     pub disable_after: Duration,
     pub batch_size: usize,
     pub batch_wait: Duration,
@@ -89,7 +97,7 @@ impl LogWriter {
     }
 
     async fn run(self, mut rx: mpsc::Receiver<Queued>) {
-        let last_scan = Mutex::new(Instant::now());
+        let mut last_scan = Instant::now();
         loop {
             let first = tokio::select! {
                 received = rx.recv() => match received { Some(q) => q, None => return },
@@ -104,9 +112,8 @@ impl LogWriter {
                 }
             }
             let records: Vec<&AttemptLog> = batch.iter().map(|(r, _)| r.as_ref()).collect();
-            if !self.store(&records, &last_scan).await {
-                return;
-            }
+            let Some(stored) = self.store(&records).await else { return };
+            self.keep_state(&stored, &mut last_scan).await;
             metrics().attempt_log_backlog().dec_by(batch.len() as i64);
             for (_, done) in batch {
                 let _ = done.send(());
@@ -114,58 +121,124 @@ impl LogWriter {
         }
     }
 
-    /// Stores a batch, retrying while the database is unavailable; false only at shutdown.
-    async fn store(&self, records: &[&AttemptLog], last_scan: &Mutex<Instant>) -> bool {
-        let rows: Vec<AttemptRow> = records.iter().map(|r| row(r)).collect();
-        synap_runtime::retry::until_shutdown(
-            &self.shutdown,
-            Duration::from_millis(200),
-            || self.store_once(records, &rows, last_scan),
-            |error, retry_in| tracing::warn!(%error, rows = rows.len(), ?retry_in, "attempt log not stored yet"),
-        )
-        .await
-        .is_some()
+    /// Stores a batch: every row is stored or, when PostgreSQL refuses its data, set aside in the
+    /// dead-letter topic; the others are stored all the same. Returns the rows stored; `None`
+    /// only at shutdown.
+    async fn store(&self, records: &[&AttemptLog]) -> Option<Vec<AttemptRow>> {
+        let mut rows = Vec::with_capacity(records.len());
+        for record in records {
+            match row(record) {
+                Ok(r) => rows.push(r),
+                Err(why) => self.set_aside(record, SetAside::new("invalid_attempt_log", why)).await?,
+            }
+        }
+        // A batch refused for its data is split in halves until the refused rows are alone.
+        let mut refused = Vec::new();
+        let mut pending = Vec::new();
+        pending.push(0..rows.len());
+        while let Some(range) = pending.pop() {
+            if range.is_empty() {
+                continue;
+            }
+            let chunk = &rows[range.clone()];
+            let stored = retry::transient(
+                &self.shutdown,
+                Duration::from_millis(200),
+                || synap_db::attempts::insert_batch(&self.pool, chunk),
+                |error, retry_in| tracing::warn!(%error, rows = chunk.len(), ?retry_in, "attempt log not stored yet"),
+            )
+            .await;
+            match stored {
+                Ok(()) => {}
+                Err(Stopped::Shutdown) => return None,
+                Err(Stopped::Permanent(error)) if range.len() == 1 => refused.push((range.start, error)),
+                Err(Stopped::Permanent(_)) => {
+                    let middle = range.start + range.len() / 2;
+                    pending.push(middle..range.end);
+                    pending.push(range.start..middle);
+                }
+            }
+        }
+        for (index, error) in refused.iter().rev() {
+            let row = rows.remove(*index);
+            let record = records.iter().find(|r| r.attempt_id == row.attempt_id).copied();
+            let why = SetAside::new("attempt_log_refused", format!("PostgreSQL refused the row: {error}"));
+            self.set_aside(record.unwrap_or(&AttemptLog::default()), why).await?;
+        }
+        Some(rows)
     }
 
-    async fn store_once(
-        &self,
-        records: &[&AttemptLog],
-        rows: &[AttemptRow],
-        last_scan: &Mutex<Instant>,
-    ) -> Result<(), synap_db::DbError> {
-        synap_db::attempts::insert_batch(&self.pool, rows).await?;
+    /// Writes a log record that can never be stored to the dead-letter topic. `None` at shutdown.
+    async fn set_aside(&self, record: &AttemptLog, why: SetAside) -> Option<()> {
+        let source = synap_kafka::Source {
+            topic: record.source_topic.clone(),
+            partition: record.source_partition,
+            offset: record.source_offset,
+        };
+        let handled = self
+            .dead_letters
+            .record(
+                record.subscription_id.as_bytes(),
+                &record.encode_to_vec(),
+                None,
+                &source,
+                &why,
+                &self.shutdown,
+            )
+            .await;
+        (handled != Handled::Abandoned).then_some(())
+    }
+
+    /// The per-subscription failure state, from the rows just stored: success clears it, failures
+    /// start or continue it, 410 and the failing window disable. A failure here (the database
+    /// down for longer than the retries, or refusing an id) leaves the state as it was; the next
+    /// batch of the subscription brings it up to date.
+    async fn keep_state(&self, rows: &[AttemptRow], last_scan: &mut Instant) {
         let mut outcomes = Outcomes::default();
         let mut gone = Vec::new();
         // Later records of a subscription come later in its partition: the last one decides.
-        for r in records.iter().filter(|r| !r.test_send) {
+        for r in rows.iter().filter(|r| !r.test_send) {
             outcomes.succeeded.retain(|s| s != &r.subscription_id);
             outcomes.failed.retain(|s| s != &r.subscription_id);
-            if r.outcome == outcome::DELIVERED {
+            if r.outcome == Outcome::Delivered {
                 outcomes.succeeded.push(r.subscription_id.clone());
-            } else if r.error_class != ErrorClass::Disabled.code() {
-                // A delivery held back for a disabled subscription says nothing of its endpoint.
+            } else if counts_against_endpoint(r.error_class) {
                 outcomes.failed.push(r.subscription_id.clone());
-                if r.status_code == 410 && !gone.contains(&r.subscription_id) {
+                if r.status_code == Some(410) && !gone.contains(&r.subscription_id) {
                     gone.push(r.subscription_id.clone());
                 }
             }
         }
-        delivery_state::record_outcomes(&self.pool, &outcomes).await?;
+        let result = retry::transient(
+            &self.shutdown,
+            Duration::from_millis(200),
+            || delivery_state::record_outcomes(&self.pool, &outcomes),
+            |error, retry_in| tracing::warn!(%error, ?retry_in, "subscription failure state not stored yet"),
+        )
+        .await;
+        if let Err(Stopped::Permanent(error)) = result {
+            tracing::error!(%error, "subscription failure state not stored");
+        }
         for subscription_id in gone {
-            if let Some(disabled) = delivery_state::disable(&self.pool, &subscription_id, "gone").await? {
-                self.announce(disabled, "gone").await;
+            match delivery_state::disable(&self.pool, &subscription_id, "gone").await {
+                Ok(Some(disabled)) => self.announce(disabled, "gone").await,
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%subscription_id, %error, "subscription not disabled yet"),
             }
         }
-        let mut last = last_scan.lock().await;
-        if last.elapsed() >= DISABLE_SCAN_EVERY.min(self.disable_after) {
+        if last_scan.elapsed() >= DISABLE_SCAN_EVERY.min(self.disable_after) {
             let cutoff = Utc::now()
                 - chrono::Duration::from_std(self.disable_after).unwrap_or(chrono::Duration::days(3));
-            for disabled in delivery_state::disable_failing(&self.pool, cutoff).await? {
-                self.announce(disabled, "failing").await;
+            match delivery_state::disable_failing(&self.pool, cutoff).await {
+                Ok(disabled) => {
+                    for d in disabled {
+                        self.announce(d, "failing").await;
+                    }
+                    *last_scan = Instant::now();
+                }
+                Err(error) => tracing::warn!(%error, "failing subscriptions not checked"),
             }
-            *last = Instant::now();
         }
-        Ok(())
     }
 
     async fn announce(&self, disabled: delivery_state::Disabled, reason: &str) {
@@ -182,58 +255,98 @@ impl LogWriter {
     }
 }
 
+/// Whether a failed attempt says something about the endpoint's health. Not a delivery held back
+/// for a disabled subscription, nor one whose secret cannot be opened: neither reached it.
+fn counts_against_endpoint(class: Option<ErrorClass>) -> bool {
+    !matches!(class, Some(ErrorClass::Disabled | ErrorClass::SecretUnreadable | ErrorClass::CircuitOpen))
+}
+
+/// PostgreSQL's `timestamptz` covers years 4713 BC to 294276 AD; a time outside years 1 to 9999
+/// can only come from a damaged record, so it becomes now.
 fn time(ms: i64) -> DateTime<Utc> {
+    const MIN_MS: i64 = -62_135_596_800_000; // 0001-01-01
+    const MAX_MS: i64 = 253_402_300_799_999; // 9999-12-31
+    if !(MIN_MS..=MAX_MS).contains(&ms) {
+        return Utc::now();
+    }
     Utc.timestamp_millis_opt(ms).single().unwrap_or_else(Utc::now)
 }
 
-fn some(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_owned())
+/// PostgreSQL `text` cannot hold NUL (SQLSTATE 22021): it is dropped, the rest is kept.
+fn text(s: &str) -> String {
+    if s.contains('\0') { s.replace('\0', "") } else { s.to_owned() }
 }
 
-fn row(r: &AttemptLog) -> AttemptRow {
-    AttemptRow {
-        attempt_id: r.attempt_id.clone(),
-        event_id: r.event_id.clone(),
-        event_type: r.event_type.clone(),
-        portal_id: r.portal_id.clone(),
-        subscription_id: r.subscription_id.clone(),
+fn some(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| text(s))
+}
+
+/// The response headers as `jsonb` takes them: a JSON object, without `\u0000` (which `jsonb`
+/// refuses, SQLSTATE 22P05); anything else is not kept.
+fn headers_json(s: &str) -> Option<String> {
+    let s = s.replace("\\u0000", "");
+    match serde_json::from_str::<serde_json::Value>(&s) {
+        Ok(serde_json::Value::Object(_)) => Some(s),
+        _ => None,
+    }
+}
+
+/// The row of a log record, with what PostgreSQL cannot hold stripped or clamped. `Err` when the
+/// record names an outcome or error class the log does not know.
+fn row(r: &AttemptLog) -> Result<AttemptRow, String> {
+    let outcome = Outcome::parse(&r.outcome).ok_or_else(|| format!("unknown outcome {:?}", r.outcome))?;
+    let error_class = match r.error_class.as_str() {
+        "" => None,
+        code => Some(ErrorClass::parse(code).ok_or_else(|| format!("unknown error class {code:?}"))?),
+    };
+    let source = some(&r.source_topic);
+    Ok(AttemptRow {
+        attempt_id: text(&r.attempt_id),
+        event_id: text(&r.event_id),
+        event_type: text(&r.event_type),
+        portal_id: text(&r.portal_id),
+        subscription_id: text(&r.subscription_id),
         attempt: r.attempt.min(i32::MAX as u32) as i32,
         scheduled_at: time(r.scheduled_at_ms),
         sent_at: time(r.sent_at_ms),
         finished_at: time(r.finished_at_ms),
-        outcome: r.outcome.clone(),
-        error_class: some(&r.error_class),
+        outcome,
+        error_class,
         error: some(&r.error),
-        status_code: (r.status_code != 0).then_some(r.status_code as i32),
+        status_code: (r.status_code != 0).then_some(r.status_code.min(i32::MAX as u32) as i32),
         latency_ms: r.latency_ms.min(i32::MAX as u32) as i32,
-        response_headers: some(&r.response_headers),
-        // PostgreSQL text cannot hold NUL.
-        response_body: some(&r.response_body.replace('\0', "")),
+        response_headers: (!r.response_headers.is_empty())
+            .then(|| headers_json(&r.response_headers))
+            .flatten(),
+        response_body: some(&r.response_body),
         test_send: r.test_send,
-        source_topic: some(&r.source_topic),
-        source_partition: some(&r.source_topic).map(|_| r.source_partition),
-        source_offset: some(&r.source_topic).map(|_| r.source_offset),
-    }
+        source_partition: source.as_ref().map(|_| r.source_partition),
+        source_offset: source.as_ref().map(|_| r.source_offset),
+        source_topic: source,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn empty_fields_are_null_and_nul_bytes_are_dropped() {
-        let record = AttemptLog {
+    fn record() -> AttemptLog {
+        AttemptLog {
             attempt_id: "a1".into(),
             event_id: "e".into(),
             subscription_id: "s".into(),
             attempt: 2,
-            outcome: outcome::DELIVERED.into(),
+            outcome: Outcome::Delivered.code().into(),
             status_code: 204,
             response_body: "ok\0".into(),
             sent_at_ms: 1_700_000_000_000,
             ..Default::default()
-        };
-        let row = row(&record);
+        }
+    }
+
+    #[test]
+    fn empty_fields_are_null_and_nul_bytes_are_dropped() {
+        let row = row(&record()).unwrap();
         assert_eq!((row.attempt, row.status_code), (2, Some(204)));
         assert_eq!(
             (row.error_class, row.error, row.source_topic, row.source_offset),
@@ -241,6 +354,44 @@ mod tests {
         );
         assert_eq!(row.response_body.as_deref(), Some("ok"));
         assert_eq!(row.sent_at.timestamp_millis(), 1_700_000_000_000);
-        assert_eq!(super::row(&AttemptLog { status_code: 0, ..record }).status_code, None, "no response");
+        assert_eq!(
+            super::row(&AttemptLog { status_code: 0, ..record() }).unwrap().status_code,
+            None,
+            "no response"
+        );
+    }
+
+    #[test]
+    fn what_postgresql_cannot_hold_is_stripped_or_clamped() {
+        let hostile = AttemptLog {
+            event_id: "evt_\0x".into(),
+            portal_id: "p\0".into(),
+            error: "\0".into(),
+            status_code: u32::MAX,
+            scheduled_at_ms: i64::MIN,
+            finished_at_ms: i64::MAX,
+            response_headers: r#"{"x":"a\u0000b"}"#.into(),
+            ..record()
+        };
+        let row = row(&hostile).unwrap();
+        assert_eq!((row.event_id.as_str(), row.portal_id.as_str()), ("evt_x", "p"));
+        assert_eq!(row.error.as_deref(), Some(""));
+        assert_eq!(row.status_code, Some(i32::MAX));
+        assert!(
+            row.scheduled_at.timestamp() > 0 && row.finished_at.timestamp() > 0,
+            "out-of-range times become now"
+        );
+        assert_eq!(row.response_headers.as_deref(), Some(r#"{"x":"ab"}"#));
+        let not_json = AttemptLog { response_headers: "[1,".into(), ..record() };
+        assert_eq!(super::row(&not_json).unwrap().response_headers, None);
+    }
+
+    #[test]
+    fn unknown_codes_are_refused() {
+        assert!(row(&AttemptLog { outcome: "exhausted".into(), ..record() }).is_err());
+        assert!(row(&AttemptLog { error_class: "boom".into(), ..record() }).is_err());
+        let failed =
+            AttemptLog { outcome: "failed".into(), error_class: "secret_unreadable".into(), ..record() };
+        assert_eq!(row(&failed).unwrap().error_class, Some(ErrorClass::SecretUnreadable));
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use synap_db::{DatabaseConfig, EncryptionConfig};
-use synap_kafka::KafkaConfig;
 use synap_kafka::provision::TopicLayout;
+use synap_kafka::{DeadLetters, KafkaConfig};
 use synap_outbound::{OutboundConfig, Policy};
 use synap_runtime::{ConfigError, ConfigSource, ServiceArgs, shutdown_token};
 use synap_sender::config::SenderConfig;
@@ -76,10 +76,12 @@ async fn main() -> anyhow::Result<()> {
         webhook,
         shutdown: shutdown.clone(),
     };
+    let dead_letters = DeadLetters::new(producer.clone(), topics.deliveries_dead_letter(), "sender");
     // Started first: the hot path stores attempt rows through it.
     let writer = LogWriter {
         pool: pool.clone(),
         operator: operator.clone(),
+        dead_letters: dead_letters.clone(),
         disable_after: Duration::from_millis(config.disable_after_failing_ms),
         batch_size: config.log_batch_size.max(1),
         batch_wait: Duration::from_millis(config.log_batch_wait_ms),
@@ -106,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
         ),
         lanes: Lanes::default(),
         operator: operator.clone(),
+        dead_letters: dead_letters.clone(),
         log: queue.clone(),
         config: config.clone(),
         shutdown: shutdown.clone(),
@@ -116,12 +119,17 @@ async fn main() -> anyhow::Result<()> {
 
     let mut tasks = JoinSet::new();
     let deliveries = kafka.consumer("sender")?;
-    let (delivery_topics, handler_stage, token) =
-        (vec![topics.deliveries()], stage.clone(), shutdown.clone());
+    let (delivery_topics, handler_stage, token, letters) =
+        (vec![topics.deliveries()], stage.clone(), shutdown.clone(), dead_letters.clone());
     tasks.spawn(async move {
-        synap_kafka::run_consumer(deliveries, &delivery_topics, config.max_buffered.max(1), token, move |m| {
-            handler_stage.clone().handle(m)
-        })
+        synap_kafka::run_consumer(
+            deliveries,
+            &delivery_topics,
+            config.max_buffered.max(1),
+            token,
+            letters,
+            move |m| handler_stage.clone().handle(m),
+        )
         .await
         .context("deliveries consumer")
     });
@@ -136,13 +144,14 @@ async fn main() -> anyhow::Result<()> {
         };
         // Every tier shows on the first scrape, at 0, so that alerts and dashboards see it.
         synap_telemetry::metrics().retries_pending(&tier_label(delay)).set(0);
-        let token = shutdown.clone();
+        let (token, letters) = (shutdown.clone(), dead_letters.clone());
         tasks.spawn(async move {
             synap_kafka::run_consumer(
                 consumer,
                 std::slice::from_ref(&topic),
                 config.retry_tier_max_in_flight,
                 token,
+                letters,
                 move |m| tier.clone().handle(m),
             )
             .await
@@ -154,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
     tasks.spawn(async move {
         // Enough records in flight to fill a few batches while one is being written.
         let in_flight = config.log_batch_size.max(1) * 4;
-        synap_kafka::run_consumer(attempts, &attempt_topics, in_flight, token, move |m| {
+        synap_kafka::run_consumer(attempts, &attempt_topics, in_flight, token, dead_letters, move |m| {
             queue.clone().handle(m)
         })
         .await

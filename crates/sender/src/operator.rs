@@ -72,7 +72,7 @@ impl OperatorEvents {
         tracing::warn!(event = %body, "operator event");
         let record = Outgoing {
             topic: self.topic.clone(),
-            key: event.portal_id().to_owned(),
+            key: event.portal_id().as_bytes().to_vec(),
             payload: payload.clone(),
             headers: OwnedHeaders::new(),
         };

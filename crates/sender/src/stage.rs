@@ -8,10 +8,12 @@ use std::time::Duration;
 use prost::Message as _;
 use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureProducer;
-use synap_db::attempts::outcome;
-use synap_kafka::{Handled, Outgoing, SendError, Topics, headers, send_durably};
+use synap_db::DbError;
+use synap_db::attempts::Outcome;
+use synap_kafka::{Handled, Outgoing, SendError, SetAside, Topics, deliveries, send_durably};
 use synap_outbound::Policy;
 use synap_proto::pipeline::v1::{AttemptLog, Delivery};
+use synap_runtime::retry::{self, Stopped};
 use synap_telemetry::metrics::metrics;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +42,8 @@ pub struct Sender {
     pub breakers: Breakers,
     pub lanes: Lanes,
     pub operator: OperatorEvents,
+    /// `synap.deliveries.dlq`: deliveries that failed for good, and records set aside.
+    pub dead_letters: synap_kafka::DeadLetters,
     /// The attempt log's batcher: the hot path stores through it directly.
     pub log: LogQueue,
     pub config: SenderConfig,
@@ -60,7 +64,10 @@ struct Source {
 impl Sender {
     /// Called in read order: the delivery takes its place in its subscription's lane now, so
     /// that an ordered subscription's deliveries run in the order they were read.
-    pub fn handle(self: Arc<Self>, message: OwnedMessage) -> impl Future<Output = Handled> + Send + 'static {
+    pub fn handle(
+        self: Arc<Self>,
+        message: Arc<OwnedMessage>,
+    ) -> impl Future<Output = Handled> + Send + 'static {
         let decoded = Delivery::decode(message.payload().unwrap_or_default()).ok();
         let place = decoded.as_ref().filter(|d| !d.test_send).map(|d| self.lanes.join(&d.subscription_id));
         async move { self.process(message, decoded, place).await }
@@ -68,14 +75,15 @@ impl Sender {
 
     async fn process(
         &self,
-        message: OwnedMessage,
+        message: Arc<OwnedMessage>,
         decoded: Option<Delivery>,
         place: Option<Place>,
     ) -> Handled {
         let Some(mut delivery) = decoded else {
-            return self
-                .dead_letter(&message, None, "undecodable_delivery", "not a synap.pipeline.v1.Delivery")
-                .await;
+            return Handled::SetAside(SetAside::new(
+                "undecodable_delivery",
+                "not a synap.pipeline.v1.Delivery",
+            ));
         };
         delivery.attempt = delivery.attempt.max(1);
         let source = Source {
@@ -88,8 +96,15 @@ impl Sender {
                 .to_millis()
                 .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
         };
-        let Some(entry) = self.target(&delivery.subscription_id).await else {
-            return Handled::Abandoned;
+        let entry = match self.target(&delivery.subscription_id).await {
+            Ok(entry) => entry,
+            Err(Stopped::Shutdown) => return Handled::Abandoned,
+            Err(Stopped::Permanent(error)) => {
+                return Handled::SetAside(SetAside::new(
+                    "subscription_unreadable",
+                    format!("the subscription cannot be read: {error}"),
+                ));
+            }
         };
         let target = match entry.as_ref() {
             Some(t) if t.enabled || delivery.test_send => t.clone(),
@@ -97,7 +112,7 @@ impl Sender {
                 // Logged as failed, so that `recover` can send it once the subscription is
                 // enabled again.
                 let attempted = Attempted::not_made(ErrorClass::Disabled, "subscription disabled".into());
-                let log = self.log_record(&delivery, &attempted, outcome::FAILED, &source);
+                let log = self.log_record(&delivery, &attempted, Outcome::Failed, &source);
                 return self.finish(self.write_log(log).await);
             }
             None => {
@@ -148,7 +163,7 @@ impl Sender {
         }
         match self.next_after(delivery, &attempted) {
             Next::Retry { attempt, delay } => {
-                let log = self.log_record(delivery, &attempted, outcome::RETRYING, source);
+                let log = self.log_record(delivery, &attempted, Outcome::Retrying, source);
                 let mut retry = delivery.clone();
                 retry.attempt = attempt;
                 let (logged, scheduled) =
@@ -175,7 +190,7 @@ impl Sender {
             let Next::Retry { attempt, delay } = self.next_after(delivery, &attempted) else {
                 return self.give_up(delivery, &attempted, source).await;
             };
-            let log = self.log_record(delivery, &attempted, outcome::RETRYING, source);
+            let log = self.log_record(delivery, &attempted, Outcome::Retrying, source);
             if self.write_log(log).await.is_err() {
                 return Handled::Abandoned;
             }
@@ -193,14 +208,14 @@ impl Sender {
     async fn test_send(&self, delivery: &Delivery, target: &Target, source: &Source) -> Handled {
         let attempted = self.request(delivery, target, source).await;
         self.trace(delivery, &attempted);
-        let result = if attempted.delivered() { outcome::DELIVERED } else { outcome::FAILED };
+        let result = if attempted.delivered() { Outcome::Delivered } else { Outcome::Failed };
         let log = self.log_record(delivery, &attempted, result, source);
         self.finish(self.write_log(log).await)
     }
 
     async fn delivered(&self, delivery: &Delivery, attempted: &Attempted, source: &Source) -> Handled {
         metrics().delivery_finished("delivered", attempted.status, delivery.ingested_at_ms);
-        let log = self.log_record(delivery, attempted, outcome::DELIVERED, source);
+        let log = self.log_record(delivery, attempted, Outcome::Delivered, source);
         self.finish(self.write_log(log).await)
     }
 
@@ -270,29 +285,25 @@ impl Sender {
     async fn give_up(&self, delivery: &Delivery, attempted: &Attempted, source: &Source) -> Handled {
         let reason = if attempted.gone() { "gone".to_owned() } else { attempted.code() };
         metrics().delivery_finished("dead_lettered", attempted.status, 0);
-        metrics().dead_letters("sender", &reason).inc();
-        let log = self.log_record(delivery, attempted, outcome::FAILED, source);
+        let log = self.log_record(delivery, attempted, Outcome::Failed, source);
         if self.write_log(log).await.is_err() {
             return Handled::Abandoned;
         }
         let detail = attempted.error.clone().unwrap_or_else(|| reason.clone());
-        let record = Outgoing {
-            topic: self.topics.deliveries_dead_letter(),
-            key: delivery.subscription_id.clone(),
-            payload: delivery.encode_to_vec(),
-            headers: headers::copy_with(
-                None::<&OwnedHeaders>,
-                &[
-                    ("synap-dlq-reason", &reason),
-                    ("synap-dlq-detail", &detail),
-                    ("synap-dlq-source", &format!("{}/{}/{}", source.topic, source.partition, source.offset)),
-                    ("synap-dlq-stage", "sender"),
-                    ("synap-event-id", &delivery.event_id),
-                ],
-            ),
-        };
         tracing::warn!(event_id = %delivery.event_id, subscription_id = %delivery.subscription_id, %reason, attempts = delivery.attempt, "delivery failed for good; dead-lettered");
-        if send_durably(&self.producer, &record, &self.shutdown).await.is_err() {
+        // The delivery as it stands after its last attempt, keyed and traced like the original.
+        let record = deliveries::record(self.topics.deliveries_dead_letter(), delivery);
+        let at = synap_kafka::Source {
+            topic: source.topic.clone(),
+            partition: source.partition,
+            offset: source.offset,
+        };
+        let why = SetAside::new(reason.clone(), detail);
+        let stored = self
+            .dead_letters
+            .record(&record.key, &record.payload, Some(&record.headers), &at, &why, &self.shutdown)
+            .await;
+        if stored == Handled::Abandoned {
             return Handled::Abandoned;
         }
         let event = OperatorEvent::DeliveryFailed {
@@ -316,20 +327,14 @@ impl Sender {
             Some(tier) if !delay.is_zero() => self.topics.retry_tier(&tier_label(tier)),
             _ => self.topics.deliveries(),
         };
-        let record = Outgoing {
-            topic,
-            key: delivery.subscription_id.clone(),
-            payload: delivery.encode_to_vec(),
-            headers: OwnedHeaders::new(),
-        };
-        send_durably(&self.producer, &record, &self.shutdown).await
+        send_durably(&self.producer, &deliveries::record(topic, &delivery), &self.shutdown).await
     }
 
     fn log_record(
         &self,
         delivery: &Delivery,
         attempted: &Attempted,
-        outcome: &str,
+        outcome: Outcome,
         source: &Source,
     ) -> AttemptLog {
         let finished = attempted.sent_at + chrono::Duration::from_std(attempted.latency).unwrap_or_default();
@@ -345,7 +350,7 @@ impl Sender {
             scheduled_at_ms,
             sent_at_ms: attempted.sent_at.timestamp_millis(),
             finished_at_ms: finished.timestamp_millis(),
-            outcome: outcome.into(),
+            outcome: outcome.code().into(),
             error_class: attempted.error_class.map(|c| c.code().to_owned()).unwrap_or_default(),
             error: attempted.error.clone().unwrap_or_default(),
             status_code: attempted.status.map(u32::from).unwrap_or(0),
@@ -369,7 +374,7 @@ impl Sender {
         }
         let record = Outgoing {
             topic: self.topics.attempts(),
-            key: log.subscription_id.clone(),
+            key: log.subscription_id.clone().into_bytes(),
             payload: log.encode_to_vec(),
             headers: OwnedHeaders::new(),
         };
@@ -413,41 +418,14 @@ impl Sender {
         }
     }
 
-    /// Reads the target, retrying while the database is unavailable (and nothing is cached);
-    /// `None` only at shutdown.
-    async fn target(&self, subscription_id: &str) -> Option<Arc<Option<Target>>> {
-        synap_runtime::retry::until_shutdown(
+    /// Reads the target, retrying while the database is unavailable (and nothing is cached).
+    async fn target(&self, subscription_id: &str) -> Result<Arc<Option<Target>>, Stopped<Arc<DbError>>> {
+        retry::transient(
             &self.shutdown,
             Duration::from_millis(100),
             || self.targets.get(subscription_id),
             |error, retry_in| tracing::warn!(subscription_id, %error, ?retry_in, "cannot read subscription"),
         )
         .await
-    }
-
-    async fn dead_letter(
-        &self,
-        message: &OwnedMessage,
-        delivery: Option<&Delivery>,
-        reason: &str,
-        detail: &str,
-    ) -> Handled {
-        tracing::warn!(reason, detail, "delivery dead-lettered");
-        let source = format!("{}/{}/{}", message.topic(), message.partition(), message.offset());
-        let record = Outgoing {
-            topic: self.topics.deliveries_dead_letter(),
-            key: delivery.map(|d| d.subscription_id.clone()).unwrap_or_default(),
-            payload: message.payload().unwrap_or_default().to_vec(),
-            headers: headers::copy_with(
-                message.headers(),
-                &[
-                    ("synap-dlq-reason", reason),
-                    ("synap-dlq-detail", detail),
-                    ("synap-dlq-source", &source),
-                    ("synap-dlq-stage", "sender"),
-                ],
-            ),
-        };
-        self.finish(send_durably(&self.producer, &record, &self.shutdown).await)
     }
 }

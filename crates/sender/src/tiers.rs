@@ -3,12 +3,13 @@
 //! record's offset is committed only after it is handed back, so a restart loses none, and each
 //! tier waits independently of the others and of fresh deliveries.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message as _;
-use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
-use synap_kafka::{Handled, Outgoing, send_durably};
+use synap_kafka::{Handled, Outgoing, SetAside, send_durably};
 use synap_proto::pipeline::v1::Delivery;
 use tokio_util::sync::CancellationToken;
 
@@ -22,12 +23,16 @@ pub struct Tier {
 }
 
 impl Tier {
-    pub async fn handle(self, message: OwnedMessage) -> Handled {
+    pub async fn handle(self, message: Arc<OwnedMessage>) -> Handled {
         let payload = message.payload().unwrap_or_default().to_vec();
-        // An undecodable record is handed on at once: the sender dead-letters it with the reason.
         let (key, due_at_ms) = match Delivery::decode(payload.as_slice()) {
             Ok(d) => (d.subscription_id, d.due_at_ms),
-            Err(_) => (String::new(), 0),
+            Err(e) => {
+                return Handled::SetAside(SetAside::new(
+                    "undecodable_delivery",
+                    format!("not a synap.pipeline.v1.Delivery: {e}"),
+                ));
+            }
         };
         let wait = due_at_ms - chrono::Utc::now().timestamp_millis();
         if wait > 0 {
@@ -43,8 +48,13 @@ impl Tier {
                 return Handled::Abandoned;
             }
         }
-        let record =
-            Outgoing { topic: self.deliveries_topic.clone(), key, payload, headers: OwnedHeaders::new() };
+        // Handed back as it was written: payload, key and the trace context in its headers.
+        let record = Outgoing {
+            topic: self.deliveries_topic.clone(),
+            key: key.into_bytes(),
+            payload,
+            headers: message.headers().cloned().unwrap_or_default(),
+        };
         match send_durably(&self.producer, &record, &self.shutdown).await {
             Ok(()) => Handled::Done,
             Err(_) => Handled::Abandoned,
