@@ -139,3 +139,137 @@ fn finish(
         tracing::debug!(topic, partition, error = %e, "offset not stored");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use rdkafka::Message as _;
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::FutureProducer;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::{KafkaConfig, Outgoing, headers, send_durably};
+
+    /// A record whose handler panics and one it sets aside both land in the dead-letter topic with
+    /// their reason and source, and the partition's offset moves past them: the records after
+    /// them are handled and everything is committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_or_a_set_aside_record_never_stops_the_partition() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("in", 1, 1).unwrap();
+        cluster.create_topic("in.dlq", 1, 1).unwrap();
+        let config = KafkaConfig {
+            bootstrap_servers: cluster.bootstrap_servers(),
+            topic_prefix: "t.".into(),
+            ..Default::default()
+        };
+        let producer: FutureProducer = config.producer("test").unwrap();
+        let never = CancellationToken::new();
+        for payload in ["ok-1", "boom", "ok-2", "bad", "ok-3"] {
+            let record = Outgoing {
+                topic: "in".into(),
+                key: b"k".to_vec(),
+                payload: payload.as_bytes().to_vec(),
+                headers: rdkafka::message::OwnedHeaders::new(),
+            };
+            send_durably(&producer, &record, &never).await.unwrap();
+        }
+
+        let handled = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = handled.clone();
+        let shutdown = CancellationToken::new();
+        let consumer = config.consumer("g").unwrap();
+        let letters = DeadLetters::new(producer.clone(), "in.dlq".into(), "test");
+        let shutdown_token = shutdown.clone();
+        let running = tokio::spawn(async move {
+            let topics = ["in".to_owned()];
+            run_consumer(consumer, &topics, 8, shutdown_token, letters, move |m| {
+                let payload = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+                let seen = seen.clone();
+                async move {
+                    match payload.as_str() {
+                        "boom" => panic!("a bug this record triggers"),
+                        "bad" => Handled::SetAside(SetAside::new("bad_record", "the test refuses it")),
+                        _ => {
+                            seen.lock().unwrap().push(payload);
+                            Handled::Done
+                        }
+                    }
+                }
+            })
+            .await
+        });
+
+        // The dead letters, read as an operator would.
+        let reader: BaseConsumer = {
+            let mut c = config.admin_config();
+            c.set("group.id", "reader").set("auto.offset.reset", "earliest");
+            c.create().unwrap()
+        };
+        reader.subscribe(&["in.dlq"]).unwrap();
+        let mut letters = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while letters.len() < 2 && Instant::now() < deadline {
+            if let Some(Ok(m)) = reader.poll(Duration::from_millis(100)) {
+                let header = |name| headers::get(m.headers(), name).unwrap_or_default().to_owned();
+                letters.push((
+                    String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                    header("synap-dlq-reason"),
+                    header("synap-dlq-detail"),
+                    header("synap-dlq-source"),
+                    header("synap-dlq-stage"),
+                ));
+            }
+        }
+        letters.sort();
+        assert_eq!(
+            letters,
+            [
+                (
+                    "bad".into(),
+                    "bad_record".into(),
+                    "the test refuses it".into(),
+                    "in/0/3".into(),
+                    "test".into()
+                ),
+                (
+                    "boom".into(),
+                    "handler_panic".into(),
+                    "the handler panicked: a bug this record triggers".into(),
+                    "in/0/1".into(),
+                    "test".into()
+                ),
+            ]
+        );
+
+        // Everything after them was handled, and the committed offset passed them all.
+        let committed = loop {
+            let probe: BaseConsumer = {
+                let mut c = config.admin_config();
+                c.set("group.id", "t.g");
+                c.create().unwrap()
+            };
+            let mut list = TopicPartitionList::new();
+            list.add_partition("in", 0);
+            let offset = probe
+                .committed_offsets(list, Duration::from_secs(5))
+                .unwrap()
+                .find_partition("in", 0)
+                .map(|p| p.offset());
+            if offset == Some(Offset::Offset(5)) || Instant::now() > deadline {
+                break offset;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
+        assert_eq!(committed, Some(Offset::Offset(5)));
+        let mut handled = handled.lock().unwrap().clone();
+        handled.sort();
+        assert_eq!(handled, ["ok-1", "ok-2", "ok-3"]);
+    }
+}
