@@ -43,6 +43,7 @@ struct Letter {
     headers: OwnedHeaders,
     reason: String,
     source: Option<Source>,
+    return_to: Option<String>,
     at: Option<chrono::DateTime<chrono::FixedOffset>>,
     payload_omitted: bool,
     position: String,
@@ -129,6 +130,7 @@ fn read(m: &rdkafka::message::BorrowedMessage<'_>) -> Letter {
         headers: kept,
         reason: header(dead_letter::REASON).unwrap_or_default(),
         source: header(dead_letter::SOURCE).as_deref().and_then(Source::parse),
+        return_to: header(dead_letter::RETURN_TO),
         at: header(dead_letter::AT).and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok()),
         payload_omitted: header(dead_letter::PAYLOAD_OMITTED).is_some(),
         position: format!("{}/{}/{}", m.topic(), m.partition(), m.offset()),
@@ -139,10 +141,11 @@ fn read(m: &rdkafka::message::BorrowedMessage<'_>) -> Letter {
 fn destination(kafka: &KafkaConfig, letter: &Letter, fetcher: &Fetcher) -> Result<Outgoing, String> {
     let topics = kafka.topics();
     let source = letter.source.as_ref().ok_or("no synap-dlq-source header")?;
+    let target = letter.return_to.clone().unwrap_or_else(|| source.topic.clone());
     let inputs = [topics.inbound(), topics.deliveries(), topics.attempts()];
-    let is_retry_tier = source.topic.starts_with(&topics.retry_tier(""));
-    if !inputs.contains(&source.topic) && topics.event_type_of(&source.topic).is_none() && !is_retry_tier {
-        return Err(format!("source topic {} is not a pipeline topic of this deployment", source.topic));
+    let is_retry_tier = target.starts_with(&topics.retry_tier(""));
+    if !inputs.contains(&target) && topics.event_type_of(&target).is_none() && !is_retry_tier {
+        return Err(format!("topic {target} is not a pipeline topic of this deployment"));
     }
     let payload = if letter.payload_omitted {
         // Too large for the dead-letter topic: read it back from where it was, while retained.
@@ -154,7 +157,7 @@ fn destination(kafka: &KafkaConfig, letter: &Letter, fetcher: &Fetcher) -> Resul
     } else {
         letter.payload.clone()
     };
-    if source.topic == topics.deliveries() || is_retry_tier {
+    if target == topics.deliveries() || is_retry_tier {
         // A delivery starts over: attempt 1, due now, same event id.
         if let Ok(delivery) = Delivery::decode(payload.as_slice()) {
             let mut record = deliveries::record(topics.deliveries(), &deliveries::again(delivery));
@@ -162,12 +165,7 @@ fn destination(kafka: &KafkaConfig, letter: &Letter, fetcher: &Fetcher) -> Resul
             return Ok(record);
         }
     }
-    Ok(Outgoing {
-        topic: source.topic.clone(),
-        key: letter.key.clone(),
-        payload,
-        headers: letter.headers.clone(),
-    })
+    Ok(Outgoing { topic: target, key: letter.key.clone(), payload, headers: letter.headers.clone() })
 }
 
 /// Refuses a redrive that could not work, before reading anything.

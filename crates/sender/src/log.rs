@@ -78,6 +78,8 @@ pub struct LogWriter {
     pub operator: OperatorEvents,
     /// Where rows PostgreSQL refuses for their data are set aside (`synap.deliveries.dlq`).
     pub dead_letters: DeadLetters,
+    /// `synap.attempts`, where a re-drive sends a row set aside.
+    pub attempts_topic: String,
     pub disable_after: Duration,
     pub batch_size: usize,
     pub batch_wait: Duration,
@@ -129,7 +131,11 @@ impl LogWriter {
         for record in records {
             match row(record) {
                 Ok(r) => rows.push(r),
-                Err(why) => self.set_aside(record, SetAside::new("invalid_attempt_log", why)).await?,
+                Err(why) => {
+                    let why =
+                        SetAside::new("invalid_attempt_log", why).return_to(self.attempts_topic.clone());
+                    self.set_aside(record, why).await?
+                }
             }
         }
         // A batch refused for its data is split in halves until the refused rows are alone.
@@ -162,7 +168,8 @@ impl LogWriter {
         for (index, error) in refused.iter().rev() {
             let row = rows.remove(*index);
             let record = records.iter().find(|r| r.attempt_id == row.attempt_id).copied();
-            let why = SetAside::new("attempt_log_refused", format!("PostgreSQL refused the row: {error}"));
+            let why = SetAside::new("attempt_log_refused", format!("PostgreSQL refused the row: {error}"))
+                .return_to(self.attempts_topic.clone());
             self.set_aside(record.unwrap_or(&AttemptLog::default()), why).await?;
         }
         Some(rows)

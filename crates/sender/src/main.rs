@@ -82,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         pool: pool.clone(),
         operator: operator.clone(),
         dead_letters: dead_letters.clone(),
+        attempts_topic: topics.attempts(),
         disable_after: Duration::from_millis(config.disable_after_failing_ms),
         batch_size: config.log_batch_size.max(1),
         batch_wait: Duration::from_millis(config.log_batch_wait_ms),
