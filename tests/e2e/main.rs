@@ -14,6 +14,7 @@ mod delivery_api;
 mod delivery_isolation;
 mod delivery_retries;
 mod delivery_support;
+mod hostile_corpus;
 mod set_aside;
 mod support;
 mod telemetry;

@@ -87,3 +87,17 @@ pub async fn pro_portal_subscribed(control: &mut Control, url: String, ty: Event
     subscribe(control, NewSub::new(&portal, url, &[ty])).await;
     portal
 }
+
+/// Standard Webhooks verification as a customer writes it, independent of the sender's code:
+/// HMAC-SHA256 over `id.timestamp.body` with the base64-decoded secret after `whsec_`.
+pub fn verify(secret: &str, id: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use hmac::{KeyInit, Mac};
+    let key = STANDARD.decode(secret.trim_start_matches("whsec_")).expect("secret is base64");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    header.split(' ').any(|candidate| candidate == expected)
+}

@@ -117,3 +117,35 @@ pub fn rewind(bootstrap: &str, group: &str, topic: &str) {
     }
     consumer.commit(&list, CommitMode::Sync).expect("commit rewound offsets");
 }
+
+/// Records of `topics` that `group` has not committed yet, over every partition: 0 once the
+/// group has finished everything written so far.
+pub fn lag(bootstrap: &str, group: &str, topics: &[String]) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("lag consumer");
+    let timeout = Duration::from_secs(10);
+    let mut list = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), timeout).expect("metadata");
+        for partition in metadata.topics()[0].partitions() {
+            let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout).expect("watermarks");
+            list.add_partition(topic, partition.id());
+            ends.push((topic.clone(), partition.id(), low, high));
+        }
+    }
+    let committed = consumer.committed_offsets(list, timeout).expect("committed offsets");
+    ends.iter()
+        .map(|(topic, partition, low, high)| {
+            let at = match committed.find_partition(topic, *partition).map(|p| p.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => *low,
+            };
+            (high - at).max(0)
+        })
+        .sum()
+}
