@@ -60,6 +60,34 @@ async fn bad_records_are_dead_lettered_with_their_reason_while_good_ones_flow() 
             None,
         ),
         ("bad_protobuf", vec![0xff, 0xff, 0xff, 0xff, 0x01], Some("application/protobuf")),
+        // What passed ingest before and then stopped a router or sender partition for ever: a
+        // NUL PostgreSQL refuses, in the portal id and in the event id.
+        (
+            "invalid_portal_id",
+            envelope_raw(json!({"type": "attempt.completed", "portalId": format!("{portal}\u{0}"),
+                "data": EventType::AttemptCompleted.example_body()})),
+            None,
+        ),
+        (
+            "invalid_id",
+            envelope(EventType::AttemptCompleted, &portal, Some("evt_\u{0}x"), &EventType::AttemptCompleted.example_body()),
+            None,
+        ),
+        (
+            "duplicate_key",
+            format!(
+                r#"{{"type": "attempt.completed", "portalId": "{portal}", "data": {{"user": {{}}, "user": {}}}}}"#,
+                EventType::AttemptCompleted.example_body()["user"]
+            )
+            .into_bytes(),
+            None,
+        ),
+        (
+            "invalid_occurred_at",
+            envelope_raw(json!({"type": "attempt.completed", "portalId": portal, "occurredAt": "10000-01-01T00:00:00Z",
+                "data": EventType::AttemptCompleted.example_body()})),
+            None,
+        ),
     ];
 
     let kafka = producer(&stack.bootstrap);

@@ -1,11 +1,13 @@
 //! The Synap webhook event contract (`EVENTS.md`): the thirteen event types, the documented
-//! JSON shape of each body, a validator for it, and a realistic example body per type.
+//! JSON shape of each body, a validator for it, a realistic example body per type, and the one
+//! rule every identifier follows ([`ids`]).
 //!
 //! Validation checks presence and JSON types only: extra fields are always allowed, because
 //! the platform adds fields over time and they must be delivered unchanged.
 
 mod event_type;
 mod examples;
+pub mod ids;
 pub mod plan;
 mod shape;
 mod shapes;

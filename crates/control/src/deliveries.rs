@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 use rdkafka::producer::FutureProducer;
+use synap_contract::EventType;
 use synap_db::Pool;
 use synap_db::attempts::{self, AttemptFilter, Outcome, Source};
 use synap_kafka::fetch::Fetcher;
@@ -19,6 +20,7 @@ use tonic::{Request, Response, Status};
 use crate::auth::Caller;
 use crate::convert::timestamp;
 use crate::errors::{db, invalid, not_found, precondition};
+use crate::validate;
 
 /// Most deliveries one recover call sends again.
 const MAX_RECOVER: usize = 10_000;
@@ -129,6 +131,14 @@ impl DeliveryService for DeliveryApi {
     ) -> Result<Response<api::ListAttemptsResponse>, Status> {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
+        // Every filter is checked before it reaches a query: an id PostgreSQL cannot hold
+        // (a NUL) would otherwise fail as an internal error.
+        validate::optional_id("portal_id", &r.portal_id)?;
+        validate::optional_id("subscription_id", &r.subscription_id)?;
+        validate::optional_id("event_id", &r.event_id)?;
+        if !r.event_type.is_empty() && EventType::from_code(&r.event_type).is_none() {
+            return Err(invalid("event_type", "is not a known event type"));
+        }
         let portal_id = some(r.portal_id);
         match (&caller, &portal_id) {
             (Caller::Admin, _) => {}
@@ -197,12 +207,8 @@ impl DeliveryService for DeliveryApi {
     ) -> Result<Response<api::ResendEventResponse>, Status> {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
-        if r.subscription_id.is_empty() {
-            return Err(invalid("subscription_id", "is required"));
-        }
-        if r.event_id.is_empty() {
-            return Err(invalid("event_id", "is required"));
-        }
+        validate::id("subscription_id", &r.subscription_id)?;
+        validate::id("event_id", &r.event_id)?;
         self.check_subscription(&caller, &r.subscription_id).await?;
         let source = attempts::source(&self.pool, &r.subscription_id, &r.event_id)
             .await
@@ -224,9 +230,7 @@ impl DeliveryService for DeliveryApi {
     ) -> Result<Response<api::RecoverFailedResponse>, Status> {
         let caller = Caller::of(&request)?.clone();
         let r = request.into_inner();
-        if r.subscription_id.is_empty() {
-            return Err(invalid("subscription_id", "is required"));
-        }
+        validate::id("subscription_id", &r.subscription_id)?;
         let since = time(r.since).ok_or_else(|| invalid("since", "is required"))?;
         self.check_subscription(&caller, &r.subscription_id).await?;
         let failed = attempts::failed_since(&self.pool, &r.subscription_id, since).await.map_err(db)?;

@@ -14,3 +14,6 @@ pub mod service;
 pub mod subscriptions;
 pub mod test_send;
 pub mod validate;
+
+#[cfg(test)]
+mod id_fields_tests;

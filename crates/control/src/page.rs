@@ -51,7 +51,9 @@ pub fn position(token: &str, query: &str, parts: usize) -> Result<Option<Vec<Str
         return Err(invalid("page_token", "was issued for other filters; start again without one"));
     }
     let position: Vec<String> = fields.map(str::to_owned).collect();
-    if position.len() != parts {
+    // Positions are ids and numbers, so the id rule holds for them; a forged token carrying
+    // anything else (a NUL PostgreSQL refuses) is refused here rather than by the query.
+    if position.len() != parts || !position.iter().all(|p| synap_contract::ids::is_valid(p)) {
         return Err(bad());
     }
     Ok(Some(position))
@@ -79,5 +81,10 @@ mod tests {
         assert!(position(&t, "portal=a", 1).is_err());
         assert!(position("garbage!", "portal=a", 2).is_err());
         assert_eq!(position("", "portal=a", 2).unwrap(), None);
+        for forged in ["\0", "a b", "", "é"] {
+            let t = token("portal=a", &["123", forged]);
+            let status = position(&t, "portal=a", 2).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{forged:?}");
+        }
     }
 }

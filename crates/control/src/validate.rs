@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use synap_contract::EventType;
+use synap_contract::{EventType, ids};
 use synap_db::BasicAuth;
 use synap_outbound::{Policy, Refused};
 use synap_proto::control::v1 as api;
@@ -10,10 +10,10 @@ use tonic::Status;
 
 use crate::errors::invalid;
 
-pub const MAX_ID_LEN: usize = 128;
 pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_DESCRIPTION_LEN: usize = 1024;
 pub const MAX_PASSWORD_LEN: usize = 1024;
+pub const MAX_USERNAME_LEN: usize = 128;
 /// How long creation waits for the URL's host name to resolve before leaving the check to the
 /// sender.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -26,17 +26,27 @@ pub const MAX_TIMEOUT_MS: u32 = 30_000;
 /// The longest a rotated-out secret may stay valid.
 pub const MAX_OVERLAP: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// An id (portal, subscription, API key, event, request id; also feature names): the one rule
+/// of [`synap_contract::ids`], which ingest applies to what producers send.
 pub fn id(field: &str, value: &str) -> Result<(), Status> {
+    ids::check(value).map_err(|e| invalid(field, e.to_string()))
+}
+
+/// An id that may be left empty (a filter that is not set): `None` when empty.
+pub fn optional_id<'a>(field: &str, value: &'a str) -> Result<Option<&'a str>, Status> {
     if value.is_empty() {
-        return Err(invalid(field, "must not be empty"));
+        return Ok(None);
     }
-    if value.len() > MAX_ID_LEN {
-        return Err(invalid(field, format!("must be at most {MAX_ID_LEN} characters")));
+    id(field, value)?;
+    Ok(Some(value))
+}
+
+/// Free text stored in PostgreSQL `text`, which refuses NUL; everything else is kept as sent.
+fn storable_text(field: &str, value: &str) -> Result<(), Status> {
+    match value.find('\0') {
+        Some(at) => Err(invalid(field, format!("must not contain NUL (found at byte {at})"))),
+        None => Ok(()),
     }
-    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid(field, "must not contain white space or control characters"));
-    }
-    Ok(())
 }
 
 /// The one check of an endpoint URL, used by create and update: an absolute HTTPS URL (HTTP
@@ -108,23 +118,24 @@ pub fn event_types(field: &str, values: &[String]) -> Result<Vec<EventType>, Sta
 
 pub fn description(field: &str, value: &str) -> Result<(), Status> {
     if value.len() > MAX_DESCRIPTION_LEN {
-        return Err(invalid(field, format!("must be at most {MAX_DESCRIPTION_LEN} characters")));
+        return Err(invalid(field, format!("must be at most {MAX_DESCRIPTION_LEN} bytes")));
     }
-    Ok(())
+    storable_text(field, value)
 }
 
-/// Basic-auth credentials: a user name without `:` (it ends the user name in the header) and a
-/// non-empty password.
+/// Basic-auth credentials: a user name without `:` (it ends the user name in the header) or NUL
+/// (its column refuses it) and a non-empty password (sealed, so any bytes).
 pub fn basic_auth(field: &str, auth: api::BasicAuth) -> Result<BasicAuth, Status> {
     if auth.username.is_empty() || auth.username.contains(':') {
         return Err(invalid(&format!("{field}.username"), "must be non-empty and contain no ':'"));
     }
-    if auth.username.len() > MAX_ID_LEN {
+    if auth.username.len() > MAX_USERNAME_LEN {
         return Err(invalid(
             &format!("{field}.username"),
-            format!("must be at most {MAX_ID_LEN} characters"),
+            format!("must be at most {MAX_USERNAME_LEN} bytes"),
         ));
     }
+    storable_text(&format!("{field}.username"), &auth.username)?;
     if auth.password.is_empty() {
         return Err(invalid(&format!("{field}.password"), "must not be empty"));
     }
@@ -139,11 +150,7 @@ pub fn basic_auth(field: &str, auth: api::BasicAuth) -> Result<BasicAuth, Status
 
 /// An optional client request id: empty means none.
 pub fn request_id(field: &str, value: &str) -> Result<Option<String>, Status> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    id(field, value)?;
-    Ok(Some(value.to_owned()))
+    Ok(optional_id(field, value)?.map(str::to_owned))
 }
 
 /// A rotation overlap: absent means `default`; otherwise 0 to [`MAX_OVERLAP`].

@@ -10,7 +10,7 @@ use synap_telemetry::metrics;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::decode::{Inbound, decode};
+use crate::decode::{Inbound, Reason, decode};
 
 pub struct Ingest {
     pub producer: FutureProducer,
@@ -42,7 +42,7 @@ impl Ingest {
             partition: message.partition(),
             offset: message.offset(),
             timestamp_ms: message.timestamp().to_millis(),
-            content_type: headers::get(message.headers(), "content-type"),
+            content_type: content_type(message),
             payload: message.payload(),
         };
         let (ty, event) = match decode(&inbound, self.max_body_bytes) {
@@ -70,9 +70,16 @@ impl Ingest {
             Err(SendError::Abandoned) => Handled::Abandoned,
             // Within `ingest.max_body_bytes` but over the event topic's size limit.
             Err(SendError::Rejected(why)) => Handled::SetAside(SetAside::new(
-                "event_too_large",
+                Reason::EventTooLarge.code(),
                 format!("the broker refused the event for {}: {why}", record.topic),
             )),
         }
     }
+}
+
+/// The raw `content-type` header: one that is not UTF-8 is refused as an unsupported type,
+/// never mistaken for an absent one (which means JSON).
+fn content_type(message: &OwnedMessage) -> Option<&[u8]> {
+    use rdkafka::message::Headers as _;
+    message.headers()?.iter().find(|h| h.key.eq_ignore_ascii_case("content-type")).and_then(|h| h.value)
 }
