@@ -133,7 +133,8 @@ async fn hostile_records_are_set_aside_and_every_good_event_arrives() {
         ("bad_protobuf", vec![0xff, 0xff, 0xff, 0xff, 0x01], Some("application/protobuf")),
         ("bad_protobuf", vec![0x0a, 0x02, 0xc3, 0x28], Some("application/protobuf")),
         ("missing_type", env(json!({"portalId": p0, "data": body})), None),
-        ("invalid_envelope", env(json!({"type": 5, "portalId": p0, "data": body})), None),
+        ("unknown_type", env(json!({"type": 5, "portalId": p0, "data": body})), None),
+        ("invalid_envelope", b"[1, 2, 3]".to_vec(), None),
         ("unknown_type", env(json!({"type": "attempt.deleted", "portalId": p0, "data": body})), None),
         ("unknown_type", env(json!({"type": "user.updated\u{0}", "portalId": p0, "data": body})), None),
         (
@@ -163,12 +164,12 @@ async fn hostile_records_are_set_aside_and_every_good_event_arrives() {
             Some("application/protobuf"),
         ),
         (
-            "invalid_envelope",
+            "invalid_occurred_at",
             env(json!({"type": ty, "portalId": p0, "occurredAt": "yesterday", "data": body})),
             None,
         ),
         (
-            "invalid_envelope",
+            "invalid_occurred_at",
             env(json!({"type": ty, "portalId": p0, "occurredAt": "+10000-01-01T00:00:00Z", "data": body})),
             None,
         ),
