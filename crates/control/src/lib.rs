@@ -13,4 +13,5 @@ pub mod server;
 pub mod service;
 pub mod subscriptions;
 pub mod test_send;
+pub mod tls;
 pub mod validate;
