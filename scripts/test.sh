@@ -5,6 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 ensure_infra
+ensure_grpcurl
 
 if [ "${CI:-}" = true ]; then
   # Tests drop their own databases; only an interrupted run leaves one behind.

@@ -31,6 +31,8 @@ export SYNAP_CONTROL__ADMIN_TOKEN=$token
 export SYNAP_CONTROL__LISTEN_ADDR=127.0.0.1:50051
 # Local receivers speak plain HTTP; production deployments leave this off.
 export SYNAP_CONTROL__ALLOW_HTTP_URLS=true
+# The local control API listens on loopback only, without TLS; production serves TLS.
+export SYNAP_CONTROL__ALLOW_PLAINTEXT=true
 # Local receivers listen on loopback, which the outbound policy refuses by default.
 export SYNAP_OUTBOUND__ALLOW_CIDRS='["127.0.0.0/8"]'
 # For synapctl:
@@ -44,6 +46,13 @@ source "$ENV_FILE"
 # Env files written before the outbound policy existed lack the loopback allowlist.
 if ! grep -q SYNAP_OUTBOUND__ALLOW_CIDRS "$ENV_FILE"; then
   echo "export SYNAP_OUTBOUND__ALLOW_CIDRS='[\"127.0.0.0/8\"]'" >>"$ENV_FILE"
+  # shellcheck disable=SC1090
+  source "$ENV_FILE"
+fi
+
+# Env files written before control served TLS lack the local plaintext switch.
+if ! grep -q SYNAP_CONTROL__ALLOW_PLAINTEXT "$ENV_FILE"; then
+  echo "export SYNAP_CONTROL__ALLOW_PLAINTEXT=true" >>"$ENV_FILE"
   # shellcheck disable=SC1090
   source "$ENV_FILE"
 fi

@@ -5,31 +5,61 @@ use synap_proto::control::v1 as api;
 use synap_proto::control::v1::Plan;
 use synap_tests::{Service, Stack};
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::control_support::{admin_token, bad_field, client, create, create_request, upsert};
 use crate::support::portal_id;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_public_addresses_are_refused_at_creation_and_update() {
-    // Control without the test stacks' loopback allowlist: only public addresses.
-    let stack =
-        Stack::start_with_per_service(&[], &[(Service::Control, "SYNAP_OUTBOUND__ALLOW_CIDRS", "[]")]).await;
+    // Control without the test stacks' loopback allowlist: only public addresses. `localhost`
+    // (only that name) is let past the name rule, so that a name is resolved to a refused
+    // address and the refusal can be shown not to say which.
+    let stack = Stack::start_with_per_service(
+        &[],
+        &[
+            (Service::Control, "SYNAP_OUTBOUND__ALLOW_CIDRS", "[]"),
+            (Service::Control, "SYNAP_OUTBOUND__ALLOW_HOSTS", "[\"localhost\"]"),
+        ],
+    )
+    .await;
     let mut c = client(&stack, Some(admin_token())).await;
     let portal = portal_id();
     upsert(&mut c, &portal, Plan::Pro, &[]).await;
 
-    for (url, class) in [
-        ("https://127.0.0.1/x", "loopback"),
-        ("https://10.1.2.3/x", "private"),
-        ("https://169.254.169.254/latest", "link-local"),
-        ("https://[::1]/x", "loopback"),
-        // A name: refused for the address it resolves to.
-        ("https://localhost/x", "loopback"),
+    for (url, says) in [
+        ("https://127.0.0.1/x", "127.0.0.1 is a loopback address"),
+        ("https://10.1.2.3/x", "10.1.2.3 is a private address"),
+        ("https://169.254.169.254/latest", "169.254.169.254 is a link-local address"),
+        ("https://[::1]/x", "::1 is a loopback address"),
+        // Odd spellings of an IPv4 literal are the address they mean.
+        ("https://2130706433/x", "127.0.0.1 is a loopback address"),
+        ("https://0x7f.1/x", "127.0.0.1 is a loopback address"),
+        ("https://0177.0.0.1/x", "127.0.0.1 is a loopback address"),
+        ("https://[::ffff:7f00:1]/x", "::ffff:127.0.0.1 is a loopback address"),
+        // 6to4 carrying the metadata address; Teredo with a private server; local-use NAT64.
+        ("https://[2002:a9fe:a9fe::]/", "is a 6to4 address embedding a link-local IPv4 address"),
+        ("https://[2001:0:a00:1::a247:27dd]/", "is a Teredo address embedding a private IPv4 address"),
+        ("https://[64:ff9b:1::808:808]/", "is a local-use NAT64 address"),
+        // Names: refused by name, before any lookup...
+        ("https://api.localhost/x", "host api.localhost is a loopback name"),
+        ("https://ip6-localhost/x", "host ip6-localhost is a loopback name"),
+        ("https://metadata.google.internal/x", "is a local-network name"),
+        ("https://metadata/x", "is a single-label name"),
+        // ... or, when the name rule is lifted, for what they resolve to, not saying the address.
+        ("https://localhost./x", "host localhost. resolves to a loopback address"),
+        ("https://LocalHost/x", "host localhost resolves to a loopback address"),
     ] {
         let status =
             c.create_subscription(create_request(&portal, url, &["user.updated"])).await.unwrap_err();
         assert_eq!(bad_field(&status), (Code::InvalidArgument, "url".to_owned()), "{url}: {status:?}");
-        assert!(status.message().contains(class), "{url}: {}", status.message());
+        assert!(status.message().contains(says), "{url}: {}", status.message());
+        if url.contains("localhost") {
+            let detail = status.get_details_bad_request().unwrap().field_violations[0].description.clone();
+            for text in [status.message(), detail.as_str()] {
+                assert!(!text.contains("127.0.0.1") && !text.contains("::1"), "{url}: {text}");
+            }
+        }
     }
 
     // No connection is made at creation, so a public literal is accepted as it is.

@@ -139,24 +139,30 @@ async fn an_ordered_subscription_keeps_its_order_through_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_addresses_are_refused_at_send_time() {
-    // Control allows every address (so that these subscriptions can be created at all); the
-    // sender has no allowlist: only public addresses.
+    // Control allows every address and name (so that these subscriptions can be created at
+    // all); the sender has no allowlist: only public addresses. It lets `localhost` (only that
+    // name) past the name rule, so that one name is resolved and refused for its addresses.
     let stack = Stack::start_with_per_service(
         &[("SYNAP_SENDER__RETRY_DELAYS_MS", "[]")],
         &[
             (Service::Sender, "SYNAP_OUTBOUND__ALLOW_CIDRS", "[]"),
+            (Service::Sender, "SYNAP_OUTBOUND__ALLOW_HOSTS", "[\"localhost\"]"),
             (Service::Control, "SYNAP_OUTBOUND__ALLOW_CIDRS", "[\"0.0.0.0/0\", \"::/0\"]"),
+            (Service::Control, "SYNAP_OUTBOUND__ALLOW_HOSTS", "[\".localhost\", \"localhost\"]"),
         ],
     )
     .await;
     let receiver = Receiver::start().await;
     let port = receiver.base.rsplit(':').next().unwrap().to_owned();
-    // A name that resolves to loopback, and addresses of each kind written out.
+    // A name that resolves to loopback, a loopback name, and addresses of each kind written out.
     let (portal, by_name, _) =
         portal_with_subscription(&stack, format!("http://localhost:{port}/by-name")).await;
     let mut literal = Vec::new();
     for url in [
+        format!("http://api.localhost:{port}/loopback-name"),
         format!("http://127.0.0.1:{port}/loopback"),
+        format!("http://2130706433:{port}/loopback-decimal"),
+        format!("http://[2002:7f00:1::]:{port}/6to4-loopback"),
         "http://169.254.169.254/latest/meta-data/".to_owned(),
         "http://10.0.0.1/private".to_owned(),
         "http://[::1]:9/v6-loopback".to_owned(),
@@ -166,9 +172,19 @@ async fn private_addresses_are_refused_at_send_time() {
     }
     publish(&stack, &portal, &event_ids("ssrf", 1)).await;
 
-    for (sub, url) in std::iter::once((by_name, "localhost".to_owned())).chain(literal) {
+    for (sub, url) in std::iter::once((by_name.clone(), "localhost".to_owned())).chain(literal) {
         let log = wait_for_log(&stack, &sub, WAIT, |log| !log.is_empty()).await;
         assert_eq!(log[0].error_class.as_deref(), Some("refused"), "{url}: {log:?}");
     }
     assert!(receiver.all().is_empty(), "no request reached the loopback receiver");
+
+    // The attempt log, which a portal key reads, says what a name resolved to by class only.
+    let db = stack.database().await;
+    let error: String = db
+        .query_one("SELECT error FROM delivery_attempts WHERE subscription_id = $1", &[&by_name])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(error.contains("host localhost resolves to a loopback address"), "{error}");
+    assert!(!error.contains("127.0.0.1") && !error.contains("::1"), "{error}");
 }

@@ -21,6 +21,9 @@ use crate::support::{portal_id, upsert_portal, verify};
 
 const MAX_BODY: usize = 16_384;
 
+/// A good record: its event id, portal index, type, payload and content type.
+type Good = (String, usize, EventType, Vec<u8>, Option<&'static str>);
+
 struct Endpoint {
     path: &'static str,
     portal: usize,
@@ -63,7 +66,7 @@ async fn hostile_records_are_set_aside_and_every_good_event_arrives() {
 
     // Good events: each portal's types, as JSON and as protobuf, some with extreme but valid
     // values that must arrive byte for byte.
-    let mut good: Vec<(String, usize, EventType, Vec<u8>, Option<&str>)> = Vec::new();
+    let mut good: Vec<Good> = Vec::new();
     for (p, ty) in [
         (0, EventType::AttemptCompleted),
         (0, EventType::StorePurchase),

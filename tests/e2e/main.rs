@@ -7,6 +7,7 @@ mod control_access;
 mod control_outbound;
 mod control_routing;
 mod control_support;
+mod control_tls;
 mod crash;
 mod dead_letters;
 mod delivery;

@@ -6,94 +6,20 @@
 //! bootstrap and metadata-announced alike, is TLS with certificate verification.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
-use std::process::Command;
 use std::time::Duration;
 
 use openssl::ssl::{Ssl, SslAcceptor, SslFiletype, SslMethod};
 use rdkafka::ClientConfig;
 use rdkafka::producer::FutureProducer;
 use synap_contract::EventType;
+use synap_tests::certs::{Certs, make_certs};
 use synap_tests::kafka::produce;
 use synap_tests::{Receiver, Stack};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::{envelope, pro_portal_subscribed};
-
-/// A CA and a server certificate for `localhost` / 127.0.0.1, made with the openssl CLI.
-struct Certs {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    other_ca: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl CLI");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn make_certs() -> Certs {
-    let dir = std::env::temp_dir().join(format!("synap-tls-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let self_signed = |name: &str, cn: &str| {
-        let subject = format!("/CN={cn}");
-        let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
-        openssl(
-            &dir,
-            &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &subject]
-                .iter()
-                .copied()
-                .chain(["-keyout", &key, "-out", &pem])
-                .collect::<Vec<_>>(),
-        );
-    };
-    self_signed("ca", "Synap Test CA");
-    self_signed("other-ca", "Somebody Else's CA");
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
-    openssl(
-        &dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "server.pem",
-        ],
-    );
-    Certs {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-        other_ca: dir.join("other-ca.pem"),
-    }
-}
 
 /// A private broker reachable only through TLS on the returned address.
 async fn tls_broker(certs: &Certs) -> (tokio::process::Child, String) {

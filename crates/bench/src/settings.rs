@@ -11,6 +11,8 @@ pub fn wiring(run: &RunWiring) -> Vec<(String, String)> {
         ("SYNAP_ENCRYPTION__KEY", run.encryption_key.as_str()),
         ("SYNAP_CONTROL__ADMIN_TOKEN", run.admin_token.as_str()),
         ("SYNAP_CONTROL__LISTEN_ADDR", run.control_addr.as_str()),
+        // The benchmark's own control on loopback; production serves TLS.
+        ("SYNAP_CONTROL__ALLOW_PLAINTEXT", "true"),
         // The receiver is plain HTTP on loopback, which the outbound address policy refuses
         // unless allowlisted.
         ("SYNAP_CONTROL__ALLOW_HTTP_URLS", "true"),

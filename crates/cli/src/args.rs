@@ -1,5 +1,7 @@
 //! The command line.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use synap_proto::control::v1 as api;
@@ -7,9 +9,23 @@ use synap_proto::control::v1 as api;
 #[derive(Parser)]
 #[command(version, about)]
 pub struct Cli {
-    /// The control service's address.
+    /// The control service's address: `https://host:port` for TLS (production), `http://` for
+    /// a control that allows plaintext (the local stack).
     #[arg(long, env = "SYNAP_ENDPOINT", default_value = "http://127.0.0.1:50051", global = true)]
     pub endpoint: String,
+    /// PEM CA certificate(s) to verify an `https://` endpoint with, instead of the system's.
+    #[arg(long, env = "SYNAP_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+    /// The name to verify the server's certificate against, when it differs from the
+    /// endpoint's host (e.g. through `kubectl port-forward`).
+    #[arg(long, env = "SYNAP_TLS_SERVER_NAME", global = true)]
+    pub tls_server_name: Option<String>,
+    /// PEM client certificate, for a control that requires mutual TLS (with --key).
+    #[arg(long, env = "SYNAP_CERT_FILE", global = true, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, env = "SYNAP_KEY_FILE", global = true, requires = "cert")]
+    pub key: Option<PathBuf>,
     /// Bearer token: the admin token or a portal API key (`sk_…`).
     #[arg(long, env = "SYNAP_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,

@@ -16,6 +16,18 @@ pub struct ControlConfig {
     pub secret_overlap_seconds: u64,
     /// How long TestSend waits for the sender to finish the attempt.
     pub test_send_timeout_ms: u64,
+    /// PEM certificate chain the API serves over TLS (server certificate first). With
+    /// `tls_key_file`; read again when it changes, so a renewed certificate needs no restart.
+    pub tls_cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the certificate.
+    pub tls_key_file: String,
+    /// PEM CA certificates: when set, every client must present a certificate they issued
+    /// (mutual TLS), besides its bearer token.
+    pub tls_client_ca_file: String,
+    /// Serve plaintext gRPC when no certificate is configured. Bearer tokens then cross the
+    /// network in the clear: only for local use or behind something that encrypts (a service
+    /// mesh with mTLS). Off by default: without a certificate, control refuses to start.
+    pub allow_plaintext: bool,
 }
 
 impl Default for ControlConfig {
@@ -26,6 +38,10 @@ impl Default for ControlConfig {
             allow_http_urls: false,
             secret_overlap_seconds: 24 * 60 * 60,
             test_send_timeout_ms: 20_000,
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            tls_client_ca_file: String::new(),
+            allow_plaintext: false,
         }
     }
 }
@@ -51,6 +67,38 @@ impl ControlConfig {
                 reason: "must be positive".into(),
             });
         }
+        match (self.tls_cert_file.is_empty(), self.tls_key_file.is_empty()) {
+            (false, true) => {
+                return Err(ConfigError::Rejected {
+                    key: "control.tls_key_file",
+                    reason: "must be set when control.tls_cert_file is".into(),
+                });
+            }
+            (true, false) => {
+                return Err(ConfigError::Rejected {
+                    key: "control.tls_cert_file",
+                    reason: "must be set when control.tls_key_file is".into(),
+                });
+            }
+            (true, true) if !self.tls_client_ca_file.is_empty() => {
+                return Err(ConfigError::Rejected {
+                    key: "control.tls_client_ca_file",
+                    reason: "needs control.tls_cert_file and control.tls_key_file: client certificates \
+                             are asked for in a TLS handshake"
+                        .into(),
+                });
+            }
+            (true, true) if !self.allow_plaintext => {
+                return Err(ConfigError::Rejected {
+                    key: "control.tls_cert_file",
+                    reason: "must be set, with control.tls_key_file: bearer tokens must not cross the \
+                             network in the clear. For local use, or behind a proxy or mesh that \
+                             encrypts, set control.allow_plaintext = true instead"
+                        .into(),
+                });
+            }
+            _ => {}
+        }
         Ok(())
     }
 }
@@ -62,6 +110,40 @@ impl std::fmt::Debug for ControlConfig {
             .field("allow_http_urls", &self.allow_http_urls)
             .field("secret_overlap_seconds", &self.secret_overlap_seconds)
             .field("test_send_timeout_ms", &self.test_send_timeout_ms)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
+            .field("tls_client_ca_file", &self.tls_client_ca_file)
+            .field("allow_plaintext", &self.allow_plaintext)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected_key(config: &ControlConfig) -> &'static str {
+        match config.check() {
+            Err(ConfigError::Rejected { key, .. }) => key,
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plaintext_only_when_allowed_and_tls_files_in_pairs() {
+        let base = ControlConfig { admin_token: "0123456789abcdef".into(), ..Default::default() };
+        assert_eq!(rejected_key(&base), "control.tls_cert_file", "no certificate, no plaintext");
+        assert!(ControlConfig { allow_plaintext: true, ..base.clone() }.check().is_ok());
+        let tls =
+            ControlConfig { tls_cert_file: "c.pem".into(), tls_key_file: "k.pem".into(), ..base.clone() };
+        assert!(tls.check().is_ok());
+        assert!(ControlConfig { tls_client_ca_file: "ca.pem".into(), ..tls.clone() }.check().is_ok());
+        let only_cert =
+            ControlConfig { tls_cert_file: "c.pem".into(), allow_plaintext: true, ..base.clone() };
+        assert_eq!(rejected_key(&only_cert), "control.tls_key_file");
+        let only_key = ControlConfig { tls_key_file: "k.pem".into(), ..base.clone() };
+        assert_eq!(rejected_key(&only_key), "control.tls_cert_file");
+        let ca_alone = ControlConfig { tls_client_ca_file: "ca.pem".into(), allow_plaintext: true, ..base };
+        assert_eq!(rejected_key(&ca_alone), "control.tls_client_ca_file");
     }
 }

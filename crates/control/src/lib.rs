@@ -13,6 +13,7 @@ pub mod server;
 pub mod service;
 pub mod subscriptions;
 pub mod test_send;
+pub mod tls;
 pub mod validate;
 
 #[cfg(test)]

@@ -25,7 +25,8 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = synap_telemetry::init(&source, "synap-control")?;
     config.check()?;
     let policy = Policy::from_config(&outbound)
-        .map_err(|e| ConfigError::Rejected { key: "outbound.allow_cidrs", reason: e.to_string() })?;
+        .map_err(|e| ConfigError::Rejected { key: e.config_key(), reason: e.to_string() })?;
+    let tls = synap_control::tls::ServerTls::from_config(&config)?;
 
     telemetry.serve().await?;
     let shutdown = shutdown_token();
@@ -42,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
         deliveries,
         Authenticator::new(&config.admin_token, pool),
         listener,
+        tls,
         shutdown,
     )
     .await?;

@@ -1,4 +1,5 @@
-//! The gRPC server: the API behind authentication, plus health and reflection.
+//! The gRPC server: the API behind authentication, plus health and reflection, over TLS unless
+//! the deployment allowed plaintext.
 
 use std::net::SocketAddr;
 
@@ -8,12 +9,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::service::ControlApi;
+use crate::tls::ServerTls;
 
 pub async fn serve(
     api: ControlApi,
     deliveries: crate::deliveries::DeliveryApi,
     auth: Authenticator,
     listener: tokio::net::TcpListener,
+    tls: Option<ServerTls>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -28,17 +31,30 @@ pub async fn serve(
     let control = auth.wrap(ControlServiceServer::new(api));
     let deliveries = auth.wrap(DeliveryServiceServer::new(deliveries));
     let addr: SocketAddr = listener.local_addr()?;
-    tracing::info!(%addr, "control listening");
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         // Many clients in use (grpcurl before 1.8.8, Postman, older grpcui) speak only v1alpha.
         .add_service(reflection().build_v1alpha()?)
         .add_service(control)
-        .add_service(deliveries)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
-            shutdown.cancelled().await
-        })
-        .await?;
+        .add_service(deliveries);
+    let stopped = shutdown.clone();
+    let signal = async move { stopped.cancelled().await };
+    match tls {
+        Some(tls) => {
+            tracing::info!(%addr, "control listening (TLS)");
+            tls.watch_files(shutdown.clone());
+            router.serve_with_incoming_shutdown(tls.incoming(listener, shutdown), signal).await?;
+        }
+        None => {
+            tracing::warn!(
+                %addr,
+                "control listening WITHOUT TLS (control.allow_plaintext): bearer tokens cross the network \
+                 in the clear; set control.tls_cert_file and control.tls_key_file outside local use"
+            );
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            router.serve_with_incoming_shutdown(incoming, signal).await?;
+        }
+    }
     Ok(())
 }

@@ -73,10 +73,16 @@ pub async fn url(field: &str, value: &str, allow_http: bool, policy: &Policy) ->
     }
     // A name that does not resolve (yet, or not from here) is accepted: the sender checks every
     // address it connects to, so only a name known to point somewhere refused is refused now.
+    // The refusal names the class of address a name resolves to, never the address: that would
+    // let a portal key map the deployment's internal DNS.
     match tokio::time::timeout(RESOLVE_TIMEOUT, synap_outbound::check_url_resolved(&parsed, policy)).await {
-        Ok(Err(refused @ (Refused::Address { .. } | Refused::Scheme | Refused::NoHost))) => {
-            Err(invalid(field, refused.to_string()))
-        }
+        Ok(Err(
+            refused @ (Refused::Address { .. }
+            | Refused::Resolves { .. }
+            | Refused::Name { .. }
+            | Refused::Scheme
+            | Refused::NoHost),
+        )) => Err(invalid(field, refused.to_string())),
         Ok(Err(other)) => {
             tracing::debug!(host = parsed.host_str(), "URL host not checked at creation: {other}");
             Ok(parsed)
@@ -201,6 +207,44 @@ mod tests {
         assert!(url("url", &long, false, &policy).await.is_err());
         let allowing = Policy::allowing(vec!["10.0.0.0/8".parse().unwrap()]);
         assert!(url("url", "https://10.0.0.1/", false, &allowing).await.is_ok());
+    }
+
+    /// The message of a refusal, checked where the API puts it: the status and its detail.
+    fn refusal(status: Status) -> String {
+        use tonic_types::StatusExt;
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        let violation = status.get_details_bad_request().unwrap().field_violations[0].clone();
+        assert_eq!(violation.field, "url");
+        assert_eq!(status.message(), format!("url: {}", violation.description));
+        violation.description
+    }
+
+    #[tokio::test]
+    async fn internal_hosts_are_refused_without_saying_where_they_point() {
+        let policy = Policy::default();
+        for (bad, says) in [
+            ("https://localhost./", "host localhost. is a loopback name"),
+            ("https://LocalHost/", "host localhost is a loopback name"),
+            ("https://metadata.google.internal/", "is a local-network name"),
+            ("https://metadata/", "is a single-label name"),
+            ("https://[2002:a9fe:a9fe::]/", "2002:a9fe:a9fe:: is a 6to4 address embedding a link-local"),
+            ("https://[64:ff9b:1::a00:1]/", "is a local-use NAT64 address"),
+            // The IP literal the caller wrote, as the url crate reads it, may be echoed.
+            ("https://0x7f.1/", "127.0.0.1 is a loopback address"),
+        ] {
+            let message = refusal(url("url", bad, false, &policy).await.unwrap_err());
+            assert!(message.contains(says), "{bad}: {message}");
+        }
+        // A name resolved to a refused address: its class, not the address.
+        let config =
+            synap_outbound::OutboundConfig { allow_hosts: vec!["localhost".into()], ..Default::default() };
+        let lifted = Policy::from_config(&config).unwrap();
+        let message = refusal(url("url", "https://localhost:8443/x", false, &lifted).await.unwrap_err());
+        assert_eq!(
+            message,
+            "host localhost resolves to a loopback address; only public addresses may receive webhooks"
+        );
+        assert!(!message.contains("127.0.0.1") && !message.contains("::1"), "{message}");
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! The address policy and its configuration.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+use crate::address::{self, NonPublic};
+use crate::names::{self, NameClass};
 
 /// The `[outbound]` configuration section, read by every service that checks or sends to
 /// customer URLs (control at creation time, sender at send time).
@@ -14,13 +17,27 @@ pub struct OutboundConfig {
     /// `["10.20.0.0/16"]` for receivers inside the deployment's own network. Empty by default:
     /// only public addresses. The local stack and the tests allowlist `127.0.0.0/8`.
     pub allow_cidrs: Vec<String>,
+    /// Host names that may be used although they are refused by name (`localhost`, `.local`,
+    /// `.internal`, single labels, …): `"hooks.corp.internal"` allows that name,
+    /// `".corp.internal"` every name under it. Their addresses must still be public or in
+    /// `allow_cidrs`. Empty by default.
+    pub allow_hosts: Vec<String>,
 }
 
-/// Why an address or URL may not be sent to. The message is fit for an API error.
+/// Why an address or URL may not be sent to. The message is fit for an API error: it names
+/// what the caller wrote (a host name, an IP literal) but never an address a name resolved to,
+/// which would let a customer map the operator's internal DNS.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("{address} is a {class} address; only public addresses may receive webhooks")]
-    Address { address: IpAddr, class: &'static str },
+    /// An IP address the caller wrote.
+    #[error("{address} is {class}; only public addresses may receive webhooks")]
+    Address { address: IpAddr, class: NonPublic },
+    /// A host name whose addresses are all refused.
+    #[error("host {host} resolves to {class}; only public addresses may receive webhooks")]
+    Resolves { host: String, class: NonPublic },
+    /// A host name refused before any lookup.
+    #[error("host {host} is a {class} name; only public host names may receive webhooks")]
+    Name { host: String, class: NameClass },
     #[error("the URL has no host")]
     NoHost,
     #[error("the URL scheme must be http or https")]
@@ -29,12 +46,26 @@ pub enum Refused {
     Unresolvable { host: String, reason: String },
     #[error("`outbound.allow_cidrs` entry {entry:?} is not a CIDR range: {reason}")]
     BadCidr { entry: String, reason: String },
+    #[error("`outbound.allow_hosts` entry {entry:?} is not a host name: {reason}")]
+    BadHost { entry: String, reason: String },
 }
 
-/// Which addresses may be sent to.
+impl Refused {
+    /// The configuration key a [`Policy::from_config`] error is about.
+    pub fn config_key(&self) -> &'static str {
+        match self {
+            Refused::BadHost { .. } => "outbound.allow_hosts",
+            _ => "outbound.allow_cidrs",
+        }
+    }
+}
+
+/// Which addresses and names may be sent to.
 #[derive(Clone, Debug, Default)]
 pub struct Policy {
     allow: Vec<IpNet>,
+    /// Normalised `allow_hosts` entries; a leading `.` allows every name under it.
+    allow_hosts: Vec<String>,
 }
 
 impl Policy {
@@ -49,93 +80,112 @@ impl Policy {
                     .map_err(|e| Refused::BadCidr { entry: entry.clone(), reason: e.to_string() })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { allow })
+        let allow_hosts =
+            config.allow_hosts.iter().map(|entry| host_entry(entry)).collect::<Result<_, _>>()?;
+        Ok(Self { allow, allow_hosts })
     }
 
     /// A policy that allows exactly these ranges besides public addresses.
     pub fn allowing(allow: Vec<IpNet>) -> Self {
-        Self { allow }
+        Self { allow, allow_hosts: Vec::new() }
     }
 
-    /// Whether `address` may be sent to.
+    /// Whether `address`, written by the caller, may be sent to.
     pub fn check(&self, address: IpAddr) -> Result<(), Refused> {
-        let address = canonical(address);
-        if self.allow.iter().any(|net| net.contains(&address)) {
-            return Ok(());
-        }
-        match class(address) {
+        match self.verdict(address) {
             Some(class) => Err(Refused::Address { address, class }),
             None => Ok(()),
         }
     }
-}
 
-/// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is judged as the IPv4 address it is.
-fn canonical(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
-        v4 => v4,
-    }
-}
-
-/// The kind of non-public address `address` is; `None` when it is public.
-fn class(address: IpAddr) -> Option<&'static str> {
-    match address {
-        IpAddr::V4(v4) => class_v4(v4),
-        IpAddr::V6(v6) => class_v6(v6),
-    }
-}
-
-fn class_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, c, _] = ip.octets();
-    Some(match () {
-        _ if ip.is_unspecified() || a == 0 => "unspecified",
-        _ if ip.is_loopback() => "loopback",
-        _ if ip.is_private() => "private",
-        // 169.254.0.0/16, which holds the cloud metadata service 169.254.169.254.
-        _ if ip.is_link_local() => "link-local",
-        // 100.64.0.0/10: carrier-grade NAT, private in practice.
-        _ if a == 100 && (64..128).contains(&b) => "shared",
-        _ if ip.is_multicast() => "multicast",
-        _ if ip.is_broadcast() => "broadcast",
-        // 192.0.0.0/24 (protocol assignments), 198.18.0.0/15 (benchmarking), 240.0.0.0/4.
-        _ if a == 192 && b == 0 && c == 0 => "reserved",
-        _ if a == 198 && (b == 18 || b == 19) => "reserved",
-        _ if a >= 240 => "reserved",
-        _ if ip.is_documentation() => "documentation",
-        _ => return None,
-    })
-}
-
-fn class_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let first = ip.segments()[0];
-    Some(match () {
-        _ if ip.is_unspecified() => "unspecified",
-        _ if ip.is_loopback() => "loopback",
-        _ if ip.is_multicast() => "multicast",
-        // fc00::/7, unique local: IPv6's private range.
-        _ if first & 0xfe00 == 0xfc00 => "private",
-        // fe80::/10.
-        _ if first & 0xffc0 == 0xfe80 => "link-local",
-        // fec0::/10, deprecated site-local.
-        _ if first & 0xffc0 == 0xfec0 => "private",
-        // 2001:db8::/32.
-        _ if first == 0x2001 && ip.segments()[1] == 0x0db8 => "documentation",
-        // 64:ff9b::/96 (NAT64) and ::/96 (IPv4-compatible) embed an IPv4 address: judge that.
-        _ if first == 0x64 && ip.segments()[1] == 0xff9b || ip.segments()[..6] == [0; 6] => {
-            let [.., hi, lo] = ip.segments();
-            let v4 = Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
-            return class_v4(v4);
+    /// Why `address` is refused; `None` when it may be sent to.
+    fn verdict(&self, address: IpAddr) -> Option<NonPublic> {
+        // `::ffff:a.b.c.d` is the IPv4 address it carries, for the allowlist too.
+        let canonical = address.to_canonical();
+        if self.allow.iter().any(|net| net.contains(&canonical)) {
+            return None;
         }
-        _ => return None,
-    })
+        address::classify(canonical)
+    }
+
+    /// Whether the host name `host` may be looked up at all.
+    pub fn check_name(&self, host: &str) -> Result<(), Refused> {
+        match names::classify(host) {
+            Some(class) if !self.allows_host(host) => Err(Refused::Name { host: host.to_owned(), class }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `host` is listed in `outbound.allow_hosts`.
+    fn allows_host(&self, host: &str) -> bool {
+        let name = names::normalise(host);
+        self.allow_hosts.iter().any(|entry| match entry.strip_prefix('.') {
+            Some(parent) => name.strip_suffix(parent).is_some_and(|rest| rest.ends_with('.')),
+            None => *entry == name,
+        })
+    }
+
+    /// Resolves `host` and returns the addresses that may be connected to: the one lookup both
+    /// control and the sender make. A name some of whose addresses are refused keeps the others.
+    ///
+    /// The name is checked first, then looked up as fully qualified (with a trailing dot), so
+    /// that the resolver's search domains (`ndots:5` in Kubernetes) never turn a customer's
+    /// `postgres.synap` into `postgres.synap.svc.cluster.local`, nor `/etc/hosts` answer for
+    /// it. Names the operator listed in `outbound.allow_hosts` are looked up the local way
+    /// (without the trailing dot, so `localhost.` is the listed `localhost`): their internal
+    /// resolution is the point of listing them.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Refused> {
+        self.check_name(host)?;
+        let lookup = if self.allows_host(host) {
+            names::normalise(host)
+        } else {
+            format!("{}.", host.trim_end_matches('.'))
+        };
+        let found = tokio::net::lookup_host((lookup.as_str(), port))
+            .await
+            .map_err(|e| Refused::Unresolvable { host: host.to_owned(), reason: e.to_string() })?;
+        let mut first_refusal = None;
+        let allowed: Vec<SocketAddr> = found
+            .filter(|a| match self.verdict(a.ip()) {
+                None => true,
+                Some(class) => {
+                    first_refusal.get_or_insert(class);
+                    false
+                }
+            })
+            .collect();
+        match first_refusal {
+            _ if !allowed.is_empty() => Ok(allowed),
+            Some(class) => Err(Refused::Resolves { host: host.to_owned(), class }),
+            None => Err(Refused::Unresolvable { host: host.to_owned(), reason: "no addresses".into() }),
+        }
+    }
 }
 
-/// Checks a URL without resolving its host: the scheme, and the address when the host is an IP
-/// literal. Names are checked when resolved ([`check_url_resolved`], and at send time).
+/// One `outbound.allow_hosts` entry, normalised.
+fn host_entry(entry: &str) -> Result<String, Refused> {
+    let bad = |reason: &str| Refused::BadHost { entry: entry.to_owned(), reason: reason.to_owned() };
+    let (dot, name) = match entry.trim().strip_prefix('.') {
+        Some(rest) => (".", rest),
+        None => ("", entry.trim()),
+    };
+    let name = names::normalise(name);
+    if name.is_empty() {
+        return Err(bad("empty"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) {
+        return Err(bad("only letters, digits, '-', '_' and '.' (IDNA names in their xn-- form)"));
+    }
+    if name.split('.').any(str::is_empty) {
+        return Err(bad("empty label"));
+    }
+    Ok(format!("{dot}{name}"))
+}
+
+/// Checks a URL without resolving its host: the scheme, the address when the host is an IP
+/// literal, the name otherwise. The url crate has already turned every IPv4 spelling
+/// (`2130706433`, `0x7f.1`, `0177.0.0.1`) into the address it means. A name's addresses are
+/// checked when it is resolved ([`check_url_resolved`], and at send time).
 pub fn check_url(url: &url::Url, policy: &Policy) -> Result<(), Refused> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Refused::Scheme);
@@ -144,7 +194,7 @@ pub fn check_url(url: &url::Url, policy: &Policy) -> Result<(), Refused> {
         None => Err(Refused::NoHost),
         Some(url::Host::Ipv4(v4)) => policy.check(IpAddr::V4(v4)),
         Some(url::Host::Ipv6(v6)) => policy.check(IpAddr::V6(v6)),
-        Some(url::Host::Domain(_)) => Ok(()),
+        Some(url::Host::Domain(host)) => policy.check_name(host),
     }
 }
 
@@ -156,108 +206,152 @@ pub async fn check_url_resolved(url: &url::Url, policy: &Policy) -> Result<(), R
     check_url(url, policy)?;
     let Some(url::Host::Domain(host)) = url.host() else { return Ok(()) };
     let port = url.port_or_known_default().unwrap_or(443);
-    let addresses = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| Refused::Unresolvable { host: host.to_owned(), reason: e.to_string() })?;
-    let mut first_refusal = None;
-    for address in addresses {
-        match policy.check(address.ip()) {
-            Ok(()) => return Ok(()),
-            Err(refused) => {
-                first_refusal.get_or_insert(refused);
-            }
-        }
-    }
-    Err(first_refusal
-        .unwrap_or(Refused::Unresolvable { host: host.to_owned(), reason: "no addresses".into() }))
+    policy.resolve(host, port).await.map(drop)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn refused(policy: &Policy, address: &str) -> Option<&'static str> {
+    fn refused(policy: &Policy, address: &str) -> Option<String> {
         match policy.check(address.parse().unwrap()) {
             Ok(()) => None,
-            Err(Refused::Address { class, .. }) => Some(class),
+            Err(Refused::Address { class, .. }) => Some(class.class.to_string()),
             Err(other) => panic!("{other}"),
         }
     }
 
     #[test]
-    fn every_non_public_class_is_refused() {
-        let policy = Policy::default();
-        for (address, class) in [
-            ("127.0.0.1", "loopback"),
-            ("127.255.0.9", "loopback"),
-            ("10.1.2.3", "private"),
-            ("172.16.0.1", "private"),
-            ("192.168.1.1", "private"),
-            ("169.254.169.254", "link-local"),
-            ("100.64.0.1", "shared"),
-            ("224.0.0.1", "multicast"),
-            ("0.0.0.0", "unspecified"),
-            ("0.1.2.3", "unspecified"),
-            ("255.255.255.255", "broadcast"),
-            ("198.18.0.1", "reserved"),
-            ("::1", "loopback"),
-            ("::", "unspecified"),
-            ("fd00::1", "private"),
-            ("fe80::1", "link-local"),
-            ("ff02::1", "multicast"),
-            ("::ffff:127.0.0.1", "loopback"),
-            ("::ffff:169.254.169.254", "link-local"),
-            ("64:ff9b::a9fe:a9fe", "link-local"),
-            ("2001:db8::1", "documentation"),
-        ] {
-            assert_eq!(refused(&policy, address), Some(class), "{address}");
-        }
-    }
-
-    #[test]
-    fn public_addresses_pass() {
-        let policy = Policy::default();
-        for address in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "100.128.0.1", "172.32.0.1"] {
-            assert_eq!(refused(&policy, address), None, "{address}");
-        }
-    }
-
-    #[test]
     fn allowlisted_ranges_pass() {
-        let config = OutboundConfig { allow_cidrs: vec!["127.0.0.0/8".into(), "fd00::/8".into()] };
+        let config = OutboundConfig {
+            allow_cidrs: vec!["127.0.0.0/8".into(), "fd00::/8".into()],
+            ..Default::default()
+        };
         let policy = Policy::from_config(&config).unwrap();
         assert_eq!(refused(&policy, "127.0.0.1"), None);
         assert_eq!(refused(&policy, "::ffff:127.0.0.1"), None);
         assert_eq!(refused(&policy, "fd12::1"), None);
-        assert_eq!(refused(&policy, "10.0.0.1"), Some("private"));
-        assert_eq!(refused(&policy, "::1"), Some("loopback"));
+        assert_eq!(refused(&policy, "10.0.0.1").as_deref(), Some("private"));
+        assert_eq!(refused(&policy, "::1").as_deref(), Some("loopback"));
+        // An allowed IPv4 range does not open the tunnels that embed it.
+        assert_eq!(refused(&policy, "2002:7f00:1::").as_deref(), Some("loopback"));
     }
 
     #[test]
-    fn a_bad_cidr_names_the_entry() {
-        let err =
-            Policy::from_config(&OutboundConfig { allow_cidrs: vec!["10.0.0.0/33".into()] }).unwrap_err();
+    fn bad_entries_name_the_entry() {
+        let err = Policy::from_config(&OutboundConfig {
+            allow_cidrs: vec!["10.0.0.0/33".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
         assert!(matches!(err, Refused::BadCidr { ref entry, .. } if entry == "10.0.0.0/33"), "{err}");
+        for entry in ["", ".", "a b.internal", "x..internal", "http://x.internal"] {
+            let err = Policy::from_config(&OutboundConfig {
+                allow_hosts: vec![entry.into()],
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(matches!(err, Refused::BadHost { entry: ref e, .. } if e == entry), "{entry:?}: {err}");
+            assert_eq!(err.config_key(), "outbound.allow_hosts", "{err}");
+        }
     }
 
     #[test]
-    fn urls_are_checked_by_scheme_and_literal_address() {
+    fn allowed_hosts_lift_the_name_rule_only() {
+        let config = OutboundConfig {
+            allow_hosts: vec!["Hooks.Corp.Internal.".into(), ".svc.cluster.local".into()],
+            ..Default::default()
+        };
+        let policy = Policy::from_config(&config).unwrap();
+        assert_eq!(policy.check_name("hooks.corp.internal"), Ok(()));
+        assert_eq!(policy.check_name("hooks.corp.internal."), Ok(()));
+        assert_eq!(policy.check_name("receiver.ns.svc.cluster.local"), Ok(()));
+        for still_refused in
+            ["other.corp.internal", "svc.cluster.local", "evilsvc.cluster.local", "localhost"]
+        {
+            assert!(matches!(policy.check_name(still_refused), Err(Refused::Name { .. })), "{still_refused}");
+        }
+    }
+
+    #[test]
+    fn urls_are_checked_by_scheme_literal_address_and_name() {
         let policy = Policy::default();
         let check = |u: &str| check_url(&url::Url::parse(u).unwrap(), &policy);
         assert!(check("https://hooks.example.com/x").is_ok());
         assert!(check("https://93.184.216.34/x").is_ok());
-        assert!(matches!(check("http://169.254.169.254/latest/meta-data"), Err(Refused::Address { .. })));
-        assert!(matches!(check("http://[::1]:8080/"), Err(Refused::Address { .. })));
-        assert!(matches!(check("http://[::ffff:7f00:1]/"), Err(Refused::Address { .. })));
         assert_eq!(check("ftp://example.com/"), Err(Refused::Scheme));
+        // Every spelling the url crate accepts for an internal address ends as that address.
+        for url in [
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]:8080/",
+            "https://[::ffff:7f00:1]/",
+            "https://[::ffff:127.0.0.1]/",
+            "https://2130706433/",
+            "https://0x7f.1/",
+            "https://0177.0.0.1/",
+            "https://0x7f000001/",
+            "https://127.1/",
+            "https://127.0.0.1./",
+            "https://%31%32%37.0.0.1/",
+            "https://\u{ff11}\u{ff12}\u{ff17}.0.0.1/",
+            "https://0251.0376.0251.0376/",
+            "https://[2002:a9fe:a9fe::]/",
+            "https://[64:ff9b:1::a9fe:a9fe]/",
+            "https://[2001:0:a00:1::a247:27dd]/",
+        ] {
+            let parsed = url::Url::parse(url).unwrap();
+            let err = check_url(&parsed, &policy).unwrap_err();
+            assert!(matches!(err, Refused::Address { .. }), "{url} ({parsed}): {err}");
+        }
+        for url in [
+            "https://localhost/",
+            "https://localhost./",
+            "https://LOCALHOST:8443/",
+            "https://api.localhost/",
+            "https://localhost.localdomain/",
+            "https://ip6-localhost/",
+            "https://ip6-loopback/",
+            "https://\u{ff4c}\u{ff4f}\u{ff43}\u{ff41}\u{ff4c}\u{ff48}\u{ff4f}\u{ff53}\u{ff54}/",
+            "https://localhost%2e/",
+            "https://metadata.google.internal/",
+            "https://printer.local/",
+            "https://metadata/",
+        ] {
+            let parsed = url::Url::parse(url).unwrap();
+            let err = check_url(&parsed, &policy).unwrap_err();
+            assert!(matches!(err, Refused::Name { .. }), "{url} ({parsed}): {err}");
+        }
     }
 
     #[tokio::test]
-    async fn a_name_resolving_to_loopback_is_refused_at_creation() {
-        let policy = Policy::default();
+    async fn a_name_resolving_to_a_refused_address_does_not_say_the_address() {
+        // `localhost.` is refused by name; lift that rule to see what its addresses do.
+        let config = OutboundConfig { allow_hosts: vec!["localhost".into()], ..Default::default() };
+        let policy = Policy::from_config(&config).unwrap();
+        for spelling in ["http://localhost./", "http://LOCALHOST:1/"] {
+            let err = check_url_resolved(&url::Url::parse(spelling).unwrap(), &policy).await;
+            assert!(matches!(err, Err(Refused::Resolves { .. })), "{spelling}: {err:?}");
+        }
         let url = url::Url::parse("http://localhost:8080/hook").unwrap();
-        assert!(matches!(check_url_resolved(&url, &policy).await, Err(Refused::Address { .. })));
-        let allowing = Policy::allowing(vec!["127.0.0.0/8".parse().unwrap()]);
+        let err = check_url_resolved(&url, &policy).await.unwrap_err();
+        let Refused::Resolves { ref host, class } = err else { panic!("{err}") };
+        assert_eq!(host, "localhost");
+        assert_eq!(class.class, crate::AddressClass::Loopback);
+        let message = err.to_string();
+        assert_eq!(
+            message,
+            "host localhost resolves to a loopback address; only public addresses may receive webhooks"
+        );
+        assert!(!message.contains("127.") && !message.contains("::1"), "{message}");
+
+        let allowing = Policy::from_config(&OutboundConfig {
+            allow_cidrs: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            allow_hosts: vec!["localhost".into()],
+        })
+        .unwrap();
         assert!(check_url_resolved(&url, &allowing).await.is_ok());
+        // Without the name allowed, no lookup is made, whatever the ranges.
+        let err = check_url_resolved(&url, &Policy::allowing(vec!["127.0.0.0/8".parse().unwrap()])).await;
+        assert!(matches!(err, Err(Refused::Name { class: NameClass::Loopback, .. })), "{err:?}");
     }
 }

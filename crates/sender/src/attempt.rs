@@ -201,7 +201,8 @@ pub fn retry_after(value: &str) -> Option<Duration> {
 }
 
 /// Sorts a transport error into its class, with the causes as text. The URL is left out: it may
-/// carry a customer's path tokens.
+/// carry a customer's path tokens. A refusal by the address policy says what class of address a
+/// name resolved to, never the address (the attempt log is readable with a portal key).
 fn classify(e: &reqwest::Error) -> (ErrorClass, String) {
     let mut text = e.to_string();
     let mut class = None;
@@ -238,6 +239,28 @@ fn classify(e: &reqwest::Error) -> (ErrorClass, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_refused_name_is_logged_without_its_address() {
+        // `localhost` is refused by name unless listed; listed, it is looked up and its loopback
+        // addresses are refused, the attempt's text naming the class only.
+        let config =
+            synap_outbound::OutboundConfig { allow_hosts: vec!["localhost".into()], ..Default::default() };
+        let http = client(Duration::from_secs(1), Policy::from_config(&config).unwrap()).unwrap();
+        let error = http.post("http://localhost:9/hook?token=t0k").send().await.unwrap_err();
+        let (class, text) = classify(&error);
+        assert_eq!(class, ErrorClass::Refused, "{text}");
+        assert!(text.contains("host localhost resolves to a loopback address"), "{text}");
+        for leak in ["127.0.0.1", "::1", "t0k"] {
+            assert!(!text.contains(leak), "{leak} in {text}");
+        }
+
+        let http = client(Duration::from_secs(1), Policy::default()).unwrap();
+        let error = http.post("http://LocalHost./hook").send().await.unwrap_err();
+        let (class, text) = classify(&error);
+        assert_eq!(class, ErrorClass::Refused, "{text}");
+        assert!(text.contains("is a loopback name"), "{text}");
+    }
 
     #[test]
     fn retry_after_takes_seconds_and_dates() {

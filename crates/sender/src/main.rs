@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = synap_telemetry::init(&source, "synap-sender")?;
     telemetry.serve().await?;
     let policy = Policy::from_config(&outbound)
-        .map_err(|e| ConfigError::Rejected { key: "outbound.allow_cidrs", reason: e.to_string() })?;
+        .map_err(|e| ConfigError::Rejected { key: e.config_key(), reason: e.to_string() })?;
     if !(0.0..1.0).contains(&config.retry_jitter) {
         return Err(
             ConfigError::Rejected { key: "sender.retry_jitter", reason: "must be in [0, 1)".into() }.into()

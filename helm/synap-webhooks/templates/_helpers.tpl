@@ -57,6 +57,16 @@ app.kubernetes.io/component: {{ .stage }}
 {{- $_ := set $config "telemetry" $telemetry }}
 {{- $control := default dict $config.control }}
 {{- $_ := set $control "listen_addr" (printf "0.0.0.0:%v" .Values.control.service.port) }}
+{{- with .Values.control.tls }}
+{{- if .secretName }}
+{{- $_ := set $control "tls_cert_file" "/etc/synap/control-tls/tls.crt" }}
+{{- $_ := set $control "tls_key_file" "/etc/synap/control-tls/tls.key" }}
+{{- with .clientCaKey }}
+{{- $_ := set $control "tls_client_ca_file" (printf "/etc/synap/control-tls/%s" .) }}
+{{- end }}
+{{- end }}
+{{- $_ := set $control "allow_plaintext" (and (not .secretName) .allowPlaintext) }}
+{{- end }}
 {{- $_ := set $config "control" $control }}
 {{- range $section, $keys := $config }}
 [{{ $section }}]
