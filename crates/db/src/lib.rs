@@ -7,6 +7,7 @@ pub mod keyring;
 pub mod migrate;
 pub mod pool;
 pub mod portals;
+pub mod reseal;
 pub mod secret_box;
 pub mod secrets;
 pub mod subscriptions;
