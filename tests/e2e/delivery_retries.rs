@@ -2,27 +2,13 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use hmac::{KeyInit, Mac};
 use serde_json::Value;
 use synap_tests::kafka::read;
 use synap_tests::{Receiver, Reply, Service, Stack};
 
-use crate::delivery_support::{event_ids, portal_with_subscription, publish, wait_for_log};
+use crate::delivery_support::{event_ids, portal_with_subscription, publish, verify, wait_for_log};
 
 const WAIT: Duration = Duration::from_secs(40);
-
-/// Standard Webhooks verification as a customer writes it, independent of the sender's code:
-/// HMAC-SHA256 over `id.timestamp.body` with the base64-decoded secret after `whsec_`.
-fn verify(secret: &str, id: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
-    let key = STANDARD.decode(secret.trim_start_matches("whsec_")).expect("secret is base64");
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
-    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-    header.split(' ').any(|candidate| candidate == expected)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_is_signed_over_the_exact_body() {

@@ -3,12 +3,27 @@
 
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{KeyInit, Mac};
+
 use synap_contract::EventType;
 use synap_proto::control::v1::Plan;
 use synap_tests::Stack;
 use synap_tests::kafka::{produce, producer};
 
 use crate::support::{NewSub, envelope, portal_id, subscribe, upsert_portal};
+
+/// Standard Webhooks verification as a customer writes it, independent of the sender's code:
+/// HMAC-SHA256 over `id.timestamp.body` with the base64-decoded secret after `whsec_`.
+pub fn verify(secret: &str, id: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
+    let key = STANDARD.decode(secret.trim_start_matches("whsec_")).expect("secret is base64");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    header.split(' ').any(|candidate| candidate == expected)
+}
 
 /// One row of the attempt log.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,6 +14,7 @@ mod delivery_api;
 mod delivery_isolation;
 mod delivery_retries;
 mod delivery_support;
+mod secrets;
 mod support;
 mod telemetry;
 mod telemetry_logs;
