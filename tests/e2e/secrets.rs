@@ -259,7 +259,9 @@ async fn secrets_sealed_before_key_ids_still_open_and_are_resealed() {
         subscribe_with_auth(&mut control, &portal, receiver.url("/legacy"), "legacy-user", "placeholder")
             .await;
 
-    // The database as the version before key ids left it: the password in layout 1, no canary.
+    // The database as the version before key ids left it: the password in layout 1, no canary
+    // (once every service has checked its keys and written its canary: that is when it is ready).
+    stack.wait_ready().await;
     let db = stack.database().await;
     let old = seal_layout_1(ENCRYPTION_KEY, b"old-pa55");
     db.execute("UPDATE subscriptions SET basic_auth_password = $2 WHERE id = $1", &[&sub, &old])
@@ -320,6 +322,62 @@ async fn secrets_sealed_before_key_ids_still_open_and_are_resealed() {
     // Running it again finds nothing to do.
     let again = stack.admin(&["reseal"]).await;
     assert!(again.starts_with(&format!("resealed 0 values under key id {b}\n")), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reseal_never_overwrites_a_value_changed_while_it_runs() {
+    let mut stack = Stack::start().await;
+    let mut control = stack.control().await;
+    let portal = portal_id();
+    upsert_portal(&mut control, &portal, api::Plan::Pro, &[]).await;
+    let (sub, _) =
+        subscribe_with_auth(&mut control, &portal, "http://127.0.0.1:9/h".into(), "user", "before").await;
+
+    // Another writer holds the row while reseal reads it, and changes it before letting go.
+    let writer = stack.database().await;
+    writer.batch_execute("BEGIN").await.unwrap();
+    writer.execute("SELECT 1 FROM subscriptions WHERE id = $1 FOR UPDATE", &[&sub]).await.unwrap();
+    use_keys(&mut stack, &[KEY_B, ENCRYPTION_KEY]);
+    let reseal = tokio::spawn(stack.admin_command(&["reseal"]));
+    let watcher = stack.database().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE subscriptions%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "reseal never reached the locked row");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // What control would write with the old key order: a new password, under key A.
+    let under_a = SecretBox::from_base64(ENCRYPTION_KEY).unwrap();
+    let newer = under_a.seal(b"after", &synap_db::subscriptions::password_slot(&sub));
+    writer
+        .execute("UPDATE subscriptions SET basic_auth_password = $2 WHERE id = $1", &[&sub, &newer])
+        .await
+        .unwrap();
+    writer.batch_execute("COMMIT").await.unwrap();
+
+    let output = reseal.await.unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        printed.contains("changed by another writer meanwhile (left as written, checked again): 1"),
+        "{printed}"
+    );
+    // The newer value survived, and the next pass resealed it under B.
+    let only_b = SecretBox::from_base64(KEY_B).unwrap();
+    let target =
+        synap_db::subscriptions::delivery_target(&pool(&stack), &only_b, &sub).await.unwrap().unwrap();
+    assert_eq!(target.basic_auth.unwrap().password, "after");
 }
 
 /// Publishes `attempt.completed` for one portal every few milliseconds until stopped.

@@ -250,7 +250,18 @@ impl Stack {
 
     /// Runs `synap-admin <args>` with the stack's settings, whatever its exit status.
     pub async fn try_admin(&self, args: &[&str]) -> std::process::Output {
-        self.command("synap-admin").args(args).output().await.unwrap()
+        self.admin_command(args).await
+    }
+
+    /// `synap-admin <args>` with the stack's settings, to run beside other work (e.g. spawned):
+    /// resolves to its output, whatever its exit status.
+    pub fn admin_command(
+        &self,
+        args: &[&str],
+    ) -> impl Future<Output = std::process::Output> + Send + 'static {
+        let mut command = self.command("synap-admin");
+        command.args(args);
+        async move { command.output().await.unwrap() }
     }
 
     /// Runs `synap-admin <args>` and asserts it succeeds.
