@@ -463,6 +463,23 @@ impl Endpoint {
     }
 }
 
+/// Rolls control and sender (as a rolling update would: one at a time, each ready before the
+/// next) and waits until deliveries flow again after the sender's restart.
+async fn roll(stack: &mut Stack, receiver: &Receiver, path: &str) {
+    stack.restart(Service::Sender).await;
+    let restarted = Instant::now();
+    stack.restart(Service::Control).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !receiver.at(path).iter().any(|r| r.at > restarted) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path}: nothing delivered within {WAIT:?} of the sender's restart; see {}",
+            stack.logs.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_while_events_flow_and_every_delivery_authenticates() {
     let mut stack = Stack::start().await;
@@ -481,16 +498,14 @@ async fn keys_rotate_while_events_flow_and_every_delivery_authenticates() {
 
     // 1. The new key second everywhere (it opens, A still seals); roll.
     use_keys(&mut stack, &[ENCRYPTION_KEY, KEY_B]);
-    stack.restart(Service::Sender).await;
-    stack.restart(Service::Control).await;
+    roll(&mut stack, &receiver, &endpoints[0].path).await;
     let mut control = stack.control().await;
     endpoints.push(Endpoint::create(&mut control, &portal, &receiver, "under-a-3").await);
     assert_eq!(canaries(&stack).await, std::slice::from_ref(&a), "nothing is sealed under B yet");
 
     // 2. The new key first (it seals, A still opens); roll.
     use_keys(&mut stack, &[KEY_B, ENCRYPTION_KEY]);
-    stack.restart(Service::Sender).await;
-    stack.restart(Service::Control).await;
+    roll(&mut stack, &receiver, &endpoints[0].path).await;
     let mut control = stack.control().await;
     endpoints.push(Endpoint::create(&mut control, &portal, &receiver, "under-b").await);
     // A signing secret rotated now is sealed under B; the old one (under A) keeps signing.
@@ -521,8 +536,7 @@ async fn keys_rotate_while_events_flow_and_every_delivery_authenticates() {
 
     // 4. The old key removed; roll. The old key alone can no longer start a service.
     use_keys(&mut stack, &[KEY_B]);
-    stack.restart(Service::Sender).await;
-    stack.restart(Service::Control).await;
+    roll(&mut stack, &receiver, &endpoints[0].path).await;
     let (status, refused) = stack
         .run_to_exit(Service::Sender, &[("SYNAP_ENCRYPTION__KEYS", &keys(&[ENCRYPTION_KEY]))], REFUSAL)
         .await;
