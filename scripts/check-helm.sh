@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Checks the Helm chart: `helm lint --strict`, `helm template` with the default values and with
-# every option on, each rendering validated against the Kubernetes schemas with
-# `kubernetes-validate --strict`, and bad values files rejected by values.schema.json.
+# Checks the Helm chart: `helm lint --strict`, `helm template` with each values file of ci/ (one
+# key, a key rotation, every option on), each rendering validated against the Kubernetes schemas
+# with `kubernetes-validate --strict`; bad values files rejected by values.schema.json; and
+# renders that must fail with the chart's own message (no encryption key given: never generated).
 # helm and kubernetes-validate are installed once into a cache outside the checkout.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -30,21 +31,20 @@ HELM="$TOOLS/helm"
 VALIDATE="$TOOLS/venv/bin/kubernetes-validate"
 
 say "helm lint --strict"
-"$HELM" lint --strict "$CHART" >/dev/null
-"$HELM" lint --strict "$CHART" -f "$CHART/ci/all-on-values.yaml" >/dev/null
+for values in "$CHART"/ci/*-values.yaml; do
+  "$HELM" lint --strict "$CHART" -f "$values" >/dev/null
+done
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for values in default "$CHART"/ci/*-values.yaml; do
-  args=()
-  [ "$values" = default ] || args=(-f "$values")
+for values in "$CHART"/ci/*-values.yaml; do
   say "helm template ($values) | kubernetes-validate --strict"
-  "$HELM" template synap "$CHART" --namespace synap "${args[@]}" >"$out/rendered.yaml"
+  "$HELM" template synap "$CHART" --namespace synap -f "$values" >"$out/rendered.yaml"
   # Custom resources (KEDA, prometheus-operator) have no bundled schema; everything else must pass.
   "$VALIDATE" --strict --quiet "$out/rendered.yaml"
   # synap.toml must be TOML the services read: integers stay integers.
   "$TOOLS/venv/bin/python" - "$out/rendered.yaml" <<'PY'
-import sys, tomllib, yaml
+import json, sys, tomllib, yaml
 docs = [doc for doc in yaml.safe_load_all(open(sys.argv[1])) if doc]
 for doc in docs:
     if doc["kind"] == "ConfigMap" and "synap.toml" in doc["data"]:
@@ -60,6 +60,10 @@ for doc in docs:
             mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
             assert any(control["tls_cert_file"].startswith(m + "/") for m in mounts), (control, mounts)
             assert any("secret" in v for v in pod["volumes"]), pod["volumes"]
+    # SYNAP_ENCRYPTION__KEYS must be a list the services read (a JSON array of strings).
+    if doc["kind"] == "Secret" and "encryption-keys" in doc.get("stringData", {}):
+        keys = json.loads(doc["stringData"]["encryption-keys"])
+        assert isinstance(keys, list) and keys and all(isinstance(k, str) for k in keys), keys
 PY
 done
 
@@ -74,4 +78,23 @@ for bad in helm/test-values/*.yaml; do
     exit 1
   }
 done
+# The chart never generates an encryption key, and says why it refuses to render.
+render_fails() { # <message the failure must contain> [helm template arguments…]
+  local expected=$1
+  shift
+  if "$HELM" template synap "$CHART" "$@" >"$out/bad.out" 2>&1; then
+    echo "helm template $* rendered; it must fail with \"$expected\"" >&2
+    exit 1
+  fi
+  grep -qF -- "$expected" "$out/bad.out" || {
+    echo "helm template $* failed, but not with \"$expected\":" >&2
+    cat "$out/bad.out" >&2
+    exit 1
+  }
+}
+KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=
+say "renders without an encryption key fail"
+render_fails "secrets.encryptionKey or secrets.encryptionKeys is required"
+render_fails "not both" --set secrets.encryptionKey=$KEY --set "secrets.encryptionKeys={$KEY}"
+render_fails "put the encryption keys in that Secret" --set existingSecret=mine --set secrets.encryptionKey=$KEY
 say "chart checks passed"

@@ -16,6 +16,7 @@ mod delivery_isolation;
 mod delivery_retries;
 mod delivery_support;
 mod hostile_corpus;
+mod secrets;
 mod set_aside;
 mod support;
 mod telemetry;

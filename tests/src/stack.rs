@@ -250,9 +250,25 @@ impl Stack {
         command
     }
 
+    /// Runs `synap-admin <args>` with the stack's settings, whatever its exit status.
+    pub async fn try_admin(&self, args: &[&str]) -> std::process::Output {
+        self.admin_command(args).await
+    }
+
+    /// `synap-admin <args>` with the stack's settings, to run beside other work (e.g. spawned):
+    /// resolves to its output, whatever its exit status.
+    pub fn admin_command(
+        &self,
+        args: &[&str],
+    ) -> impl Future<Output = std::process::Output> + Send + 'static {
+        let mut command = self.command("synap-admin");
+        command.args(args);
+        async move { command.output().await.unwrap() }
+    }
+
     /// Runs `synap-admin <args>` and asserts it succeeds.
     pub async fn admin(&self, args: &[&str]) -> String {
-        let output = self.command("synap-admin").args(args).output().await.unwrap();
+        let output = self.try_admin(args).await;
         assert!(
             output.status.success(),
             "synap-admin {args:?} failed: {}",
@@ -287,6 +303,66 @@ impl Stack {
         self.env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         self.spawn(service);
         self.env = saved;
+    }
+
+    /// Sets (`Some`) or removes (`None`) a `SYNAP_*` variable for every service started from now
+    /// on, and for `synap-admin`; running services keep theirs until [`Stack::restart`].
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            self.env.push((key.to_owned(), value.to_owned()));
+        }
+    }
+
+    /// Stops `service` cleanly (SIGTERM, drain) and starts it again with the stack's current
+    /// settings; returns once it is ready (`/readyz`), its gRPC port too for control.
+    pub async fn restart(&mut self, service: Service) {
+        self.stop(service).await;
+        self.spawn(service);
+        self.wait_listening().await;
+        if service == Service::Control {
+            self.wait_for_control().await;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = self.telemetry_get(service, "/readyz").await;
+            if status == 200 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{service:?} not ready within 30 s of its restart ({body}); see {}",
+                self.logs.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs one more `service` process with the stack's settings and `extra` over them (on a
+    /// telemetry port of its own), expecting it to exit by itself within `timeout`: its exit
+    /// status and everything it printed. Panics if it is still running then.
+    pub async fn run_to_exit(
+        &self,
+        service: Service,
+        extra: &[(&str, &str)],
+        timeout: Duration,
+    ) -> (std::process::ExitStatus, String) {
+        let port = free_ports(1)[0];
+        let mut command = self.command(service.binary());
+        command
+            .envs(extra.iter().copied())
+            .env("SYNAP_TELEMETRY__LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .kill_on_drop(true);
+        if service == Service::Control {
+            command.env("SYNAP_CONTROL__LISTEN_ADDR", format!("127.0.0.1:{}", free_ports(1)[0]));
+        }
+        let output = tokio::time::timeout(timeout, command.output())
+            .await
+            .unwrap_or_else(|_| panic!("{service:?} still running after {timeout:?}"))
+            .unwrap();
+        let mut printed = String::from_utf8_lossy(&output.stdout).into_owned();
+        printed.push_str(&String::from_utf8_lossy(&output.stderr));
+        (output.status, printed)
     }
 
     /// The URL of the stack's own database, for checks the API does not offer.

@@ -4,11 +4,12 @@
 mod publish;
 mod receive;
 mod redrive;
+mod reseal;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use synap_db::DatabaseConfig;
+use synap_db::{DatabaseConfig, EncryptionConfig};
 use synap_kafka::KafkaConfig;
 use synap_kafka::provision::TopicLayout;
 use synap_runtime::{ConfigSource, LogConfig, logging};
@@ -35,6 +36,9 @@ enum Command {
     Receive(receive::ReceiveArgs),
     /// Sends dead letters back to the topic they were read from, once their cause is fixed.
     Redrive(redrive::RedriveArgs),
+    /// Re-encrypts every sealed secret under the first key of `encryption.keys` (key rotation),
+    /// then drops the canaries of keys no value needs any more.
+    Reseal(reseal::ResealArgs),
 }
 
 #[tokio::main]
@@ -68,6 +72,11 @@ async fn main() -> anyhow::Result<()> {
             redrive::check(&redrive)?;
             let kafka: KafkaConfig = source.section("kafka")?;
             redrive::run(&kafka, redrive).await?;
+        }
+        Command::Reseal(reseal) => {
+            let database: DatabaseConfig = source.section("database")?;
+            let encryption: EncryptionConfig = source.section("encryption")?;
+            reseal::run(&database, &encryption, reseal).await?;
         }
     }
     Ok(())

@@ -24,16 +24,25 @@ async fn main() -> anyhow::Result<()> {
     let outbound: OutboundConfig = source.section("outbound")?;
     let telemetry = synap_telemetry::init(&source, "synap-control")?;
     config.check()?;
+    let secrets = encryption.secret_box()?;
     let policy = Policy::from_config(&outbound)
         .map_err(|e| ConfigError::Rejected { key: e.config_key(), reason: e.to_string() })?;
     let tls = synap_control::tls::ServerTls::from_config(&config)?;
 
+    telemetry.readiness.require(synap_db::keyring::READINESS);
     telemetry.serve().await?;
     let shutdown = shutdown_token();
     let pool = synap_db::connect(&database)?;
     synap_db::watch_reachable(&telemetry.readiness, &pool, &shutdown);
+    // Before serving anything: a wrong key would seal values no other replica can open.
+    synap_db::keyring::check_at_start(&pool, &secrets, &telemetry.readiness, &shutdown)
+        .await
+        .context("checking the encryption keys against the database")?;
+    if shutdown.is_cancelled() {
+        return Ok(());
+    }
 
-    let api = ControlApi::new(&config, pool.clone(), encryption.secret_box()?, &kafka, policy)?;
+    let api = ControlApi::new(&config, pool.clone(), secrets, &kafka, policy)?;
     let deliveries = synap_control::deliveries::DeliveryApi::new(pool.clone(), &kafka)?;
     let listener = tokio::net::TcpListener::bind(&config.listen_addr)
         .await

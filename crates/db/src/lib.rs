@@ -3,9 +3,11 @@
 pub mod api_keys;
 pub mod attempts;
 pub mod delivery_state;
+pub mod keyring;
 pub mod migrate;
 pub mod pool;
 pub mod portals;
+pub mod reseal;
 pub mod secret_box;
 pub mod secrets;
 pub mod subscriptions;
@@ -13,7 +15,7 @@ pub mod subscriptions;
 pub use api_keys::ApiKey;
 pub use pool::{DatabaseConfig, Pool, connect, watch_reachable};
 pub use portals::{Plan, Portal};
-pub use secret_box::{EncryptionConfig, SecretBox};
+pub use secret_box::{EncryptionConfig, KeyId, SecretBox, Slot};
 pub use subscriptions::{BasicAuth, DeliveryTarget, NewSubscription, Route, Subscription};
 
 /// A database failure, sorted by what retrying it can do (see [`synap_runtime::fault`]).

@@ -4,6 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 
+use crate::secret_box::Slot;
 use crate::{DbError, Pool, SecretBox};
 
 /// Prefix of every signing secret (Standard Webhooks).
@@ -17,17 +18,31 @@ pub fn generate() -> String {
     format!("{PREFIX}{}", STANDARD.encode(bytes))
 }
 
-/// Stores `secret` as the subscription's current secret.
+/// Where a signing secret is sealed: bound to its subscription and to its own row, so that it
+/// opens neither in another subscription's row nor in another row of the same subscription.
+pub fn slot(subscription_id: &str, row_id: i64) -> Slot {
+    Slot::new("subscription_secrets", "secret", format!("{subscription_id}/{row_id}"))
+}
+
+/// Stores `secret` as the subscription's current secret. `client` must be in a transaction:
+/// the sealing key's canary is touched in it (see [`crate::keyring`]).
 pub async fn insert(
     client: &impl deadpool_postgres::GenericClient,
     secrets: &SecretBox,
     subscription_id: &str,
     secret: &str,
 ) -> Result<(), DbError> {
+    crate::keyring::touch(client, secrets).await?;
+    // The row id is part of the sealed value's slot, so it is taken before the insert.
+    let row_id: i64 = client
+        .query_one("SELECT nextval(pg_get_serial_sequence('subscription_secrets', 'id'))", &[])
+        .await?
+        .get(0);
+    let sealed = secrets.seal(secret.as_bytes(), &slot(subscription_id, row_id));
     client
         .execute(
-            "INSERT INTO subscription_secrets (subscription_id, secret) VALUES ($1, $2)",
-            &[&subscription_id, &secrets.seal(secret.as_bytes())],
+            "INSERT INTO subscription_secrets (id, subscription_id, secret) VALUES ($1, $2, $3)",
+            &[&row_id, &subscription_id, &sealed],
         )
         .await?;
     Ok(())
@@ -39,7 +54,7 @@ pub async fn valid(pool: &Pool, secrets: &SecretBox, subscription_id: &str) -> R
     let client = pool.get().await?;
     let rows = client
         .query(
-            "SELECT secret FROM subscription_secrets
+            "SELECT id, secret FROM subscription_secrets
              WHERE subscription_id = $1 AND (expires_at IS NULL OR expires_at > now())
              ORDER BY (expires_at IS NULL) DESC, created_at DESC",
             &[&subscription_id],
@@ -47,8 +62,8 @@ pub async fn valid(pool: &Pool, secrets: &SecretBox, subscription_id: &str) -> R
         .await?;
     rows.iter()
         .map(|row| {
-            let sealed: Vec<u8> = row.get(0);
-            String::from_utf8(secrets.open(&sealed)?)
+            let (row_id, sealed): (i64, Vec<u8>) = (row.get(0), row.get(1));
+            String::from_utf8(secrets.open(&sealed, &slot(subscription_id, row_id))?)
                 .map_err(|_| DbError::Corrupt("signing secret is not UTF-8".into()))
         })
         .collect()

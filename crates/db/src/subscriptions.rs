@@ -3,7 +3,13 @@
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 
+use crate::secret_box::Slot;
 use crate::{DbError, Pool, SecretBox};
+
+/// Where a subscription's basic-auth password is sealed: bound to the subscription's row.
+pub fn password_slot(subscription_id: &str) -> Slot {
+    Slot::new("subscriptions", "basic_auth_password", subscription_id)
+}
 
 /// A subscription as the API shows it: the basic-auth password never leaves the database layer
 /// except sealed, or opened for the sender in [`DeliveryTarget`].
@@ -105,8 +111,9 @@ pub struct Created {
 pub async fn create(pool: &Pool, secrets: &SecretBox, new: &NewSubscription) -> Result<Created, DbError> {
     let id = format!("sub_{}", uuid::Uuid::now_v7().simple());
     let username = new.basic_auth.as_ref().map(|a| a.username.as_str());
-    let sealed = new.basic_auth.as_ref().map(|a| secrets.seal(a.password.as_bytes()));
+    let sealed = new.basic_auth.as_ref().map(|a| secrets.seal(a.password.as_bytes(), &password_slot(&id)));
     let mut client = pool.get().await?;
+    // The signing secret's insert below touches the sealing key's canary in this transaction.
     let tx = client.transaction().await?;
     let row = tx
         .query_opt(
@@ -257,9 +264,13 @@ pub async fn update(
     let set_auth = changes.basic_auth.is_some();
     let auth = changes.basic_auth.as_ref().and_then(Option::as_ref);
     let username = auth.map(|a| a.username.as_str());
-    let sealed = auth.map(|a| secrets.seal(a.password.as_bytes()));
-    let client = pool.get().await?;
-    let row = client
+    let sealed = auth.map(|a| secrets.seal(a.password.as_bytes(), &password_slot(id)));
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    if sealed.is_some() {
+        crate::keyring::touch(&tx, secrets).await?;
+    }
+    let row = tx
         .query_opt(
             &format!(
                 "UPDATE subscriptions SET
@@ -286,6 +297,7 @@ pub async fn update(
             ],
         )
         .await?;
+    tx.commit().await?;
     Ok(row.as_ref().map(Subscription::from_row))
 }
 
@@ -356,7 +368,7 @@ pub async fn delivery_target(
     let sealed: Option<Vec<u8>> = row.get("basic_auth_password");
     let basic_auth = match (username, sealed) {
         (Some(username), Some(sealed)) => {
-            let password = String::from_utf8(secrets.open(&sealed)?)
+            let password = String::from_utf8(secrets.open(&sealed, &password_slot(id))?)
                 .map_err(|_| DbError::Corrupt("basic-auth password is not UTF-8".into()))?;
             Some(BasicAuth { username, password })
         }

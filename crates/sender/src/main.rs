@@ -36,7 +36,9 @@ async fn main() -> anyhow::Result<()> {
     let encryption: EncryptionConfig = source.section("encryption")?;
     let outbound: OutboundConfig = source.section("outbound")?;
     let config: SenderConfig = source.section("sender")?;
+    let secrets = encryption.secret_box()?;
     let telemetry = synap_telemetry::init(&source, "synap-sender")?;
+    telemetry.readiness.require(synap_db::keyring::READINESS);
     telemetry.serve().await?;
     let policy = Policy::from_config(&outbound)
         .map_err(|e| ConfigError::Rejected { key: e.config_key(), reason: e.to_string() })?;
@@ -65,6 +67,13 @@ async fn main() -> anyhow::Result<()> {
         .context("creating the retry tier topics")?;
 
     let pool = synap_db::connect(&database)?;
+    // Before consuming anything: with a wrong key every delivery would fail to open its secrets.
+    synap_db::keyring::check_at_start(&pool, &secrets, &telemetry.readiness, &shutdown)
+        .await
+        .context("checking the encryption keys against the database")?;
+    if shutdown.is_cancelled() {
+        return Ok(());
+    }
     let producer = kafka.producer("synap-sender")?;
     let webhook = match config.operator_webhook_url.as_str() {
         "" => None,
@@ -95,11 +104,7 @@ async fn main() -> anyhow::Result<()> {
             .context("HTTP client")?,
         policy,
         topics: topics.clone(),
-        targets: TargetCache::new(
-            pool.clone(),
-            encryption.secret_box()?,
-            Duration::from_millis(config.cache_ttl_ms),
-        ),
+        targets: TargetCache::new(pool.clone(), secrets, Duration::from_millis(config.cache_ttl_ms)),
         schedule,
         limits: Limits::new(Duration::from_millis(config.slot_wait_ms), config.max_waiting_per_subscription),
         requests: Semaphore::new(config.max_in_flight.max(1)),

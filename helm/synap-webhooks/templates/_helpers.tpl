@@ -41,6 +41,28 @@ app.kubernetes.io/component: {{ .stage }}
 {{- default (printf "%s-secrets" (include "synap.fullname" .)) .Values.existingSecret }}
 {{- end }}
 
+{{/* The Secret's encryption keys: `encryption-keys` (a list, the first seals) or
+     `encryption-key`. Never generated: a render that cannot see the cluster (`helm template`,
+     GitOps) would make a new key on every run, and every stored secret would become unreadable.
+     So the render fails unless the keys are given or an existing Secret holds them. */}}
+{{- define "synap.encryptionKeys" -}}
+{{- $s := .Values.secrets }}
+{{- $keys := $s.encryptionKeys | default list }}
+{{- if .Values.existingSecret }}
+{{- if or $s.encryptionKey $keys }}
+{{- fail (printf "existingSecret is set (%s): put the encryption keys in that Secret (key encryption-key, or encryption-keys as [\"new\", \"old\"]); secrets.encryptionKey and secrets.encryptionKeys would be ignored" .Values.existingSecret) }}
+{{- end }}
+{{- else if and $s.encryptionKey $keys }}
+{{- fail "set secrets.encryptionKey or secrets.encryptionKeys, not both: encryptionKey is the one-key form of encryptionKeys" }}
+{{- else if $keys }}
+encryption-keys: {{ toJson $keys | quote }}
+{{- else if $s.encryptionKey }}
+encryption-key: {{ $s.encryptionKey | quote }}
+{{- else }}
+{{- fail (printf "secrets.encryptionKey or secrets.encryptionKeys is required (or existingSecret naming a Secret that holds them). The chart never generates the key: a render that cannot read the cluster (helm template, GitOps) would replace it, and every stored secret would become unreadable. New install: openssl rand -base64 32. A release whose key an earlier chart generated: pass that key, kubectl get secret %s -o jsonpath='{.data.encryption-key}' | base64 -d" (include "synap.secretName" .)) }}
+{{- end }}
+{{- end }}
+
 {{- define "synap.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "synap.fullname" .) .Values.serviceAccount.name }}
@@ -109,7 +131,10 @@ app.kubernetes.io/component: {{ .stage }}
     secretKeyRef: { name: {{ include "synap.secretName" . }}, key: database-url }
 - name: SYNAP_ENCRYPTION__KEY
   valueFrom:
-    secretKeyRef: { name: {{ include "synap.secretName" . }}, key: encryption-key }
+    secretKeyRef: { name: {{ include "synap.secretName" . }}, key: encryption-key, optional: true }
+- name: SYNAP_ENCRYPTION__KEYS
+  valueFrom:
+    secretKeyRef: { name: {{ include "synap.secretName" . }}, key: encryption-keys, optional: true }
 - name: SYNAP_CONTROL__ADMIN_TOKEN
   valueFrom:
     secretKeyRef: { name: {{ include "synap.secretName" . }}, key: admin-token }
