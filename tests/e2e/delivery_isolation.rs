@@ -54,17 +54,38 @@ async fn hanging_failing_and_unreachable_endpoints_do_not_slow_a_healthy_one() {
     let log = wait_for_log(&stack, &healthy_sub, WAIT, |log| log.len() >= n).await;
     assert!(log.iter().all(|a| a.outcome == "delivered"));
 
-    // The failing endpoint's circuit opened: attempts were logged without a request.
-    let log = wait_for_log(&stack, &failing_sub, WAIT, |log| {
-        log.iter().any(|a| a.error_class.as_deref() == Some("circuit_open"))
-    })
-    .await;
+    // The failing endpoint's circuit opened: its deliveries wait for the probe without a
+    // request, an attempt or a log row, and the control API can see since when it is open.
+    let (_, metrics) = stack.telemetry_get(Service::Sender, "/metrics").await;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("synap_deliveries_deferred_total{reason=\"circuit_open\"}")),
+        "deliveries deferred by the open circuit: {metrics}"
+    );
     let requests = failing.at("/hook").len();
-    assert!(requests < log.len(), "{requests} requests for {} logged attempts", log.len());
+    assert!(requests < n, "{requests} requests for {n} deliveries to the failing endpoint");
+    let log = crate::delivery_support::attempts(&stack, &failing_sub).await;
+    assert!(
+        log.iter().all(|a| a.status_code == Some(500)),
+        "a row per request, none for a deferral: {log:#?}"
+    );
+    assert!(log.len() <= requests, "{} rows for {requests} requests", log.len());
+    let pool =
+        synap_db::connect(&synap_db::DatabaseConfig { url: stack.database_url(), pool_size: 1 }).unwrap();
+    let circuit = synap_db::circuits::of_subscription(&pool, &failing_sub)
+        .await
+        .unwrap()
+        .expect("the open circuit is recorded");
+    assert_eq!(circuit.state, synap_db::circuits::CircuitState::Open);
+    assert_eq!(
+        (circuit.endpoint.as_str(), circuit.reason.as_deref()),
+        (failing.url("/hook").as_str(), Some("http_500"))
+    );
+    assert!(circuit.opened_at.is_some_and(|at| at <= circuit.changed_at), "{circuit:?}");
+    let healthy_circuit = synap_db::circuits::of_subscription(&pool, &healthy_sub).await.unwrap();
+    assert_eq!(healthy_circuit, None, "the healthy endpoint's circuit never opened");
 
     // The hanging endpoint's queue was sent to a retry tier once it stopped moving, rather than
     // holding the sender's buffer.
-    let (_, metrics) = stack.telemetry_get(Service::Sender, "/metrics").await;
     assert!(
         metrics.lines().any(|l| l.starts_with("synap_deliveries_deferred_total{reason=\"stalled\"}")),
         "stalled deliveries deferred: {metrics}"

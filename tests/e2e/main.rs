@@ -12,6 +12,7 @@ mod crash;
 mod dead_letters;
 mod delivery;
 mod delivery_api;
+mod delivery_faults;
 mod delivery_isolation;
 mod delivery_retries;
 mod delivery_support;

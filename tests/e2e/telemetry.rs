@@ -172,6 +172,55 @@ async fn one_event_is_one_trace_from_producer_to_delivery_attempt() {
     assert_eq!(sent, format!("00-{PRODUCER_TRACE}-{}-01", attempt.span_id));
 }
 
+/// A retry is read back from a tier topic seconds later, by whatever task is current then: its
+/// attempt must still be a child of the router's span, in the producer's trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_attempt_stays_in_the_events_trace() {
+    let mut collector = FakeCollectorServer::start().await.expect("OTLP receiver");
+    let endpoint = collector.endpoint();
+    let mut stack = Stack::start_with(&[
+        ("SYNAP_TELEMETRY__OTLP_ENDPOINT", &endpoint),
+        ("SYNAP_SENDER__RETRY_DELAYS_MS", "[300]"),
+    ])
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.script("/hook", vec![synap_tests::Reply::Status(503)]);
+    let mut control = stack.control().await;
+    let ty = EventType::ExamCompleted;
+    let portal = pro_portal_subscribed(&mut control, receiver.url("/hook"), ty).await;
+    let traceparent = format!("00-{PRODUCER_TRACE}-{PRODUCER_SPAN}-01");
+    let payload = envelope(ty, &portal, Some("evt_retried"), &ty.example_body());
+    produce_with_headers(
+        &producer(&stack.bootstrap),
+        &stack.topic("inbound"),
+        &portal,
+        &payload,
+        &[("traceparent", &traceparent)],
+    )
+    .await;
+    let requests = receiver.wait_for("/hook", 2, WAIT).await;
+
+    for service in [Service::Ingest, Service::Router, Service::Sender] {
+        stack.stop(service).await;
+    }
+    let spans: Vec<ExportedSpan> = collector.exported_spans(4, WAIT).await;
+    let route = spans
+        .iter()
+        .find(|s| s.name == "route" && s.trace_id == PRODUCER_TRACE)
+        .expect("the router's span in the producer's trace");
+    let attempts: Vec<&ExportedSpan> = spans.iter().filter(|s| s.name == "delivery attempt").collect();
+    assert_eq!(attempts.len(), 2, "the first attempt and its retry: {spans:#?}");
+    for attempt in &attempts {
+        assert_eq!(attempt.trace_id, PRODUCER_TRACE, "every attempt in the event's trace");
+        assert_eq!(attempt.parent_span_id, route.span_id, "every attempt a child of the router's span");
+    }
+    for (request, attempt) in requests.iter().zip(["1", "2"]) {
+        assert_eq!(request.header("synap-delivery-attempt"), Some(attempt));
+        let sent = request.header("traceparent").expect("outbound traceparent");
+        assert!(sent.starts_with(&format!("00-{PRODUCER_TRACE}-")), "attempt {attempt}: {sent}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_can_turn_the_outbound_traceparent_off() {
     let stack = Stack::start().await;

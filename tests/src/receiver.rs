@@ -41,6 +41,9 @@ struct Replies {
     scripted: HashMap<String, Vec<Reply>>,
     /// The answer once the script is used up (204 when none).
     always: HashMap<String, Reply>,
+    /// A header (name, value) a request to the path must carry; without it the answer is 401,
+    /// as an endpoint that checks its own credentials answers a stranger.
+    required: HashMap<String, (String, String)>,
 }
 
 impl Received {
@@ -86,6 +89,16 @@ impl Receiver {
         self.shared.replies.lock().unwrap().always.insert(path.to_owned(), reply);
     }
 
+    /// Requests to `path` without header `name` equal to `value` get 401 (before any script).
+    pub fn require_header(&self, path: &str, name: &str, value: &str) {
+        self.shared
+            .replies
+            .lock()
+            .unwrap()
+            .required
+            .insert(path.to_owned(), (name.to_owned(), value.to_owned()));
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -119,7 +132,11 @@ async fn record(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap,
     let path = uri.path().to_owned();
     let reply = {
         let mut replies = shared.replies.lock().unwrap();
+        let stranger = replies.required.get(&path).is_some_and(|(name, value)| {
+            headers.get(name.as_str()).and_then(|v| v.to_str().ok()) != Some(value.as_str())
+        });
         match replies.scripted.get_mut(&path).filter(|s| !s.is_empty()) {
+            _ if stranger => Some(Reply::Status(401)),
             Some(script) => Some(script.remove(0)),
             None => replies.always.get(&path).cloned(),
         }

@@ -43,7 +43,6 @@ struct Letter {
     headers: OwnedHeaders,
     reason: String,
     source: Option<Source>,
-    return_to: Option<String>,
     at: Option<chrono::DateTime<chrono::FixedOffset>>,
     payload_omitted: bool,
     position: String,
@@ -130,7 +129,6 @@ fn read(m: &rdkafka::message::BorrowedMessage<'_>) -> Letter {
         headers: kept,
         reason: header(dead_letter::REASON).unwrap_or_default(),
         source: header(dead_letter::SOURCE).as_deref().and_then(Source::parse),
-        return_to: header(dead_letter::RETURN_TO),
         at: header(dead_letter::AT).and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok()),
         payload_omitted: header(dead_letter::PAYLOAD_OMITTED).is_some(),
         position: format!("{}/{}/{}", m.topic(), m.partition(), m.offset()),
@@ -141,7 +139,7 @@ fn read(m: &rdkafka::message::BorrowedMessage<'_>) -> Letter {
 fn destination(kafka: &KafkaConfig, letter: &Letter, fetcher: &Fetcher) -> Result<Outgoing, String> {
     let topics = kafka.topics();
     let source = letter.source.as_ref().ok_or("no synap-dlq-source header")?;
-    let target = letter.return_to.clone().unwrap_or_else(|| source.topic.clone());
+    let target = source.topic.clone();
     let inputs = [topics.inbound(), topics.deliveries(), topics.attempts()];
     let is_retry_tier = target.starts_with(&topics.retry_tier(""));
     if !inputs.contains(&target) && topics.event_type_of(&target).is_none() && !is_retry_tier {

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod attempts;
+pub mod circuits;
 pub mod delivery_state;
 pub mod keyring;
 pub mod migrate;

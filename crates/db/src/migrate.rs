@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (20, "delivery_guarantees", include_str!("../migrations/0020_delivery_guarantees.sql")),
     (21, "omit_traceparent", include_str!("../migrations/0021_omit_traceparent.sql")),
     (22, "attempt_vocabulary", include_str!("../migrations/0022_attempt_vocabulary.sql")),
+    (23, "endpoint_circuits", include_str!("../migrations/0023_endpoint_circuits.sql")),
     (30, "encryption_canaries", include_str!("../migrations/0030_encryption_canaries.sql")),
 ];
 

@@ -13,7 +13,6 @@
 //! | `synap-dlq-source` | `topic/partition/offset` of the record set aside |
 //! | `synap-dlq-stage` | `ingest`, `router` or `sender` |
 //! | `synap-dlq-at` | when, RFC 3339 |
-//! | `synap-dlq-return-to` | where a re-drive writes it, when not back to its source (an attempt-log row set aside goes back to the attempts topic, not to the delivery it logs) |
 //!
 //! A dead letter the broker refuses as too large is written again without its payload (header
 //! `synap-dlq-payload-omitted`; the original stays readable at its source for the topic's
@@ -39,7 +38,6 @@ pub const SOURCE: &str = "synap-dlq-source";
 pub const STAGE: &str = "synap-dlq-stage";
 pub const AT: &str = "synap-dlq-at";
 pub const PAYLOAD_OMITTED: &str = "synap-dlq-payload-omitted";
-pub const RETURN_TO: &str = "synap-dlq-return-to";
 
 /// The longest `synap-dlq-detail` kept, in bytes.
 pub const MAX_DETAIL_BYTES: usize = 1000;
@@ -50,18 +48,11 @@ pub const MAX_DETAIL_BYTES: usize = 1000;
 pub struct SetAside {
     pub reason: Cow<'static, str>,
     pub detail: String,
-    /// Where a re-drive writes the record, when not back to its source topic.
-    pub return_to: Option<String>,
 }
 
 impl SetAside {
     pub fn new(reason: impl Into<Cow<'static, str>>, detail: impl Into<String>) -> Self {
-        Self { reason: reason.into(), detail: detail.into(), return_to: None }
-    }
-
-    /// A re-drive writes the record to `topic` rather than back to its source.
-    pub fn return_to(self, topic: String) -> Self {
-        Self { return_to: Some(topic), ..self }
+        Self { reason: reason.into(), detail: detail.into() }
     }
 
     /// A handler that panicked on the record: a bug that this record triggers, set aside so
@@ -168,16 +159,13 @@ impl DeadLetters {
         let source_text = source.to_string();
         let detail = truncate(&why.detail, MAX_DETAIL_BYTES);
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let mut ours = vec![
+        let ours = [
             (REASON, why.reason.as_ref()),
             (DETAIL, detail),
             (SOURCE, source_text.as_str()),
             (STAGE, self.stage),
             (AT, at.as_str()),
         ];
-        if let Some(topic) = &why.return_to {
-            ours.push((RETURN_TO, topic.as_str()));
-        }
         let mut record = Outgoing {
             topic: self.topic.clone(),
             key: key.to_vec(),

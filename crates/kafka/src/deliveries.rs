@@ -4,7 +4,7 @@
 //! everywhere or nowhere.
 
 use prost::Message as _;
-use rdkafka::message::OwnedHeaders;
+use rdkafka::message::{Headers, OwnedHeaders};
 use synap_proto::pipeline::v1::{Delivery, Event};
 
 use crate::produce::Outgoing;
@@ -72,6 +72,30 @@ pub fn record(topic: String, delivery: &Delivery) -> Outgoing {
     }
 }
 
+/// W3C trace-context headers: what carries a record's trace.
+const TRACE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+
+/// The record of `delivery` for `topic` in the trace of `read`, the record it was read from
+/// (its `traceparent` and `tracestate`), whatever span is current: a retry waits seconds or hours
+/// in a tier and is read back by another task, and its attempt must still be a child of the
+/// router's span.
+pub fn record_in_trace<H: Headers>(topic: String, delivery: &Delivery, read: Option<&H>) -> Outgoing {
+    let mut headers = OwnedHeaders::new_with_capacity(3);
+    headers =
+        headers.insert(rdkafka::message::Header { key: "synap-event-id", value: Some(&delivery.event_id) });
+    for h in read.into_iter().flat_map(|r| r.iter()) {
+        if TRACE_HEADERS.iter().any(|t| h.key.eq_ignore_ascii_case(t)) {
+            headers = headers.insert(rdkafka::message::Header { key: h.key, value: h.value });
+        }
+    }
+    Outgoing {
+        topic,
+        key: delivery.subscription_id.clone().into_bytes(),
+        payload: delivery.encode_to_vec(),
+        headers,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +117,34 @@ mod tests {
         let record = record("t".into(), &first);
         assert_eq!(record.key, b"sub_1");
         assert_eq!(Delivery::decode(record.payload.as_slice()).unwrap(), first);
+    }
+
+    #[test]
+    fn a_record_in_trace_keeps_the_trace_it_was_read_in_and_nothing_else() {
+        use rdkafka::message::Header;
+        let delivery =
+            Delivery { event_id: "evt_1".into(), subscription_id: "sub_1".into(), ..Default::default() };
+        let read = OwnedHeaders::new()
+            .insert(Header {
+                key: "traceparent",
+                value: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            })
+            .insert(Header { key: "synap-event-id", value: Some("evt_1") })
+            .insert(Header { key: "TraceState", value: Some("k=v") })
+            .insert(Header { key: "synap-dlq-reason", value: Some("old") });
+        let record = record_in_trace("t".into(), &delivery, Some(&read));
+        let pairs: Vec<(&str, &[u8])> =
+            record.headers.iter().map(|h| (h.key, h.value.unwrap_or_default())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("synap-event-id", &b"evt_1"[..]),
+                ("traceparent", &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..]),
+                ("TraceState", &b"k=v"[..]),
+            ]
+        );
+        assert_eq!(record.key, b"sub_1");
+        let untraced = record_in_trace("t".into(), &delivery, None::<&OwnedHeaders>);
+        assert_eq!(untraced.headers.count(), 1, "only the event id");
     }
 }

@@ -1,23 +1,103 @@
-//! A circuit breaker per endpoint URL (scheme, host, port and path): after consecutive failures no
-//! requests go there until a single probe, sent after a cool-down, succeeds.
+//! A circuit breaker per portal and endpoint: after consecutive failures that say the endpoint is
+//! down, no requests of that portal go there until a single probe, sent after a cool-down,
+//! succeeds.
 //!
-//! The path is part of the key because many customers share a host (an integration platform,
-//! one company's gateway): a path answering 500 must not open the circuit of its healthy
-//! neighbours, which may belong to other portals.
+//! The portal is part of the key so that tenants cannot hurt each other: a portal that
+//! subscribes to someone else's endpoint (which rightly answers it 401) must not open the circuit
+//! of that endpoint's owner. One portal's subscriptions to one endpoint share its health (Synap's
+//! portal creates one subscription per event type). The path is part of the key because many
+//! customers share a host (an integration platform, one company's gateway).
+//!
+//! Only failures that say the endpoint is down or overloaded count (no response, 5xx, 429,
+//! 408); an endpoint that answers promptly with another status (401, 404, …) is up, whatever it
+//! thinks of the request.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::attempt::{Attempted, ErrorClass};
+use crate::lock::lock;
+
+/// The breaker's key for a portal's endpoint ([`synap_db::circuits::endpoint`]): the portal id's
+/// length first, so that no pair of portal id and endpoint can spell another pair.
+pub fn key(portal_id: &str, endpoint: &str) -> String {
+    format!("{}:{portal_id}{endpoint}", portal_id.len())
+}
+
+/// What an attempt says about its endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// It answered.
+    Up,
+    /// No answer, or one that says it is failing or overloaded.
+    Down,
+}
+
+impl Health {
+    /// `None` when the attempt says nothing about the endpoint: the address policy refused it
+    /// before any connection.
+    pub fn of(attempted: &Attempted) -> Option<Health> {
+        match (attempted.error_class, attempted.status) {
+            (None, _) => Some(Health::Up),
+            (Some(ErrorClass::Refused), _) => None,
+            (Some(ErrorClass::HttpStatus), Some(status)) => {
+                Some(if status >= 500 || status == 429 || status == 408 { Health::Down } else { Health::Up })
+            }
+            (Some(_), _) => Some(Health::Down),
+        }
+    }
+}
+
+/// A circuit opening or closing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    Opened,
+    Closed,
+}
 
 /// Whether a request may go to an endpoint now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Admission {
-    /// Closed circuit: send.
-    Send,
-    /// The cool-down is over: this request is the one probe.
-    Probe,
+#[derive(Debug)]
+pub enum Admission<'a> {
+    /// Send, then record what came of it on the ticket.
+    Send(Ticket<'a>),
     /// Open: do not send; the next probe may go in this long (zero while a probe is out).
     Open { probe_in: Duration },
+}
+
+/// Leave to send one request. When it is the probe and is dropped without a result (the request
+/// was not made after all, or its handler panicked), the next request may probe instead, so a
+/// lost probe cannot keep a circuit open for ever.
+#[derive(Debug)]
+#[must_use = "record the attempt's health on the ticket"]
+pub struct Ticket<'a> {
+    breakers: &'a Breakers,
+    key: &'a str,
+    probe: bool,
+}
+
+impl Ticket<'_> {
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+
+    /// Records the attempt's effect on its endpoint; returns the change it made to the circuit.
+    pub fn record(mut self, health: Health) -> Option<Change> {
+        self.probe = false;
+        self.breakers.record(self.key, health)
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if self.probe
+            && let Some(circuit) = lock(&self.breakers.circuits).get_mut(self.key)
+        {
+            circuit.probing = false;
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -27,6 +107,7 @@ struct Circuit {
     probing: bool,
 }
 
+#[derive(Debug)]
 pub struct Breakers {
     threshold: u32,
     cooldown: Duration,
@@ -38,56 +119,45 @@ impl Breakers {
         Self { threshold: threshold.max(1), cooldown, circuits: Mutex::new(HashMap::new()) }
     }
 
-    pub fn admit(&self, endpoint: &str) -> Admission {
-        let mut circuits = self.circuits.lock().expect("breaker lock");
-        let Some(circuit) = circuits.get_mut(endpoint) else { return Admission::Send };
+    pub fn cooldown(&self) -> Duration {
+        self.cooldown
+    }
+
+    pub fn admit<'a>(&'a self, key: &'a str) -> Admission<'a> {
+        let send = |probe| Admission::Send(Ticket { breakers: self, key, probe });
+        let mut circuits = lock(&self.circuits);
+        let Some(circuit) = circuits.get_mut(key) else { return send(false) };
         let now = Instant::now();
         match circuit.open_until {
-            None => Admission::Send,
+            None => send(false),
             Some(_) if circuit.probing => Admission::Open { probe_in: Duration::ZERO },
             Some(until) if now >= until => {
                 circuit.probing = true;
-                Admission::Probe
+                send(true)
             }
             Some(until) => Admission::Open { probe_in: until - now },
         }
     }
 
-    /// Records an attempt's result; returns true when this result opened the circuit.
-    pub fn record(&self, endpoint: &str, success: bool) -> bool {
-        let mut circuits = self.circuits.lock().expect("breaker lock");
-        if success {
-            circuits.remove(endpoint);
-            return false;
+    fn record(&self, key: &str, health: Health) -> Option<Change> {
+        let mut circuits = lock(&self.circuits);
+        if health == Health::Up {
+            let was_open = circuits.remove(key)?.open_until.is_some();
+            return was_open.then_some(Change::Closed);
         }
-        let circuit = circuits.entry(endpoint.to_owned()).or_default();
-        circuit.failures += 1;
+        let circuit = circuits.entry(key.to_owned()).or_default();
+        circuit.failures = circuit.failures.saturating_add(1);
         let was_open = circuit.open_until.is_some();
         if circuit.probing || circuit.failures >= self.threshold {
             circuit.open_until = Some(Instant::now() + self.cooldown);
             circuit.probing = false;
         }
-        !was_open && circuit.open_until.is_some()
+        (!was_open && circuit.open_until.is_some()).then_some(Change::Opened)
     }
 
-    /// Endpoints whose circuit is open or probing now (the `synap_circuits_open` gauge).
+    /// Circuits open or probing now.
     pub fn open_count(&self) -> usize {
-        self.circuits.lock().expect("breaker lock").values().filter(|c| c.open_until.is_some()).count()
-    }
-}
-
-/// The endpoint a URL belongs to, for the breaker: scheme, host, port and path (the query and
-/// fragment do not name another endpoint).
-pub fn endpoint(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => format!(
-            "{}://{}:{}{}",
-            u.scheme(),
-            u.host_str().unwrap_or(""),
-            u.port_or_known_default().unwrap_or(0),
-            u.path()
-        ),
-        Err(_) => url.to_owned(),
+        lock(&self.circuits).values().filter(|c| c.open_until.is_some()).count()
     }
 }
 
@@ -95,51 +165,97 @@ pub fn endpoint(url: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn opens_after_consecutive_failures_and_probes_once() {
+    fn record(b: &Breakers, key: &str, health: Health) -> Option<Change> {
+        match b.admit(key) {
+            Admission::Send(ticket) => ticket.record(health),
+            Admission::Open { .. } => panic!("{key} is open"),
+        }
+    }
+
+    fn is_open(b: &Breakers, key: &str) -> Option<Duration> {
+        match b.admit(key) {
+            Admission::Open { probe_in } => Some(probe_in),
+            Admission::Send(_) => None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_after_consecutive_failures_and_probes_once() {
         let b = Breakers::new(3, Duration::from_millis(50));
-        assert!(!b.record("e", false));
-        assert!(!b.record("e", false));
-        assert_eq!(b.admit("e"), Admission::Send);
+        assert_eq!(record(&b, "e", Health::Down), None);
+        assert_eq!(record(&b, "e", Health::Down), None);
         assert_eq!(b.open_count(), 0);
-        assert!(b.record("e", false), "third failure opens");
+        assert_eq!(record(&b, "e", Health::Down), Some(Change::Opened), "the third failure opens");
         assert_eq!(b.open_count(), 1);
-        assert!(
-            matches!(b.admit("e"), Admission::Open { probe_in } if probe_in <= Duration::from_millis(50))
-        );
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(b.admit("e"), Admission::Probe);
-        assert_eq!(b.admit("e"), Admission::Open { probe_in: Duration::ZERO }, "one probe at a time");
-        b.record("e", false);
-        assert!(
-            matches!(b.admit("e"), Admission::Open { probe_in } if probe_in > Duration::ZERO),
-            "a failed probe reopens"
-        );
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(b.admit("e"), Admission::Probe);
-        b.record("e", true);
-        assert_eq!(b.admit("e"), Admission::Send, "a good probe closes");
+        assert!(is_open(&b, "e").is_some_and(|p| p > Duration::ZERO && p <= Duration::from_millis(50)));
+        tokio::time::advance(Duration::from_millis(60)).await;
+        let Admission::Send(probe) = b.admit("e") else { panic!("the cool-down is over: a probe") };
+        assert!(probe.is_probe());
+        assert_eq!(is_open(&b, "e"), Some(Duration::ZERO), "one probe at a time");
+        assert_eq!(probe.record(Health::Down), None, "a failed probe keeps it open");
+        assert!(is_open(&b, "e").is_some_and(|p| p > Duration::ZERO), "for another cool-down");
+        tokio::time::advance(Duration::from_millis(60)).await;
+        let Admission::Send(probe) = b.admit("e") else { panic!("probe") };
+        assert_eq!(probe.record(Health::Up), Some(Change::Closed), "a good probe closes");
+        assert!(matches!(b.admit("e"), Admission::Send(t) if !t.is_probe()));
         assert_eq!(b.open_count(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_dropped_without_a_result_lets_the_next_request_probe() {
+        let b = Breakers::new(1, Duration::from_millis(50));
+        record(&b, "e", Health::Down);
+        tokio::time::advance(Duration::from_millis(60)).await;
+        let Admission::Send(probe) = b.admit("e") else { panic!("probe") };
+        assert!(probe.is_probe());
+        drop(probe);
+        assert!(matches!(b.admit("e"), Admission::Send(t) if t.is_probe()), "not stuck waiting for it");
     }
 
     #[test]
     fn a_success_resets_the_count() {
         let b = Breakers::new(2, Duration::from_secs(60));
-        b.record("e", false);
-        b.record("e", true);
-        b.record("e", false);
-        assert_eq!(b.admit("e"), Admission::Send);
-        assert_eq!(b.admit("other"), Admission::Send);
+        record(&b, "e", Health::Down);
+        record(&b, "e", Health::Up);
+        record(&b, "e", Health::Down);
+        assert_eq!(is_open(&b, "e"), None);
+        assert_eq!(is_open(&b, "other"), None);
     }
 
     #[test]
-    fn endpoints_are_urls_without_query() {
-        assert_eq!(endpoint("https://a.example/x?y"), endpoint("https://a.example:443/x#f"));
-        assert_ne!(
-            endpoint("https://a.example/x"),
-            endpoint("https://a.example/z"),
-            "neighbours on one host"
-        );
-        assert_ne!(endpoint("http://a.example/x"), endpoint("https://a.example/x"));
+    fn portals_have_their_own_circuits_for_one_endpoint() {
+        let b = Breakers::new(1, Duration::from_secs(60));
+        let (stranger, owner) =
+            (key("a", "https://b.example:443/hook"), key("b", "https://b.example:443/hook"));
+        assert_eq!(record(&b, &stranger, Health::Down), Some(Change::Opened));
+        assert!(is_open(&b, &stranger).is_some());
+        assert_eq!(is_open(&b, &owner), None, "the owner's circuit is its own");
+        assert_ne!(key("a1", "2:x"), key("a", "12:x"), "keys cannot collide");
+    }
+
+    #[test]
+    fn only_failures_that_say_the_endpoint_is_down_count() {
+        let answered = |status| Attempted {
+            error_class: Some(ErrorClass::HttpStatus),
+            status: Some(status),
+            ..Default::default()
+        };
+        for status in [500, 503, 429, 408] {
+            assert_eq!(Health::of(&answered(status)), Some(Health::Down), "{status}");
+        }
+        for status in [401, 403, 404, 410, 301] {
+            assert_eq!(Health::of(&answered(status)), Some(Health::Up), "{status}");
+        }
+        assert_eq!(Health::of(&Attempted::default()), Some(Health::Up), "delivered");
+        for class in
+            [ErrorClass::Timeout, ErrorClass::Connect, ErrorClass::Dns, ErrorClass::Tls, ErrorClass::Other]
+        {
+            assert_eq!(
+                Health::of(&Attempted::not_made(class, String::new())),
+                Some(Health::Down),
+                "{class:?}"
+            );
+        }
+        assert_eq!(Health::of(&Attempted::not_made(ErrorClass::Refused, String::new())), None);
     }
 }

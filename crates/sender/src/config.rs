@@ -45,12 +45,14 @@ pub struct SenderConfig {
     /// Until the subscription's endpoint has answered once (since start, or since it last
     /// stalled), at most 4 per in-flight slot may wait.
     pub max_waiting_per_subscription: usize,
-    /// Consecutive failures of an endpoint (its URL without the query) that open its circuit: no
-    /// requests go there until one probe after the cool-down succeeds.
+    /// Consecutive failures that say an endpoint is down (no answer, 5xx, 429, 408) that open a
+    /// portal's circuit for it (its URL without the query): no requests of that portal go there
+    /// until one probe after the cool-down succeeds. Each portal has its own circuit for an
+    /// endpoint, so another portal subscribed to it cannot open its owner's.
     pub breaker_failures: u32,
     /// How long an open circuit waits before its probe. Also a retry tier of its own
     /// (`<prefix>retry.<cooldown>`): a delivery that finds the circuit open waits there for the
-    /// probe rather than cycling through shorter tiers.
+    /// probe, using up no attempt and writing no attempt-log row.
     pub breaker_cooldown_ms: u64,
     /// A subscription whose attempts have all failed for this long is disabled, with an
     /// operator event.

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
+use crate::lock::lock;
+
 /// The last place of each subscription's lane: its ticket and the signal that it finished.
 type Tails = HashMap<String, (u64, oneshot::Receiver<()>)>;
 
@@ -33,12 +35,7 @@ impl Lanes {
     pub fn join(&self, subscription_id: &str) -> Place {
         let ticket = self.next_ticket.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (done, tail) = oneshot::channel();
-        let before = self
-            .tails
-            .lock()
-            .expect("lanes lock")
-            .insert(subscription_id.to_owned(), (ticket, tail))
-            .map(|(_, rx)| rx);
+        let before = lock(&self.tails).insert(subscription_id.to_owned(), (ticket, tail)).map(|(_, rx)| rx);
         Place {
             lanes: self.clone(),
             subscription_id: subscription_id.to_owned(),
@@ -64,7 +61,7 @@ impl Drop for Place {
         if let Some(done) = self.done.take() {
             let _ = done.send(());
         }
-        let mut tails = self.lanes.tails.lock().expect("lanes lock");
+        let mut tails = lock(&self.lanes.tails);
         if tails.get(&self.subscription_id).is_some_and(|(t, _)| *t == self.ticket) {
             tails.remove(&self.subscription_id);
         }

@@ -4,9 +4,12 @@
 
 pub mod attempt;
 pub mod breaker;
+pub mod circuit_log;
 pub mod config;
+pub mod io;
 pub mod lanes;
 pub mod limits;
+mod lock;
 pub mod log;
 pub mod operator;
 pub mod schedule;

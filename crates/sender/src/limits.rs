@@ -23,6 +23,8 @@ use moka::sync::Cache;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use crate::lock::lock;
+
 struct Health {
     /// When a request last started or finished.
     progress: Instant,
@@ -82,7 +84,7 @@ impl Limit {
     }
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
-        self.health.lock().expect("health lock")
+        lock(&self.health)
     }
 
     fn progressed(&self) {
@@ -252,7 +254,7 @@ impl Limits {
 
 /// Books the next start under the rate limit, unless it would be after `latest`.
 fn rate_start(limit: &Limit, per_sec: u32, latest: Instant) -> Option<Instant> {
-    let mut next = limit.next_start.lock().expect("rate lock");
+    let mut next = lock(&limit.next_start);
     let start = (*next).max(Instant::now());
     if start > latest {
         return None;

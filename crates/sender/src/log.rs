@@ -19,7 +19,7 @@ use rdkafka::message::{Message, OwnedMessage};
 use synap_db::Pool;
 use synap_db::attempts::{AttemptRow, Outcome};
 use synap_db::delivery_state::{self, Outcomes};
-use synap_kafka::{DeadLetters, Handled, SetAside};
+use synap_kafka::{DeadLetters, Handled, SetAside, Source};
 use synap_proto::pipeline::v1::AttemptLog;
 use synap_runtime::retry::{self, Stopped};
 use tokio::sync::{mpsc, oneshot};
@@ -28,8 +28,21 @@ use tokio_util::sync::CancellationToken;
 use crate::attempt::ErrorClass;
 use crate::operator::{OperatorEvent, OperatorEvents};
 
-/// Shared, so that the hot path keeps the record for its fallback without copying it.
-type Queued = (Arc<AttemptLog>, oneshot::Sender<()>);
+/// A record waiting for its batch.
+struct Queued {
+    /// Shared, so that the hot path keeps the record for its fallback without copying it.
+    record: Arc<AttemptLog>,
+    /// Where it was read on the attempts topic; `None` from the hot path.
+    read_at: Option<Source>,
+    /// Told once the record is stored (or set aside).
+    done: oneshot::Sender<()>,
+}
+
+/// The source named by a dead-lettered attempt-log record that was never on the attempts topic
+/// (offset -1): `synap-admin redrive` writes it to the attempts topic, where the writer stores it.
+pub fn never_written(attempts_topic: &str) -> Source {
+    Source { topic: attempts_topic.to_owned(), partition: -1, offset: -1 }
+}
 
 /// The consumer side: hands each record to the batcher and reports it done once stored.
 #[derive(Clone)]
@@ -42,7 +55,7 @@ impl LogQueue {
     /// within `within` (the caller then writes it to the attempts topic).
     pub async fn store(&self, record: Arc<AttemptLog>, within: Duration) -> bool {
         let (done, stored) = oneshot::channel();
-        if self.tx.try_send((record, done)).is_err() {
+        if self.tx.try_send(Queued { record, read_at: None, done }).is_err() {
             return false;
         }
         metrics().attempt_log_backlog().inc();
@@ -61,7 +74,8 @@ impl LogQueue {
             }
         };
         let (done, stored) = oneshot::channel();
-        if self.tx.send((Arc::new(record), done)).await.is_err() {
+        let queued = Queued { record: Arc::new(record), read_at: Some(Source::of(&message)), done };
+        if self.tx.send(queued).await.is_err() {
             return Handled::Abandoned;
         }
         metrics().attempt_log_backlog().inc();
@@ -78,7 +92,7 @@ pub struct LogWriter {
     pub operator: OperatorEvents,
     /// Where rows PostgreSQL refuses for their data are set aside (`synap.deliveries.dlq`).
     pub dead_letters: DeadLetters,
-    /// `synap.attempts`, where a re-drive sends a row set aside.
+    /// The attempts topic: the source a set-aside row names, so that a redrive stores it.
     pub attempts_topic: String,
     pub disable_after: Duration,
     pub batch_size: usize,
@@ -113,12 +127,11 @@ impl LogWriter {
                     _ => break,
                 }
             }
-            let records: Vec<&AttemptLog> = batch.iter().map(|(r, _)| r.as_ref()).collect();
-            let Some(stored) = self.store(&records).await else { return };
+            let Some(stored) = self.store(&batch).await else { return };
             self.keep_state(&stored, &mut last_scan).await;
             metrics().attempt_log_backlog().dec_by(batch.len() as i64);
-            for (_, done) in batch {
-                let _ = done.send(());
+            for queued in batch {
+                let _ = queued.done.send(());
             }
         }
     }
@@ -126,16 +139,17 @@ impl LogWriter {
     /// Stores a batch: every row is stored or, when PostgreSQL refuses its data, set aside in the
     /// dead-letter topic; the others are stored all the same. Returns the rows stored; `None`
     /// only at shutdown.
-    async fn store(&self, records: &[&AttemptLog]) -> Option<Vec<AttemptRow>> {
-        let mut rows = Vec::with_capacity(records.len());
-        for record in records {
-            match row(record) {
-                Ok(r) => rows.push(r),
-                Err(why) => {
-                    let why =
-                        SetAside::new("invalid_attempt_log", why).return_to(self.attempts_topic.clone());
-                    self.set_aside(record, why).await?
+    async fn store(&self, batch: &[Queued]) -> Option<Vec<AttemptRow>> {
+        let mut rows = Vec::with_capacity(batch.len());
+        // The queued record of each row.
+        let mut origin = Vec::with_capacity(batch.len());
+        for queued in batch {
+            match row(&queued.record) {
+                Ok(r) => {
+                    rows.push(r);
+                    origin.push(queued);
                 }
+                Err(why) => self.set_aside(queued, SetAside::new("invalid_attempt_log", why)).await?,
             }
         }
         // A batch refused for its data is split in halves until the refused rows are alone.
@@ -165,23 +179,25 @@ impl LogWriter {
                 }
             }
         }
-        for (index, error) in refused.iter().rev() {
-            let row = rows.remove(*index);
-            let record = records.iter().find(|r| r.attempt_id == row.attempt_id).copied();
-            let why = SetAside::new("attempt_log_refused", format!("PostgreSQL refused the row: {error}"))
-                .return_to(self.attempts_topic.clone());
-            self.set_aside(record.unwrap_or(&AttemptLog::default()), why).await?;
+        // Highest index first, so that each removal leaves the lower indexes in place.
+        refused.sort_by_key(|(index, _)| std::cmp::Reverse(*index));
+        for (index, error) in refused {
+            rows.remove(index);
+            let why = SetAside::new(
+                crate::stage::reasons::ATTEMPT_LOG_REFUSED,
+                format!("PostgreSQL refused the row: {error}"),
+            );
+            self.set_aside(origin[index], why).await?;
         }
         Some(rows)
     }
 
-    /// Writes a log record that can never be stored to the dead-letter topic. `None` at shutdown.
-    async fn set_aside(&self, record: &AttemptLog, why: SetAside) -> Option<()> {
-        let source = synap_kafka::Source {
-            topic: record.source_topic.clone(),
-            partition: record.source_partition,
-            offset: record.source_offset,
-        };
+    /// Writes a log record that can never be stored to the dead-letter topic, naming the attempts
+    /// topic as its source (so that a redrive, once the cause is fixed, stores it). `None` at
+    /// shutdown.
+    async fn set_aside(&self, queued: &Queued, why: SetAside) -> Option<()> {
+        let record = &queued.record;
+        let source = queued.read_at.clone().unwrap_or_else(|| never_written(&self.attempts_topic));
         let handled = self
             .dead_letters
             .record(
@@ -257,7 +273,7 @@ impl LogWriter {
             reason: reason.into(),
             failing_since: disabled.failing_since.map(|t| t.to_rfc3339()),
         };
-        // Only shutdown stops this; the disabling itself is stored.
+        // Only shutdown stops this (and then the disabling itself is stored already).
         let _ = self.operator.emit(event).await;
     }
 }

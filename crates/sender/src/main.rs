@@ -11,7 +11,10 @@ use synap_kafka::provision::TopicLayout;
 use synap_kafka::{DeadLetters, KafkaConfig};
 use synap_outbound::{OutboundConfig, Policy};
 use synap_runtime::{ConfigError, ConfigSource, ServiceArgs, shutdown_token};
+use synap_sender::breaker::Breakers;
+use synap_sender::circuit_log::CircuitLog;
 use synap_sender::config::SenderConfig;
+use synap_sender::io::Live;
 use synap_sender::lanes::Lanes;
 use synap_sender::limits::Limits;
 use synap_sender::log::LogWriter;
@@ -98,24 +101,30 @@ async fn main() -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
     };
     let (queue, batcher) = writer.start(config.log_batch_size.max(1) * 8);
-    let stage = Arc::new(Sender {
+    let (circuits, circuit_log) = CircuitLog::start(pool.clone(), shutdown.clone());
+    let io = Live {
         producer: producer.clone(),
         http: synap_sender::attempt::client(Duration::from_millis(config.connect_timeout_ms), policy.clone())
             .context("HTTP client")?,
         policy,
-        topics: topics.clone(),
-        targets: TargetCache::new(pool.clone(), secrets, Duration::from_millis(config.cache_ttl_ms)),
-        schedule,
-        limits: Limits::new(Duration::from_millis(config.slot_wait_ms), config.max_waiting_per_subscription),
         requests: Semaphore::new(config.max_in_flight.max(1)),
-        breakers: synap_sender::breaker::Breakers::new(
-            config.breaker_failures,
-            Duration::from_millis(config.breaker_cooldown_ms),
-        ),
-        lanes: Lanes::default(),
+        topics: topics.clone(),
+        tier_topics: schedule.tiers().iter().copied().zip(tier_topics.iter().cloned()).collect(),
+        targets: TargetCache::new(pool.clone(), secrets, Duration::from_millis(config.cache_ttl_ms)),
         operator: operator.clone(),
         dead_letters: dead_letters.clone(),
         log: queue.clone(),
+        log_direct_wait: Duration::from_millis(config.log_direct_wait_ms),
+        circuits,
+        shutdown: shutdown.clone(),
+    };
+    let longest_wait = schedule.longest_delay();
+    let stage = Arc::new(Sender {
+        io,
+        schedule,
+        limits: Limits::new(Duration::from_millis(config.slot_wait_ms), config.max_waiting_per_subscription),
+        breakers: Breakers::new(config.breaker_failures, Duration::from_millis(config.breaker_cooldown_ms)),
+        lanes: Lanes::default(),
         config: config.clone(),
         shutdown: shutdown.clone(),
     });
@@ -146,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
             producer: producer.clone(),
             deliveries_topic: topics.deliveries(),
             delay,
+            longest_wait,
             shutdown: shutdown.clone(),
         };
         // Every tier shows on the first scrape, at 0, so that alerts and dashboards see it.
@@ -176,6 +186,15 @@ async fn main() -> anyhow::Result<()> {
         .context("attempt log consumer")
     });
 
+    // The attempt-log writer is critical: without it no attempt is stored, and the attempts
+    // consumer could only wait. Its end before shutdown (a panic) stops the process.
+    let writer_token = shutdown.clone();
+    tasks.spawn(async move {
+        batcher.await.context("attempt log writer panicked")?;
+        anyhow::ensure!(writer_token.is_cancelled(), "attempt log writer stopped");
+        Ok(())
+    });
+
     while let Some(joined) = tasks.join_next().await {
         if let Err(e) = joined.context("sender task panicked").and_then(|r| r) {
             shutdown.cancel();
@@ -184,7 +203,7 @@ async fn main() -> anyhow::Result<()> {
         // One consumer ending (at shutdown) ends the others too.
         shutdown.cancel();
     }
-    let _ = batcher.await;
+    let _ = circuit_log.await;
     synap_kafka::flush(&producer);
     tracing::info!("sender stopped");
     telemetry.shutdown();

@@ -6,7 +6,8 @@ use std::time::Duration;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::FutureProducer;
 use serde::Serialize;
-use synap_kafka::{Outgoing, SendError, send_durably};
+use synap_kafka::{Handled, Outgoing, SendError, send_durably};
+use synap_telemetry::metrics::metrics;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -20,7 +21,9 @@ pub enum OperatorEvent {
         event_id: String,
         event_type: String,
         attempts: u32,
-        /// The last attempt's outcome code (`http_500`, `timeout`, `gone`, …).
+        /// Why, as in the dead letter's `synap-dlq-reason`: the last attempt's outcome code
+        /// (`http_500`, `timeout`, `gone`, …), or `secret_unreadable`, `subscription_unreadable`,
+        /// `retry_refused`.
         reason: String,
     },
     /// The sender disabled a subscription.
@@ -64,8 +67,14 @@ impl OperatorEvents {
     }
 
     /// Writes the event to the topic (durably) and POSTs it to the operator webhook in the
-    /// background.
-    pub async fn emit(&self, event: OperatorEvent) -> Result<(), SendError> {
+    /// background. `Abandoned` only at shutdown.
+    ///
+    /// An event is a few hundred bytes of JSON: the broker refuses one only when the operator
+    /// topic is misconfigured (`max.message.bytes` below that), which retrying cannot mend. It is
+    /// then logged (the whole event, at error level) and counted as
+    /// `synap_dead_letters_total{stage="sender",reason="operator_event_refused"}`; the delivery it
+    /// reports is in the dead-letter topic all the same.
+    pub async fn emit(&self, event: OperatorEvent) -> Handled {
         let mut body = serde_json::to_value(&event).expect("operator events serialise");
         body["at"] = chrono::Utc::now().to_rfc3339().into();
         let payload = body.to_string().into_bytes();
@@ -76,7 +85,14 @@ impl OperatorEvents {
             payload: payload.clone(),
             headers: OwnedHeaders::new(),
         };
-        send_durably(&self.producer, &record, &self.shutdown).await?;
+        match send_durably(&self.producer, &record, &self.shutdown).await {
+            Ok(()) => {}
+            Err(SendError::Abandoned) => return Handled::Abandoned,
+            Err(SendError::Rejected(refusal)) => {
+                tracing::error!(event = %body, %refusal, topic = %self.topic, "operator event refused by the broker");
+                metrics().dead_letters("sender", "operator_event_refused").inc();
+            }
+        }
         if let Some((url, client)) = self.webhook.clone() {
             tokio::spawn(async move {
                 let sent =
@@ -88,7 +104,7 @@ impl OperatorEvents {
                 }
             });
         }
-        Ok(())
+        Handled::Done
     }
 }
 

@@ -57,6 +57,14 @@ impl RetrySchedule {
         self
     }
 
+    /// The longest any retry can wait: the longest delay with its jitter, the `Retry-After` cap,
+    /// or the longest tier.
+    pub fn longest_delay(&self) -> Duration {
+        let delays = self.delays.iter().max().copied().unwrap_or_default().mul_f64(1.0 + self.jitter);
+        let tiers = self.tiers.last().copied().unwrap_or_default();
+        delays.max(self.max_retry_after).max(tiers)
+    }
+
     pub fn tiers(&self) -> &[Duration] {
         &self.tiers
     }
@@ -150,5 +158,14 @@ mod tests {
         assert_eq!(tier_label(Duration::from_secs(300)), "5m");
         assert_eq!(tier_label(Duration::from_secs(7200)), "2h");
         assert_eq!(tier_label(Duration::from_millis(200)), "200ms");
+    }
+
+    #[test]
+    fn the_longest_delay_covers_jitter_retry_after_and_tiers() {
+        assert_eq!(schedule(0.2).longest_delay(), Duration::from_secs(3600), "the Retry-After cap");
+        let s = RetrySchedule::new(&[5_000, 7_200_000], 0.5, Duration::from_secs(60));
+        assert_eq!(s.longest_delay(), Duration::from_secs(10_800), "2 h and half again");
+        let s = RetrySchedule::new(&[], 0.0, Duration::ZERO).with_tier(Duration::from_secs(30));
+        assert_eq!(s.longest_delay(), Duration::from_secs(30), "the breaker's tier");
     }
 }

@@ -18,15 +18,19 @@ pub struct Target {
     /// The URL, parsed once per cache load rather than on every attempt; `Err` holds why it
     /// does not parse (stored URLs were checked at creation, so only a damaged row lands here).
     pub parsed: Result<url::Url, String>,
-    /// The circuit breaker's key for the URL ([`crate::breaker::endpoint`]).
+    /// The endpoint of the URL, as circuits name it ([`synap_db::circuits::endpoint`]).
     pub endpoint: String,
+    /// The circuit breaker's key: the portal's circuit for the endpoint ([`crate::breaker::key`]).
+    pub circuit: String,
 }
 
 impl Target {
+    /// Built once per cache load, so that no delivery parses its URL or builds its circuit key.
     pub fn new(target: DeliveryTarget, options: DeliveryOptions) -> Self {
         let parsed = url::Url::parse(&target.url).map_err(|e| e.to_string());
-        let endpoint = crate::breaker::endpoint(&target.url);
-        Self { target, options, parsed, endpoint }
+        let endpoint = synap_db::circuits::endpoint(&target.url);
+        let circuit = crate::breaker::key(&target.portal_id, &endpoint);
+        Self { target, options, parsed, endpoint, circuit }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use prost::Message as _;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
-use synap_kafka::{Handled, Outgoing, SetAside, send_durably};
+use synap_kafka::{Handled, Outgoing, SendError, SetAside, send_durably};
 use synap_proto::pipeline::v1::Delivery;
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +19,10 @@ pub struct Tier {
     pub deliveries_topic: String,
     /// The tier's delay, for the pending-retries gauge.
     pub delay: Duration,
+    /// The longest any retry waits ([`crate::schedule::RetrySchedule::longest_delay`]): a record
+    /// due later is damaged, and is handed back after this long rather than holding its place
+    /// (and its partition's committed offset) for years.
+    pub longest_wait: Duration,
     pub shutdown: CancellationToken,
 }
 
@@ -29,18 +33,19 @@ impl Tier {
             Ok(d) => (d.subscription_id, d.due_at_ms),
             Err(e) => {
                 return Handled::SetAside(SetAside::new(
-                    "undecodable_delivery",
+                    crate::stage::reasons::UNDECODABLE_DELIVERY,
                     format!("not a synap.pipeline.v1.Delivery: {e}"),
                 ));
             }
         };
-        let wait = due_at_ms - chrono::Utc::now().timestamp_millis();
+        let wait = due_at_ms.saturating_sub(chrono::Utc::now().timestamp_millis());
         if wait > 0 {
+            let wait = Duration::from_millis(wait as u64).min(self.longest_wait);
             let pending =
                 synap_telemetry::metrics::metrics().retries_pending(&crate::schedule::tier_label(self.delay));
             pending.inc();
             let waited = tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => true,
+                _ = tokio::time::sleep(wait) => true,
                 _ = self.shutdown.cancelled() => false,
             };
             pending.dec();
@@ -57,7 +62,13 @@ impl Tier {
         };
         match send_durably(&self.producer, &record, &self.shutdown).await {
             Ok(()) => Handled::Done,
-            Err(_) => Handled::Abandoned,
+            Err(SendError::Abandoned) => Handled::Abandoned,
+            // The deliveries topic takes smaller records than this tier: the delivery goes to the
+            // dead-letter topic as read, to be re-driven once the topics agree.
+            Err(SendError::Rejected(refusal)) => Handled::SetAside(SetAside::new(
+                crate::stage::reasons::RETRY_REFUSED,
+                format!("the deliveries topic refused the retry: {refusal}"),
+            )),
         }
     }
 }

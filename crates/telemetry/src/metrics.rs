@@ -134,7 +134,7 @@ impl Metrics {
         );
         registry.register(
             "deliveries",
-            "Deliveries that reached a final outcome (delivered, dead_lettered, dropped), by outcome and the status class of the last attempt",
+            "Deliveries that reached a final outcome (delivered; dead_lettered: failed for good; dropped: subscription deleted or disabled meanwhile), by outcome and the status class of the last attempt",
             m.deliveries.clone(),
         );
         registry.register_with_unit(
@@ -161,13 +161,14 @@ impl Metrics {
         );
         registry.register(
             "deliveries_deferred",
-            "Deliveries sent to wait in the first retry tier without an attempt because their \
-             subscription was busy, by reason (stalled, queue_full, rate_limited)",
+            "Deliveries sent back to a retry tier without using up an attempt, by reason: their \
+             subscription was busy (stalled, queue_full, rate_limited; the first tier) or their \
+             circuit open (circuit_open; the cool-down's tier, or waiting in place when ordered)",
             m.deferred.clone(),
         );
         registry.register(
             "circuits_open",
-            "Endpoints whose circuit breaker is open (attempts paused)",
+            "Circuits (one per portal and endpoint) open in this sender: requests paused until a probe succeeds",
             m.circuits_open.clone(),
         );
         registry.register(
@@ -238,7 +239,7 @@ impl Metrics {
         self.retries_pending.get_or_create(&TierLabel { tier: tier.to_owned() }).clone()
     }
 
-    /// A delivery deferred (no attempt made) because its subscription was busy.
+    /// A delivery deferred (no attempt used up): its subscription busy, or its circuit open.
     pub fn deferred(&self, reason: &'static str) -> Counter {
         self.deferred.get_or_create(&ReasonLabel { reason }).clone()
     }
