@@ -5,6 +5,7 @@
 pub mod attempt;
 pub mod breaker;
 pub mod config;
+pub mod disabled_gauge;
 pub mod lanes;
 pub mod limits;
 pub mod log;
