@@ -1,53 +1,21 @@
 //! Crash safety, proven: stages killed with SIGKILL mid-stream lose nothing, and a PostgreSQL
 //! outage delays only the attempt log.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use synap_tests::postgres::Throwaway;
 use synap_tests::{Receiver, Reply, Service, Stack};
 
-use crate::delivery_support::{add_subscription, attempts, event_ids, portal_with_subscription, publish};
+use crate::delivery_support::{
+    add_subscription, assert_all_delivered, attempts, event_ids, portal_with_subscription, publish,
+    wait_until_all,
+};
 
 /// A number in `0..n`, different on every call and every run.
 fn random_below(n: u64) -> u64 {
     let bytes = uuid::Uuid::new_v4().into_bytes();
     u64::from_le_bytes(bytes[..8].try_into().unwrap()) % n
-}
-
-/// Every event reached the receiver at `path`; duplicates carry the same webhook-id and body.
-fn assert_all_delivered(receiver: &Receiver, path: &str, ids: &[String]) -> usize {
-    let mut bodies: HashMap<String, Vec<u8>> = HashMap::new();
-    for request in receiver.at(path) {
-        let id = request.header("webhook-id").expect("webhook-id").to_owned();
-        assert!(ids.contains(&id), "{path}: unexpected webhook-id {id}");
-        let body = request.body.to_vec();
-        if let Some(first) = bodies.get(&id) {
-            assert_eq!(first, &body, "{path}: a duplicate of {id} has the same body");
-        }
-        bodies.insert(id, body);
-    }
-    let missing: Vec<&String> = ids.iter().filter(|id| !bodies.contains_key(*id)).collect();
-    assert!(
-        missing.is_empty(),
-        "{path}: {} of {} events missing, e.g. {:?}",
-        missing.len(),
-        ids.len(),
-        &missing[..missing.len().min(5)]
-    );
-    receiver.at(path).len() - ids.len()
-}
-
-async fn wait_until_all(receiver: &Receiver, path: &str, ids: &[String], timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let seen: HashSet<String> =
-            receiver.at(path).iter().filter_map(|r| r.header("webhook-id").map(str::to_owned)).collect();
-        if ids.iter().all(|id| seen.contains(id)) || Instant::now() > deadline {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

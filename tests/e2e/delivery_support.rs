@@ -1,12 +1,13 @@
 //! Steps shared by the delivery tests: a portal with one subscription, events on the inbound
 //! topic, and the attempt log read straight from the stack's database.
 
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use synap_contract::EventType;
 use synap_proto::control::v1::Plan;
-use synap_tests::Stack;
 use synap_tests::kafka::{produce, producer};
+use synap_tests::{Receiver, Stack};
 
 use crate::support::{NewSub, envelope, portal_id, subscribe, upsert_portal};
 
@@ -104,5 +105,40 @@ pub async fn wait_for_log(
             "attempt log not as expected within {timeout:?}: {log:#?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every event reached the receiver at `path`; duplicates carry the same webhook-id and body.
+pub fn assert_all_delivered(receiver: &Receiver, path: &str, ids: &[String]) -> usize {
+    let mut bodies: HashMap<String, Vec<u8>> = HashMap::new();
+    for request in receiver.at(path) {
+        let id = request.header("webhook-id").expect("webhook-id").to_owned();
+        assert!(ids.contains(&id), "{path}: unexpected webhook-id {id}");
+        let body = request.body.to_vec();
+        if let Some(first) = bodies.get(&id) {
+            assert_eq!(first, &body, "{path}: a duplicate of {id} has the same body");
+        }
+        bodies.insert(id, body);
+    }
+    let missing: Vec<&String> = ids.iter().filter(|id| !bodies.contains_key(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{path}: {} of {} events missing, e.g. {:?}",
+        missing.len(),
+        ids.len(),
+        &missing[..missing.len().min(5)]
+    );
+    receiver.at(path).len() - ids.len()
+}
+
+pub async fn wait_until_all(receiver: &Receiver, path: &str, ids: &[String], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen: HashSet<String> =
+            receiver.at(path).iter().filter_map(|r| r.header("webhook-id").map(str::to_owned)).collect();
+        if ids.iter().all(|id| seen.contains(id)) || Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

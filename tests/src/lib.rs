@@ -9,4 +9,4 @@ pub mod receiver;
 pub mod stack;
 
 pub use receiver::{Received, Receiver, Reply};
-pub use stack::{Service, Stack};
+pub use stack::{Replica, Service, Stack};

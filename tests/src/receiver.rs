@@ -1,6 +1,8 @@
 //! A real HTTP receiver on loopback that records every request. By default it answers 204;
 //! [`Receiver::script`] and [`Receiver::always`] make a path answer otherwise (errors,
-//! `Retry-After`, slow answers, no answer at all), as a misbehaving customer endpoint would.
+//! `Retry-After`, slow answers, no answer at all), as a misbehaving customer endpoint would;
+//! [`Receiver::fail_first_attempt`] fails each event's first request, so that every event takes
+//! the retry path.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,6 +46,11 @@ struct Replies {
     /// A header (name, value) a request to the path must carry; without it the answer is 401,
     /// as an endpoint that checks its own credentials answers a stranger.
     required: HashMap<String, (String, String)>,
+    /// Paths whose first request of each `webhook-id` gets this status; later requests of the
+    /// same id get the path's usual answer.
+    fail_first: HashMap<String, u16>,
+    /// The `(path, webhook-id)` pairs already seen, for `fail_first`.
+    seen: std::collections::HashSet<(String, String)>,
 }
 
 impl Received {
@@ -99,6 +106,12 @@ impl Receiver {
             .insert(path.to_owned(), (name.to_owned(), value.to_owned()));
     }
 
+    /// The first request of each `webhook-id` to `path` is answered `status`; its later requests
+    /// (the retries) get the path's usual answer.
+    pub fn fail_first_attempt(&self, path: &str, status: u16) {
+        self.shared.replies.lock().unwrap().fail_first.insert(path.to_owned(), status);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -135,10 +148,14 @@ async fn record(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap,
         let stranger = replies.required.get(&path).is_some_and(|(name, value)| {
             headers.get(name.as_str()).and_then(|v| v.to_str().ok()) != Some(value.as_str())
         });
-        match replies.scripted.get_mut(&path).filter(|s| !s.is_empty()) {
+        let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let first_of_id = replies.seen.insert((path.clone(), id));
+        let fail_first = replies.fail_first.get(&path).copied().filter(|_| first_of_id);
+        match (fail_first, replies.scripted.get_mut(&path).filter(|s| !s.is_empty())) {
             _ if stranger => Some(Reply::Status(401)),
-            Some(script) => Some(script.remove(0)),
-            None => replies.always.get(&path).cloned(),
+            (Some(status), _) => Some(Reply::Status(status)),
+            (None, Some(script)) => Some(script.remove(0)),
+            (None, None) => replies.always.get(&path).cloned(),
         }
     };
     shared.requests.lock().unwrap().push(Received { path, headers, body, at: Instant::now() });

@@ -43,6 +43,15 @@ impl Service {
         }
     }
 
+    /// The log file of one replica: replica 0 keeps the plain name, so single-replica tests and
+    /// their readers see no change.
+    fn log_name(self, replica: usize) -> String {
+        match replica {
+            0 => format!("{}.log", self.binary()),
+            n => format!("{}-{n}.log", self.binary()),
+        }
+    }
+
     /// The consumer group suffix the service uses.
     pub fn group(self) -> &'static str {
         match self {
@@ -73,14 +82,37 @@ pub struct Stack {
     pub bootstrap: String,
     pub control_addr: String,
     pub logs: PathBuf,
-    /// Each service's `/metrics`, `/healthz`, `/readyz` address (`telemetry.listen_addr`).
-    telemetry_addrs: HashMap<Service, String>,
+    /// Each replica's `/metrics`, `/healthz`, `/readyz` address (`telemetry.listen_addr`).
+    telemetry_addrs: HashMap<Replica, String>,
     admin_url: String,
     database: String,
     env: Vec<(String, String)>,
     /// Variables for one service only, over `env`.
     service_env: Vec<(Service, String, String)>,
-    children: HashMap<Service, Child>,
+    children: HashMap<Replica, Child>,
+}
+
+/// One process of a service. Every stack runs replica 0 of each service; a test may start more
+/// ([`Stack::scale`]), each with its own telemetry port and log file, sharing the service's
+/// consumer groups, topics and database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Replica {
+    pub service: Service,
+    pub index: usize,
+}
+
+impl From<Service> for Replica {
+    /// A service named alone is its first replica: what every single-replica test means.
+    fn from(service: Service) -> Self {
+        Replica { service, index: 0 }
+    }
+}
+
+impl Service {
+    /// Replica `index` of this service.
+    pub fn replica(self, index: usize) -> Replica {
+        Replica { service: self, index }
+    }
 }
 
 /// Where cargo put the binaries: next to this test binary's `deps/` folder.
@@ -179,8 +211,11 @@ impl Stack {
             .rfind(|(k, _)| *k == "SYNAP_KAFKA__BOOTSTRAP_SERVERS")
             .map_or(bootstrap, |(_, v)| v.to_string());
 
-        let telemetry_addrs =
-            Service::ALL.iter().zip(&ports[1..]).map(|(s, port)| (*s, format!("127.0.0.1:{port}"))).collect();
+        let telemetry_addrs = Service::ALL
+            .iter()
+            .zip(&ports[1..])
+            .map(|(s, port)| (Replica::from(*s), format!("127.0.0.1:{port}")))
+            .collect();
         let service_env = per_service.iter().map(|(s, k, v)| (*s, k.to_string(), v.to_string())).collect();
         let mut stack = Stack {
             id,
@@ -204,27 +239,29 @@ impl Stack {
         stack
     }
 
-    /// Waits until every service serves its telemetry port. A port chosen by [`free_ports`] can
-    /// be taken by a process of another test before the service binds it; a service that exited
-    /// for that reason is started again on new ports.
+    /// Waits until every running replica serves its telemetry port. A port chosen by
+    /// [`free_ports`] can be taken by a process of another test before the service binds it; a
+    /// replica that exited for that reason is started again on new ports.
     async fn wait_listening(&mut self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        for service in Service::ALL {
+        let mut replicas: Vec<Replica> = self.children.keys().copied().collect();
+        replicas.sort_by_key(|r| (r.service as usize, r.index));
+        for replica in replicas {
             let mut restarts = 0;
             loop {
-                let url = format!("http://{}/healthz", self.telemetry_addr(service));
+                let url = format!("http://{}/healthz", self.telemetry_addr(replica));
                 if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
                     break;
                 }
-                if let Some(child) = self.children.get_mut(&service)
+                if let Some(child) = self.children.get_mut(&replica)
                     && let Ok(Some(status)) = child.try_wait()
                 {
-                    self.restart_after_port_clash(service, status, &mut restarts);
+                    self.restart_after_port_clash(replica, status, &mut restarts);
                     continue;
                 }
                 assert!(
                     tokio::time::Instant::now() < deadline,
-                    "{service:?} not serving /healthz within 30 s; see {}",
+                    "{replica:?} not serving /healthz within 30 s; see {}",
                     self.logs.display()
                 );
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -268,7 +305,14 @@ impl Stack {
 
     /// Runs `synap-admin <args>` and asserts it succeeds.
     pub async fn admin(&self, args: &[&str]) -> String {
-        let output = self.try_admin(args).await;
+        self.admin_with(args, &[]).await
+    }
+
+    /// Runs `synap-admin <args>` with extra `SYNAP_*` variables (a changed configuration) and
+    /// asserts it succeeds; returns its standard output.
+    pub async fn admin_with(&self, args: &[&str], extra: &[(&str, &str)]) -> String {
+        let output =
+            self.command("synap-admin").envs(extra.iter().copied()).args(args).output().await.unwrap();
         assert!(
             output.status.success(),
             "synap-admin {args:?} failed: {}",
@@ -277,24 +321,42 @@ impl Stack {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// Starts (or restarts) one service, appending its log to `<logs>/<binary>.log`.
-    pub fn spawn(&mut self, service: Service) {
+    /// Starts (or restarts) one replica (a [`Service`] alone is replica 0), appending its log to
+    /// `<logs>/<binary>.log` (`<binary>-<n>.log` for replica n). A replica started for the first
+    /// time gets a fresh telemetry port; a restarted one keeps its port.
+    pub fn spawn(&mut self, replica: impl Into<Replica>) {
+        let replica = replica.into();
+        let service = replica.service;
+        self.telemetry_addrs.entry(replica).or_insert_with(|| format!("127.0.0.1:{}", free_ports(1)[0]));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.logs.join(format!("{}.log", service.binary())))
+            .open(self.logs.join(service.log_name(replica.index)))
             .unwrap();
         let own = self.service_env.iter().filter(|(s, _, _)| *s == service).map(|(_, k, v)| (k, v));
         let child = self
             .command(service.binary())
-            .env("SYNAP_TELEMETRY__LISTEN_ADDR", self.telemetry_addr(service))
+            .env("SYNAP_TELEMETRY__LISTEN_ADDR", self.telemetry_addr(replica))
             .envs(own)
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        self.children.insert(service, child);
+        self.children.insert(replica, child);
+    }
+
+    /// Runs `count` replicas of `service` (starting replicas 1.. beside the running replica 0)
+    /// and waits until each serves its telemetry port. Returns the replicas, replica 0 first.
+    pub async fn scale(&mut self, service: Service, count: usize) -> Vec<Replica> {
+        let replicas: Vec<Replica> = (0..count).map(|i| service.replica(i)).collect();
+        for replica in &replicas {
+            if !self.children.contains_key(replica) {
+                self.spawn(*replica);
+            }
+        }
+        self.wait_listening().await;
+        replicas
     }
 
     /// Starts (or restarts) one service with extra `SYNAP_*` variables on top of the stack's.
@@ -311,30 +373,6 @@ impl Stack {
         self.env.retain(|(k, _)| k != key);
         if let Some(value) = value {
             self.env.push((key.to_owned(), value.to_owned()));
-        }
-    }
-
-    /// Stops `service` cleanly (SIGTERM, drain) and starts it again with the stack's current
-    /// settings; returns once it is ready (`/readyz`), its gRPC port too for control.
-    pub async fn restart(&mut self, service: Service) {
-        self.stop(service).await;
-        self.spawn(service);
-        self.wait_listening().await;
-        if service == Service::Control {
-            self.wait_for_control().await;
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let (status, body) = self.telemetry_get(service, "/readyz").await;
-            if status == 200 {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{service:?} not ready within 30 s of its restart ({body}); see {}",
-                self.logs.display()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -380,23 +418,24 @@ impl Stack {
         client
     }
 
-    /// SIGKILL: the service dies at once, mid-work.
-    pub async fn kill(&mut self, service: Service) {
-        if let Some(mut child) = self.children.remove(&service) {
+    /// SIGKILL: the replica dies at once, mid-work.
+    pub async fn kill(&mut self, replica: impl Into<Replica>) {
+        if let Some(mut child) = self.children.remove(&replica.into()) {
             child.kill().await.unwrap();
         }
     }
 
-    /// Sends SIGTERM and returns at once: the service starts draining.
-    pub fn terminate(&self, service: Service) {
-        let pid = self.children[&service].id().expect("running child");
+    /// Sends SIGTERM and returns at once: the replica starts draining.
+    pub fn terminate(&self, replica: impl Into<Replica>) {
+        let pid = self.children[&replica.into()].id().expect("running child");
         let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
         assert!(status.success());
     }
 
-    /// SIGTERM, then waits for a clean exit (the service drains and commits).
-    pub async fn stop(&mut self, service: Service) {
-        let Some(mut child) = self.children.remove(&service) else { return };
+    /// SIGTERM, then waits for a clean exit (the replica drains and commits).
+    pub async fn stop(&mut self, replica: impl Into<Replica>) {
+        let replica = replica.into();
+        let Some(mut child) = self.children.remove(&replica) else { return };
         let pid = child.id().expect("running child");
         let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
         assert!(status.success());
@@ -404,29 +443,55 @@ impl Stack {
             .await
             .expect("service stops within 30 s of SIGTERM")
             .unwrap();
-        assert!(exit.success(), "{service:?} exited with {exit} after SIGTERM; see {}", self.logs.display());
+        assert!(exit.success(), "{replica:?} exited with {exit} after SIGTERM; see {}", self.logs.display());
     }
 
-    /// Starts `service` again on new ports if it exited because one of its ports was taken;
+    /// A rolling restart of one replica, as an upgrade does it: SIGTERM, wait for the clean
+    /// exit, start it again (same port and log file, the stack's current settings) and wait until
+    /// it is ready (`/readyz`), its gRPC port too for control.
+    pub async fn restart(&mut self, replica: impl Into<Replica>) {
+        let replica = replica.into();
+        self.stop(replica).await;
+        self.spawn(replica);
+        self.wait_listening().await;
+        if replica.service == Service::Control {
+            self.wait_for_control().await;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = self.telemetry_get(replica, "/readyz").await;
+            if status == 200 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{replica:?} not ready within 30 s of its restart ({body}); see {}",
+                self.logs.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Starts `replica` again on new ports if it exited because one of its ports was taken;
     /// panics if it exited for another reason, or kept clashing.
     fn restart_after_port_clash(
         &mut self,
-        service: Service,
+        replica: Replica,
         status: std::process::ExitStatus,
         restarts: &mut u32,
     ) {
-        let log = std::fs::read_to_string(self.logs.join(format!("{}.log", service.binary())));
+        let log = std::fs::read_to_string(self.logs.join(replica.service.log_name(replica.index)));
         let port_taken = log.is_ok_and(|l| l.contains("Address already in use"));
-        assert!(port_taken && *restarts < 3, "{service:?} exited with {status}; see {}", self.logs.display());
+        assert!(port_taken && *restarts < 3, "{replica:?} exited with {status}; see {}", self.logs.display());
         *restarts += 1;
         let ports = free_ports(2);
-        self.telemetry_addrs.insert(service, format!("127.0.0.1:{}", ports[0]));
-        if service == Service::Control {
+        self.telemetry_addrs.insert(replica, format!("127.0.0.1:{}", ports[0]));
+        if replica.service == Service::Control {
             self.control_addr = format!("127.0.0.1:{}", ports[1]);
             self.env.retain(|(k, _)| k != "SYNAP_CONTROL__LISTEN_ADDR");
             self.env.push(("SYNAP_CONTROL__LISTEN_ADDR".into(), self.control_addr.clone()));
         }
-        self.spawn(service);
+        self.spawn(replica);
     }
 
     async fn wait_for_control(&mut self) {
@@ -437,10 +502,10 @@ impl Stack {
             if tokio::net::TcpStream::connect(&self.control_addr).await.is_ok() {
                 return;
             }
-            if let Some(child) = self.children.get_mut(&Service::Control)
+            if let Some(child) = self.children.get_mut(&Service::Control.into())
                 && let Ok(Some(status)) = child.try_wait()
             {
-                self.restart_after_port_clash(Service::Control, status, &mut restarts);
+                self.restart_after_port_clash(Service::Control.into(), status, &mut restarts);
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -465,25 +530,26 @@ impl Stack {
         DeliveryServiceClient::with_interceptor(channel, AdminAuth)
     }
 
-    /// Where `service` serves `/metrics`, `/healthz` and `/readyz`.
-    pub fn telemetry_addr(&self, service: Service) -> &str {
-        &self.telemetry_addrs[&service]
+    /// Where a replica (a [`Service`] alone: replica 0) serves `/metrics`, `/healthz` and
+    /// `/readyz`.
+    pub fn telemetry_addr(&self, replica: impl Into<Replica>) -> &str {
+        &self.telemetry_addrs[&replica.into()]
     }
 
-    /// GETs `path` from `service`'s telemetry server: the status code and the body.
-    pub async fn telemetry_get(&self, service: Service, path: &str) -> (u16, String) {
-        let url = format!("http://{}{path}", self.telemetry_addr(service));
+    /// GETs `path` from a replica's telemetry server: the status code and the body.
+    pub async fn telemetry_get(&self, replica: impl Into<Replica>, path: &str) -> (u16, String) {
+        let url = format!("http://{}{path}", self.telemetry_addr(replica));
         let response = reqwest::get(&url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
         let status = response.status().as_u16();
         (status, response.text().await.unwrap_or_default())
     }
 
-    /// Waits until every running service answers 200 on `/readyz`.
+    /// Waits until every running replica answers 200 on `/readyz`.
     pub async fn wait_ready(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        for service in self.children.keys() {
+        for replica in self.children.keys() {
             loop {
-                let url = format!("http://{}/readyz", self.telemetry_addr(*service));
+                let url = format!("http://{}/readyz", self.telemetry_addr(*replica));
                 let last = match reqwest::get(&url).await {
                     Ok(r) if r.status().is_success() => break,
                     Ok(r) => format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
@@ -491,7 +557,7 @@ impl Stack {
                 };
                 assert!(
                     tokio::time::Instant::now() < deadline,
-                    "{service:?} not ready within 30 s ({last}); see {}",
+                    "{replica:?} not ready within 30 s ({last}); see {}",
                     self.logs.display()
                 );
                 tokio::time::sleep(Duration::from_millis(100)).await;

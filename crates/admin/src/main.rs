@@ -28,7 +28,9 @@ struct Args {
 enum Command {
     /// Applies pending database migrations.
     Migrate,
-    /// Creates the pipeline's topics with the partition counts of `[topics]`.
+    /// Creates the pipeline's topics with the partition counts of `[topics]`, brings existing
+    /// topics' settings (the deliveries topic's retention) to it and reports what it changed
+    /// and any topic with fewer partitions than configured.
     Topics,
     /// Publishes sample events to the inbound topic, as a platform service would.
     Publish(publish::PublishArgs),
@@ -57,11 +59,26 @@ async fn main() -> anyhow::Result<()> {
         Command::Topics => {
             let kafka: KafkaConfig = source.section("kafka")?;
             let layout: TopicLayout = source.section("topics")?;
-            let created = synap_kafka::provision::provision(&kafka, &layout).await?;
+            let done = synap_kafka::provision::provision(&kafka, &layout).await?;
+            let created = &done.created;
             println!(
                 "topics created: {}",
                 if created.is_empty() { "none (all exist)".to_owned() } else { created.join(", ") }
             );
+            if done.changed.is_empty() {
+                println!("topic settings changed: none (all as configured)");
+            }
+            for c in &done.changed {
+                let was = c.was.as_deref().unwrap_or("(not reported)");
+                println!("topic setting changed: {} {}: {was} -> {}", c.topic, c.key, c.now);
+            }
+            for s in &done.short {
+                println!(
+                    "warning: topic {} has {} partitions, [topics] configures {}; not raised (keys would \
+                     move to other partitions and lose their order); see README, Scaling each stage",
+                    s.topic, s.partitions, s.configured
+                );
+            }
         }
         Command::Publish(publish) => {
             let kafka: KafkaConfig = source.section("kafka")?;

@@ -160,6 +160,19 @@ pub async fn disable(pool: &Pool, subscription_id: &str, reason: &str) -> Result
     }))
 }
 
+/// How many subscriptions the system has disabled (a `disabled_reason`: gone, failing) and
+/// nobody has resumed since, across the whole deployment. Paused ones are not counted.
+pub async fn count_disabled(pool: &Pool) -> Result<i64, DbError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM subscriptions WHERE NOT enabled AND disabled_reason IS NOT NULL",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// The portal a subscription belongs to; `None` when it does not exist.
 pub async fn portal_of(pool: &Pool, subscription_id: &str) -> Result<Option<String>, DbError> {
     let client = pool.get().await?;

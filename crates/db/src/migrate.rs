@@ -46,3 +46,6 @@ pub async fn run(pool: &Pool) -> Result<Vec<i32>, DbError> {
     tx.commit().await?;
     Ok(ran)
 }
+
+#[cfg(test)]
+mod rollback_safety;

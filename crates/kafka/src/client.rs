@@ -22,6 +22,8 @@ pub enum KafkaError {
     FetchTimeout { topic: String, partition: i32, offset: i64 },
     #[error("cannot create topic {topic}: {reason}")]
     CreateTopic { topic: String, reason: String },
+    #[error("cannot read or set the settings of topic {topic}: {reason}")]
+    TopicConfig { topic: String, reason: String },
 }
 
 #[derive(Clone, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ pub mod attempt;
 pub mod breaker;
 pub mod circuit_log;
 pub mod config;
+pub mod disabled_gauge;
 pub mod io;
 pub mod lanes;
 pub mod limits;

@@ -266,7 +266,7 @@ impl LogWriter {
 
     async fn announce(&self, disabled: delivery_state::Disabled, reason: &str) {
         tracing::warn!(subscription_id = %disabled.subscription_id, reason, "subscription disabled");
-        metrics().subscriptions_disabled().inc();
+        crate::disabled_gauge::refresh(&self.pool).await;
         let event = OperatorEvent::SubscriptionDisabled {
             portal_id: disabled.portal_id,
             subscription_id: disabled.subscription_id,

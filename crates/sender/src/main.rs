@@ -131,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
 
     synap_kafka::watch_reachable(&telemetry.readiness, &producer, topics.deliveries(), &shutdown);
     synap_db::watch_reachable(&telemetry.readiness, &pool, &shutdown);
+    tokio::spawn(synap_sender::disabled_gauge::run(pool.clone(), shutdown.clone()));
 
     let mut tasks = JoinSet::new();
     let deliveries = kafka.consumer("sender")?;

@@ -173,7 +173,8 @@ impl Metrics {
         );
         registry.register(
             "subscriptions_disabled",
-            "Subscriptions this sender disabled automatically (410 Gone, or failing for too long)",
+            "Subscriptions disabled automatically (410 Gone, or failing for too long) and not resumed, \
+             across the deployment (counted in PostgreSQL; every sender exports the same value: use max, not sum)",
             m.subscriptions_disabled.clone(),
         );
         registry.register(
