@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
         config.max_in_flight,
         shutdown,
         dead_letters,
-        move |m| handler_stage.clone().handle(m),
+        move |m, turn| handler_stage.clone().handle(m, turn),
     )
     .await
     .context("ingest consumer")?;

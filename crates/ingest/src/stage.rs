@@ -5,7 +5,7 @@ use std::sync::Arc;
 use prost::Message as _;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
-use synap_kafka::{Handled, Outgoing, SendError, SetAside, Topics, headers, send_durably};
+use synap_kafka::{Handled, Outgoing, SendError, SetAside, Topics, Turn, headers, send_in_turn};
 use synap_telemetry::metrics;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -23,7 +23,7 @@ impl Ingest {
     /// Handles one record; returns when its event is acknowledged, or with the reason it is set
     /// aside (the consumer writes it to `synap.inbound.dlq`). The record's span continues the
     /// producer's trace when its headers carry one, and starts the event's trace otherwise.
-    pub async fn handle(self: Arc<Self>, message: Arc<OwnedMessage>) -> Handled {
+    pub async fn handle(self: Arc<Self>, message: Arc<OwnedMessage>, turn: Turn) -> Handled {
         let span = tracing::info_span!(
             "ingest",
             otel.kind = "consumer",
@@ -33,10 +33,10 @@ impl Ingest {
             trace_id = tracing::field::Empty,
         );
         synap_telemetry::continue_trace(&span, message.headers());
-        self.process(&message).instrument(span).await
+        self.process(&message, turn).instrument(span).await
     }
 
-    async fn process(&self, message: &OwnedMessage) -> Handled {
+    async fn process(&self, message: &OwnedMessage, turn: Turn) -> Handled {
         let inbound = Inbound {
             topic: message.topic(),
             partition: message.partition(),
@@ -61,7 +61,8 @@ impl Ingest {
             )),
             payload: event.encode_to_vec(),
         };
-        match send_durably(&self.producer, &record, &self.shutdown).await {
+        // In the record's turn: a portal's events reach their topic in the order it published them.
+        match send_in_turn(&self.producer, std::slice::from_ref(&record), turn, &self.shutdown).await {
             Ok(()) => {
                 metrics().ingested(ty.code()).inc();
                 tracing::debug!("event accepted");

@@ -4,11 +4,17 @@
 //! after the handler reports the record's effect durable, in partition order
 //! (see [`OffsetTracker`]). A crash at any moment therefore re-reads, never skips.
 //!
+//! Records finish out of order, but what a stage writes keeps its partition's read order: each
+//! handler gets the record's [`Turn`], and writes its output only in its turn
+//! ([`crate::send_in_turn`]), so that one portal's events reach the next topic in the order they
+//! were published, whatever order the handlers finish in.
+//!
 //! No record can stop its partition: a handler that finds a record can never be handled returns
 //! [`Handled::SetAside`], and a handler that panics on one is caught; either way the record goes to
 //! the stage's dead-letter topic ([`DeadLetters`]) and the offset moves on. Only shutdown holds an
 //! offset back ([`Handled::Abandoned`]).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -18,6 +24,7 @@ use futures::FutureExt as _;
 use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +46,67 @@ pub enum Handled {
     Abandoned,
 }
 
+/// A record's turn to write its output, after every record read before it from its partition
+/// has written theirs (or given up). Dropping the turn passes it on.
+pub struct Turn {
+    before: Option<oneshot::Receiver<()>>,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Turn {
+    /// Waits until every record read before this one from its partition has had its turn.
+    pub async fn wait(&mut self) {
+        if let Some(before) = self.before.take() {
+            // An error means the one before is gone: its turn is over either way.
+            let _ = before.await;
+        }
+    }
+
+    /// A turn with nothing before it, for writes outside a consumer.
+    pub fn first() -> Self {
+        Self { before: None, done: None }
+    }
+}
+
+impl Drop for Turn {
+    /// Passes the turn on; a record that gives up before its turn (set aside, abandoned) passes
+    /// it on only once the records before it are done, so the chain keeps its order.
+    fn drop(&mut self) {
+        let Some(done) = self.done.take() else { return };
+        match self.before.take() {
+            None => {
+                let _ = done.send(());
+            }
+            Some(mut before) => match before.try_recv() {
+                Ok(()) | Err(oneshot::error::TryRecvError::Closed) => {
+                    let _ = done.send(());
+                }
+                Err(oneshot::error::TryRecvError::Empty) => {
+                    tokio::spawn(async move {
+                        let _ = before.await;
+                        let _ = done.send(());
+                    });
+                }
+            },
+        }
+    }
+}
+
+/// The end of each partition's chain of turns.
+#[derive(Default)]
+struct Turns {
+    tails: HashMap<(String, i32), oneshot::Receiver<()>>,
+}
+
+impl Turns {
+    /// The next turn of `partition`: after the last one handed out. Call in read order.
+    fn next(&mut self, topic: &str, partition: i32) -> Turn {
+        let (done, tail) = oneshot::channel();
+        let before = self.tails.insert((topic.to_owned(), partition), tail);
+        Turn { before, done: Some(done) }
+    }
+}
+
 /// Consumes `topics` until `shutdown` is cancelled, running up to `max_in_flight` handlers at
 /// once, then waits for the handlers in flight and commits what they finished. Records the
 /// handler sets aside, or panics on, go to `dead_letters`.
@@ -51,7 +119,7 @@ pub async fn run_consumer<F, Fut>(
     handler: F,
 ) -> Result<(), KafkaError>
 where
-    F: Fn(Arc<OwnedMessage>) -> Fut,
+    F: Fn(Arc<OwnedMessage>, Turn) -> Fut,
     Fut: Future<Output = Handled> + Send + 'static,
 {
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -59,6 +127,7 @@ where
     tracing::info!(topics = ?names, dead_letters = dead_letters.topic(), "consuming");
 
     let mut tracker = OffsetTracker::default();
+    let mut turns = Turns::default();
     let mut tasks: JoinSet<(String, i32, i64, Handled)> = JoinSet::new();
     loop {
         tokio::select! {
@@ -74,9 +143,10 @@ where
                     let (topic, partition, offset) =
                         (message.topic().to_owned(), message.partition(), message.offset());
                     tracker.begin(&topic, partition, offset);
+                    let turn = turns.next(&topic, partition);
                     // The handler may do work before its future starts (the sender takes the
                     // record's place in line there): a panic in either part is caught.
-                    let work = std::panic::catch_unwind(AssertUnwindSafe(|| handler(message.clone())));
+                    let work = std::panic::catch_unwind(AssertUnwindSafe(|| handler(message.clone(), turn)));
                     let (dead_letters, token) = (dead_letters.clone(), shutdown.clone());
                     tasks.spawn(async move {
                         let handled = match work {
@@ -141,6 +211,43 @@ fn finish(
 }
 
 #[cfg(test)]
+mod turn_tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Handlers that finish in reverse order still write in read order, and one that gives up
+    /// early (dropping its turn unwaited) does not let the next overtake the one before it.
+    #[tokio::test(start_paused = true)]
+    async fn output_keeps_the_read_order_whatever_order_handlers_finish_in() {
+        let mut turns = Turns::default();
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for n in 0..6u64 {
+            let mut turn = turns.next("t", 0);
+            let written = written.clone();
+            tasks.push(tokio::spawn(async move {
+                // Later records are ready sooner.
+                tokio::time::sleep(Duration::from_millis(100 - n * 10)).await;
+                if n == 3 {
+                    return; // set aside: the turn is dropped unwaited
+                }
+                turn.wait().await;
+                written.lock().unwrap().push(n);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(*written.lock().unwrap(), [0, 1, 2, 4, 5]);
+        // Another partition has its own chain.
+        let mut other = turns.next("t", 1);
+        tokio::time::timeout(Duration::from_millis(1), other.wait()).await.expect("nothing before it");
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
@@ -187,7 +294,7 @@ mod tests {
         let shutdown_token = shutdown.clone();
         let running = tokio::spawn(async move {
             let topics = ["in".to_owned()];
-            run_consumer(consumer, &topics, 8, shutdown_token, letters, move |m| {
+            run_consumer(consumer, &topics, 8, shutdown_token, letters, move |m, _turn| {
                 let payload = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
                 let seen = seen.clone();
                 async move {

@@ -13,7 +13,7 @@ pub mod scan;
 pub mod topics;
 
 pub use client::{Consumer, KafkaConfig, KafkaError, watch_reachable};
-pub use consume::{Handled, run_consumer};
+pub use consume::{Handled, Turn, run_consumer};
 pub use dead_letter::{DeadLetters, SetAside, Source};
-pub use produce::{Outgoing, SendError, flush, send_durably};
+pub use produce::{Outgoing, SendError, flush, send_durably, send_in_turn};
 pub use topics::Topics;

@@ -11,6 +11,8 @@ use synap_runtime::retry::{self, Stopped};
 use synap_runtime::{Classify, Fault};
 use tokio_util::sync::CancellationToken;
 
+use crate::consume::Turn;
+
 /// A record to write.
 #[derive(Clone, Debug)]
 pub struct Outgoing {
@@ -88,6 +90,66 @@ pub async fn send_durably(
         }),
         _ = shutdown.cancelled() => Err(SendError::Abandoned),
     }
+}
+
+/// Writes `records` in the caller's [`Turn`]: waits for it, hands the records to the producer
+/// (whose queue keeps their order within a partition), passes the turn on at once, and then waits
+/// for the acknowledgements as [`send_durably`] does. So a stage's output keeps its input's order
+/// while many records are acknowledged at once. Only a write that fails after its turn and is
+/// retried (the broker unreachable past `message.timeout.ms`) can land behind later records.
+pub async fn send_in_turn(
+    producer: &FutureProducer,
+    records: &[Outgoing],
+    mut turn: Turn,
+    shutdown: &CancellationToken,
+) -> Result<(), SendError> {
+    tokio::select! {
+        _ = turn.wait() => {}
+        _ = shutdown.cancelled() => return Err(SendError::Abandoned),
+    }
+    let mut pending = Vec::with_capacity(records.len());
+    for record in records {
+        loop {
+            let queued = producer.send_result(
+                FutureRecord::to(&record.topic)
+                    .key(&record.key)
+                    .payload(&record.payload)
+                    .headers(record.headers.clone()),
+            );
+            match queued {
+                Ok(delivery) => {
+                    pending.push((record, Some(delivery)));
+                    break;
+                }
+                // The producer's queue is full: wait, keeping the turn, so the order holds.
+                Err((error, _)) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                        _ = shutdown.cancelled() => return Err(SendError::Abandoned),
+                    }
+                }
+                // Not queued at all: written below, the durable way.
+                Err(_) => {
+                    pending.push((record, None));
+                    break;
+                }
+            }
+        }
+    }
+    drop(turn);
+    for (record, delivery) in pending {
+        let acknowledged = match delivery {
+            Some(delivery) => tokio::select! {
+                result = delivery => matches!(result, Ok(Ok(_))),
+                _ = shutdown.cancelled() => return Err(SendError::Abandoned),
+            },
+            None => false,
+        };
+        if !acknowledged {
+            send_durably(producer, record, shutdown).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Waits for every queued record to be acknowledged, before the process exits.

@@ -3,12 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::join_all;
 use prost::Message as _;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use synap_contract::EventType;
-use synap_kafka::{Handled, SendError, SetAside, Topics, deliveries, headers, send_durably};
+use synap_kafka::{Handled, SendError, SetAside, Topics, Turn, deliveries, headers, send_in_turn};
 use synap_proto::pipeline::v1::Event;
 use synap_runtime::retry::{self, Stopped};
 use synap_telemetry::metrics;
@@ -28,7 +27,7 @@ impl Router {
     /// Handles one event; returns when every delivery it produced is acknowledged, or with the
     /// reason it is set aside (the consumer writes it to `synap.events.dlq`). Its span is a child
     /// of ingest's, through the record's headers.
-    pub async fn handle(self: Arc<Self>, message: Arc<OwnedMessage>) -> Handled {
+    pub async fn handle(self: Arc<Self>, message: Arc<OwnedMessage>, turn: Turn) -> Handled {
         let span = tracing::info_span!(
             "route",
             otel.kind = "consumer",
@@ -36,10 +35,10 @@ impl Router {
             trace_id = tracing::field::Empty,
         );
         synap_telemetry::continue_trace(&span, message.headers());
-        self.process(&message).instrument(span).await
+        self.process(&message, turn).instrument(span).await
     }
 
-    async fn process(&self, message: &OwnedMessage) -> Handled {
+    async fn process(&self, message: &OwnedMessage, turn: Turn) -> Handled {
         let event = match Event::decode(message.payload().unwrap_or_default()) {
             Ok(event) => event,
             Err(e) => {
@@ -76,20 +75,19 @@ impl Router {
             .iter()
             .map(|sub| deliveries::record(self.topics.deliveries(), &deliveries::of_event(&event, sub)))
             .collect();
-        let results = join_all(records.iter().map(|r| send_durably(&self.producer, r, &self.shutdown))).await;
-        for result in results {
-            match result {
-                Ok(()) => {}
-                Err(SendError::Abandoned) => return Handled::Abandoned,
-                // The body fits its event topic but not the deliveries topic: no delivery of it
-                // can ever be written. Those already written stand; a re-drive repeats them
-                // with the same `webhook-id`.
-                Err(SendError::Rejected(why)) => {
-                    return Handled::SetAside(SetAside::new(
-                        "delivery_too_large",
-                        format!("the broker refused a delivery of this event: {why}"),
-                    ));
-                }
+        // In the event's turn: a portal's deliveries reach the deliveries topic in the order its
+        // events were read, whatever order the lookups finish in.
+        match send_in_turn(&self.producer, &records, turn, &self.shutdown).await {
+            Ok(()) => {}
+            Err(SendError::Abandoned) => return Handled::Abandoned,
+            // The body fits its event topic but not the deliveries topic: no delivery of it can
+            // ever be written. Those already written stand; a re-drive repeats them with the same
+            // `webhook-id`.
+            Err(SendError::Rejected(why)) => {
+                return Handled::SetAside(SetAside::new(
+                    "delivery_too_large",
+                    format!("the broker refused a delivery of this event: {why}"),
+                ));
             }
         }
         metrics().routed(ty.code()).inc_by(records.len() as u64);

@@ -144,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
             config.max_buffered.max(1),
             token,
             letters,
-            move |m| handler_stage.clone().handle(m),
+            move |m, _turn| handler_stage.clone().handle(m),
         )
         .await
         .context("deliveries consumer")
@@ -169,7 +169,7 @@ async fn main() -> anyhow::Result<()> {
                 config.retry_tier_max_in_flight,
                 token,
                 letters,
-                move |m| tier.clone().handle(m),
+                move |m, _turn| tier.clone().handle(m),
             )
             .await
             .with_context(|| format!("retry tier consumer {topic}"))
@@ -180,9 +180,14 @@ async fn main() -> anyhow::Result<()> {
     tasks.spawn(async move {
         // Enough records in flight to fill a few batches while one is being written.
         let in_flight = config.log_batch_size.max(1) * 4;
-        synap_kafka::run_consumer(attempts, &attempt_topics, in_flight, token, dead_letters, move |m| {
-            queue.clone().handle(m)
-        })
+        synap_kafka::run_consumer(
+            attempts,
+            &attempt_topics,
+            in_flight,
+            token,
+            dead_letters,
+            move |m, _turn| queue.clone().handle(m),
+        )
         .await
         .context("attempt log consumer")
     });
