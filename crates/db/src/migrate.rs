@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (20, "delivery_guarantees", include_str!("../migrations/0020_delivery_guarantees.sql")),
     (21, "omit_traceparent", include_str!("../migrations/0021_omit_traceparent.sql")),
     (22, "attempt_vocabulary", include_str!("../migrations/0022_attempt_vocabulary.sql")),
+    (40, "partitioned_attempts", include_str!("../migrations/0040_partitioned_attempts.sql")),
 ];
 
 /// Arbitrary constant naming the lock; any other user of advisory locks must avoid it.

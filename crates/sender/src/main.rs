@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use synap_db::{DatabaseConfig, EncryptionConfig};
+use synap_db::{AttemptsConfig, DatabaseConfig, EncryptionConfig};
 use synap_kafka::provision::TopicLayout;
 use synap_kafka::{DeadLetters, KafkaConfig};
 use synap_outbound::{OutboundConfig, Policy};
@@ -36,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let encryption: EncryptionConfig = source.section("encryption")?;
     let outbound: OutboundConfig = source.section("outbound")?;
     let config: SenderConfig = source.section("sender")?;
+    let retention: AttemptsConfig = source.section("attempts")?;
     let telemetry = synap_telemetry::init(&source, "synap-sender")?;
     telemetry.serve().await?;
     let policy = Policy::from_config(&outbound)
@@ -45,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
             ConfigError::Rejected { key: "sender.retry_jitter", reason: "must be in [0, 1)".into() }.into()
         );
     }
+    retention.validate().map_err(|(key, reason)| ConfigError::Rejected { key, reason })?;
 
     let shutdown = shutdown_token();
     let topics = kafka.topics();
@@ -159,6 +161,9 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("retry tier consumer {topic}"))
         });
     }
+    // Partitions ahead, expired ones dropped: one replica at a time, under an advisory lock.
+    let maintenance =
+        tokio::spawn(synap_db::attempt_partitions::keep(pool.clone(), retention, shutdown.clone()));
     let attempts = kafka.background_consumer("attempt-log")?;
     let (attempt_topics, token) = (vec![topics.attempts()], shutdown.clone());
     tasks.spawn(async move {
@@ -180,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown.cancel();
     }
     let _ = batcher.await;
+    let _ = maintenance.await;
     synap_kafka::flush(&producer);
     tracing::info!("sender stopped");
     telemetry.shutdown();
