@@ -15,6 +15,7 @@ mod delivery_isolation;
 mod delivery_retries;
 mod delivery_support;
 mod set_aside;
+mod storage;
 mod support;
 mod telemetry;
 mod telemetry_logs;

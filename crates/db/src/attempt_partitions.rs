@@ -140,11 +140,12 @@ pub async fn total_bytes(pool: &Pool) -> Result<i64, DbError> {
 
 async fn list(client: &impl deadpool_postgres::GenericClient) -> Result<Vec<Partition>, DbError> {
     // The bound expression reads `FOR VALUES FROM ('…') TO ('…')`, its times printed with their
-    // offset, so casting them back is exact whatever the session's time zone.
+    // offset, so casting them back is exact whatever the session's time zone. A partition dropped
+    // meanwhile has no size (NULL).
     let rows = client
         .query(
             "SELECT c.relname::text, m[1]::timestamptz, m[2]::timestamptz,
-                    pg_total_relation_size(c.oid)
+                    coalesce(pg_total_relation_size(c.oid), 0)
              FROM pg_inherits i
              JOIN pg_class c ON c.oid = i.inhrelid
              CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),

@@ -356,7 +356,11 @@ impl Sender {
             status_code: attempted.status.map(u32::from).unwrap_or(0),
             latency_ms: attempted.latency.as_millis().min(u32::MAX as u128) as u32,
             response_headers: attempted.response_headers.clone().unwrap_or_default(),
-            response_body: attempted.response_body.clone().unwrap_or_default(),
+            response_body: if outcome == Outcome::Delivered && !self.config.store_success_bodies {
+                String::new()
+            } else {
+                attempted.response_body.clone().unwrap_or_default()
+            },
             test_send: delivery.test_send,
             source_topic: source.topic.clone(),
             source_partition: source.partition,
