@@ -89,8 +89,18 @@ async fn the_attempt_log_keeps_only_its_retention_in_partitions_dropped_whole() 
     // partition rather than failing; maintenance drops the first and moves the second.
     let now = db_now(&db).await;
     stray(&db, "stray-expired", now - chrono::Duration::hours(1)).await;
-    stray(&db, "stray-ahead", now + chrono::Duration::seconds(10)).await;
+    stray(&db, "stray-ahead", now + chrono::Duration::seconds(12)).await;
     assert_eq!(partition_of(&db, "stray-ahead").await.as_deref(), Some("delivery_attempts_default"));
+    // Its partition is made 4 to 6 s ahead, so 6 to 8 s from now; it expires 18 s from now.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+    loop {
+        let at = partition_of(&db, "stray-ahead").await.expect("the stray ahead is kept");
+        if at.starts_with("delivery_attempts_p") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the stray ahead is still in {at}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Waves of deliveries for three retentions' worth of time, the partitions checked after each.
     let mut waves = Vec::new();
@@ -114,45 +124,45 @@ async fn the_attempt_log_keeps_only_its_retention_in_partitions_dropped_whole() 
         let most = (RETENTION_S / WIDTH_S + AHEAD + 3) as usize;
         assert!(parts.len() <= most, "{} partitions, at most {most}: {parts:?}", parts.len());
         most_bytes = most_bytes.max(parts.iter().map(|p| p.3).sum::<i64>());
-        if wave == 3 {
-            // About 8 s in: its partition exists now (made 4 to 6 s ahead), and it has not expired.
-            let moved = partition_of(&db, "stray-ahead").await.expect("the stray ahead is kept");
-            assert!(moved.starts_with("delivery_attempts_p"), "moved into its partition: {moved}");
-        }
     }
-    let last = waves.last().unwrap().clone();
-    wait_for_log(&stack, &sub, Duration::from_secs(40), |log| {
-        log.iter().filter(|a| last.contains(&a.event_id)).count() == last.len()
-    })
-    .await;
+    let published = waves.iter().map(Vec::len).sum::<usize>();
+    receiver.wait_for("/ok", published, Duration::from_secs(60)).await;
 
-    // The first waves are gone with their partitions, the last is kept.
+    // The first waves are gone with their partitions.
     let stored = "SELECT count(*) FROM delivery_attempts WHERE event_id = ANY($1)";
     assert_eq!(count(&db, stored, &waves[0]).await, 0, "the first wave expired");
     assert_eq!(count(&db, stored, &waves[1]).await, 0, "the second wave expired");
-    let oldest_row: DateTime<Utc> =
+    let oldest_row: Option<DateTime<Utc>> =
         db.query_one("SELECT min(finished_at) FROM delivery_attempts", &[]).await.unwrap().get(0);
     let now = db_now(&db).await;
     assert!(
-        oldest_row > now - chrono::Duration::seconds(RETENTION_S + WIDTH_S + 3),
-        "nothing older than the retention and one partition: oldest {oldest_row}, now {now}"
+        oldest_row.is_none_or(|t| t > now - chrono::Duration::seconds(RETENTION_S + WIDTH_S + 3)),
+        "nothing older than the retention and one partition: oldest {oldest_row:?}, now {now}"
     );
     assert_eq!(partition_of(&db, "stray-expired").await, None, "the expired stray was dropped");
     let total: i64 = db.query_one("SELECT count(*) FROM delivery_attempts", &[]).await.unwrap().get(0);
-    let published = waves.iter().map(Vec::len).sum::<usize>() as i64;
-    assert!(total < published / 2, "{total} rows kept of {published} attempts");
+    assert!(total < published as i64 / 2, "{total} rows kept of {published} attempts");
     let bytes: i64 = partitions(&db).await.iter().map(|p| p.3).sum();
     assert!(bytes <= most_bytes, "the log does not grow: {bytes} bytes now, {most_bytes} at most before");
 
-    // The delivery API lists exactly what is kept, newest first, over pages, and reads one row.
-    let kept: Vec<i64> = db
-        .query("SELECT id FROM delivery_attempts WHERE subscription_id = $1 ORDER BY id DESC", &[&sub])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert!(!kept.is_empty());
+    // A fresh wave, listed through the delivery API while it is kept: newest first, over pages,
+    // exactly the rows the table holds (rows may expire or arrive between the reads, so what
+    // both table reads saw must be listed, and nothing else).
+    let fresh = event_ids("fresh", 30);
+    publish(&stack, &portal, &fresh).await;
+    wait_for_log(&stack, &sub, Duration::from_secs(40), |log| {
+        log.iter().filter(|a| fresh.contains(&a.event_id)).count() >= 10
+    })
+    .await;
+    let table = async || -> Vec<i64> {
+        db.query("SELECT id FROM delivery_attempts WHERE subscription_id = $1", &[&sub])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let before = table().await;
     let mut deliveries = stack.deliveries().await;
     let (mut listed, mut token) = (Vec::new(), String::new());
     loop {
@@ -160,7 +170,7 @@ async fn the_attempt_log_keeps_only_its_retention_in_partitions_dropped_whole() 
             .list_attempts(api::ListAttemptsRequest {
                 portal_id: portal.clone(),
                 subscription_id: sub.clone(),
-                page_size: 25,
+                page_size: 7,
                 page_token: token.clone(),
                 ..Default::default()
             })
@@ -173,16 +183,18 @@ async fn the_attempt_log_keeps_only_its_retention_in_partitions_dropped_whole() 
         }
         token = page.next_page_token;
     }
-    // Rows of the next seconds may expire between the two reads: compare what both saw.
-    let newest_kept: Vec<i64> = kept.iter().copied().take(40).collect();
-    assert_eq!(listed[..40], newest_kept[..], "the newest attempts, in order, over pages");
-    assert!(listed.windows(2).all(|w| w[0] > w[1]), "newest first, no duplicates");
+    let after = table().await;
+    let throughout: Vec<i64> = before.iter().copied().filter(|id| after.contains(id)).collect();
+    assert!(throughout.len() >= 10, "the fresh rows were kept throughout: {throughout:?}");
+    assert!(throughout.iter().all(|id| listed.contains(id)), "listed {listed:?}, kept {throughout:?}");
+    assert!(listed.iter().all(|id| before.contains(id) || after.contains(id)), "nothing else listed");
+    assert!(listed.windows(2).all(|w| w[0] > w[1]), "newest first, no duplicates: {listed:?}");
     let one = deliveries
         .get_attempt(api::GetAttemptRequest { id: listed[0].to_string() })
         .await
         .unwrap()
         .into_inner();
-    assert!(last.contains(&one.event_id) && one.outcome == "delivered", "{one:?}");
+    assert!(fresh.contains(&one.event_id) && one.outcome == "delivered", "{one:?}");
     assert_eq!(one.response_body, "", "a success's body is not kept by default");
     let header_bytes: usize = one.response_headers.iter().map(|(k, v)| k.len() + v.len()).sum();
     assert!(
@@ -207,4 +219,37 @@ async fn the_attempt_log_keeps_only_its_retention_in_partitions_dropped_whole() 
 
     let listing = stack.admin(&["attempts", "partitions"]).await;
     assert!(listing.contains("delivery_attempts_p") && listing.contains("total\t"), "{listing}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_id_replays_the_secret_only_within_its_window() {
+    let stack = Stack::start_with(&[("SYNAP_CONTROL__REQUEST_ID_TTL_SECONDS", "3")]).await;
+    let mut control = stack.control().await;
+    let portal = crate::support::portal_id();
+    crate::support::upsert_portal(&mut control, &portal, api::Plan::Pro, &[]).await;
+    let request = api::CreateSubscriptionRequest {
+        portal_id: portal.clone(),
+        url: "http://127.0.0.1:9/hook".into(),
+        event_types: vec!["user.updated".into()],
+        request_id: "setup-1".into(),
+        ..Default::default()
+    };
+    let first = control.create_subscription(request.clone()).await.unwrap().into_inner();
+    let replay = control.create_subscription(request.clone()).await.unwrap().into_inner();
+    assert_eq!(replay.subscription, first.subscription, "within the window: the original");
+    assert!(first.signing_secret.starts_with("whsec_"));
+    assert_eq!(replay.signing_secret, first.signing_secret, "within the window: its secret too");
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let late = control.create_subscription(request).await.unwrap_err();
+    let id = first.subscription.unwrap().id;
+    assert_eq!(late.code(), tonic::Code::AlreadyExists, "{late:?}");
+    assert!(late.message().starts_with("request_id: ") && late.message().contains(&id), "{late:?}");
+    assert!(!format!("{late:?}").contains(&first.signing_secret), "no secret in the error");
+    let listed = control
+        .list_subscriptions(api::ListSubscriptionsRequest { portal_id: portal, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.subscriptions.len(), 1, "a late replay creates nothing");
 }

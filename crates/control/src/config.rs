@@ -16,6 +16,10 @@ pub struct ControlConfig {
     pub secret_overlap_seconds: u64,
     /// How long TestSend waits for the sender to finish the attempt.
     pub test_send_timeout_ms: u64,
+    /// How long a CreateSubscription `request_id` replays the first call's response, signing
+    /// secret included. A replay after that is ALREADY_EXISTS: it creates nothing and never
+    /// returns the secret again.
+    pub request_id_ttl_seconds: u64,
 }
 
 impl Default for ControlConfig {
@@ -26,6 +30,7 @@ impl Default for ControlConfig {
             allow_http_urls: false,
             secret_overlap_seconds: 24 * 60 * 60,
             test_send_timeout_ms: 20_000,
+            request_id_ttl_seconds: 24 * 60 * 60,
         }
     }
 }
@@ -51,6 +56,12 @@ impl ControlConfig {
                 reason: "must be positive".into(),
             });
         }
+        if self.request_id_ttl_seconds == 0 {
+            return Err(ConfigError::Rejected {
+                key: "control.request_id_ttl_seconds",
+                reason: "must be positive".into(),
+            });
+        }
         Ok(())
     }
 }
@@ -62,6 +73,7 @@ impl std::fmt::Debug for ControlConfig {
             .field("allow_http_urls", &self.allow_http_urls)
             .field("secret_overlap_seconds", &self.secret_overlap_seconds)
             .field("test_send_timeout_ms", &self.test_send_timeout_ms)
+            .field("request_id_ttl_seconds", &self.request_id_ttl_seconds)
             .finish_non_exhaustive()
     }
 }

@@ -11,9 +11,10 @@
 //! whole, its unexpired rows re-inserted. The default holds strays only, so both stay small.
 //!
 //! One replica does this at a time: the run holds a transaction-level advisory lock and a
-//! replica that cannot take it skips its turn. DDL on the partitioned table briefly locks it, so
-//! the run gives up after `LOCK_TIMEOUT` rather than queue writers behind a long reader; the next
-//! run tries again.
+//! replica that cannot take it skips its turn. When there is work, the run locks the table
+//! exclusively for the milliseconds its DDL takes; it gives up after `LOCK_TIMEOUT` rather than
+//! queue writers behind a long reader (their rows wait meanwhile: see the sender's attempt log),
+//! and the next run tries again.
 
 use std::time::Duration;
 
@@ -116,13 +117,13 @@ pub struct Maintained {
 /// Arbitrary constant naming the lock (the migrations' is `...0001`).
 const LOCK_KEY: i64 = 0x5359_4e41_5000_0040;
 /// How long a run waits for a lock on the attempt log before giving up until its next turn.
-const LOCK_TIMEOUT: &str = "10s";
+const LOCK_TIMEOUT: &str = "2s";
 const DEFAULT_PARTITION: &str = "delivery_attempts_default";
 
 /// The partitions by range (the default partition is not listed), oldest first.
 pub async fn partitions(pool: &Pool) -> Result<Vec<Partition>, DbError> {
     let client = pool.get().await?;
-    list(&client).await
+    list(&client, true).await
 }
 
 /// Bytes of the whole attempt log, every partition's table, indexes and TOAST included.
@@ -138,21 +139,25 @@ pub async fn total_bytes(pool: &Pool) -> Result<i64, DbError> {
     Ok(row.get(0))
 }
 
-async fn list(client: &impl deadpool_postgres::GenericClient) -> Result<Vec<Partition>, DbError> {
+/// `sized`: with each partition's size (which opens, and so locks, every partition).
+async fn list(
+    client: &impl deadpool_postgres::GenericClient,
+    sized: bool,
+) -> Result<Vec<Partition>, DbError> {
     // The bound expression reads `FOR VALUES FROM ('…') TO ('…')`, its times printed with their
     // offset, so casting them back is exact whatever the session's time zone. A partition dropped
     // meanwhile has no size (NULL).
     let rows = client
         .query(
             "SELECT c.relname::text, m[1]::timestamptz, m[2]::timestamptz,
-                    coalesce(pg_total_relation_size(c.oid), 0)
+                    CASE WHEN $1 THEN coalesce(pg_total_relation_size(c.oid), 0) ELSE 0 END
              FROM pg_inherits i
              JOIN pg_class c ON c.oid = i.inhrelid
              CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
                                              'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') m
              WHERE i.inhparent = 'delivery_attempts'::regclass AND m IS NOT NULL
              ORDER BY 2",
-            &[],
+            &[&sized],
         )
         .await?;
     Ok(rows
@@ -176,10 +181,27 @@ pub async fn maintain(pool: &Pool, config: &AttemptsConfig) -> Result<Option<Mai
     let retention = chrono::Duration::from_std(config.retention())
         .map_err(|_| DbError::Config("attempts.retention_seconds is out of range".into()))?;
     let cutoff = now - retention;
-    let existing = list(&tx).await?;
+    let existing = list(&tx, false).await?;
+    let due = due(&existing, now, cutoff, config.partition_seconds, config.partitions_ahead);
+    let expired: Vec<&Partition> = existing.iter().filter(|p| p.to <= cutoff).collect();
+    let stale: bool = tx
+        .query_one(
+            &format!("SELECT EXISTS (SELECT 1 FROM {DEFAULT_PARTITION} WHERE finished_at < $1)"),
+            &[&cutoff],
+        )
+        .await?
+        .get(0);
     let mut done = Maintained::default();
+    if due.is_empty() && expired.is_empty() && !stale {
+        return Ok(Some(done));
+    }
+    // The strongest lock any step below needs, taken first: a step that took a partition's lock
+    // and then waited for the table's would deadlock with a reader holding the table and waiting
+    // for that partition. Held for milliseconds (the tables created are empty, drops are whole);
+    // the wait for it is bounded by the lock timeout.
+    tx.batch_execute("LOCK TABLE delivery_attempts IN ACCESS EXCLUSIVE MODE").await?;
 
-    for (from, to) in due(&existing, now, cutoff, config.partition_seconds, config.partitions_ahead) {
+    for (from, to) in due {
         let name = name_of(from);
         tx.batch_execute(&format!(
             "CREATE TABLE {name} (LIKE delivery_attempts
@@ -197,7 +219,6 @@ pub async fn maintain(pool: &Pool, config: &AttemptsConfig) -> Result<Option<Mai
                 &[&from, &to],
             )
             .await?;
-        // Attaching takes a lighter lock than CREATE … PARTITION OF: readers and writers go on.
         tx.batch_execute(&format!(
             "ALTER TABLE delivery_attempts ATTACH PARTITION {name}
                  FOR VALUES FROM ('{}') TO ('{}')",
@@ -208,18 +229,10 @@ pub async fn maintain(pool: &Pool, config: &AttemptsConfig) -> Result<Option<Mai
         done.created.push(name);
     }
 
-    for expired in existing.iter().filter(|p| p.to <= cutoff) {
-        tx.batch_execute(&format!("DROP TABLE {}", expired.name)).await?;
-        done.dropped.push(expired.name.clone());
+    for partition in expired {
+        tx.batch_execute(&format!("DROP TABLE {}", partition.name)).await?;
+        done.dropped.push(partition.name.clone());
     }
-
-    let stale: bool = tx
-        .query_one(
-            &format!("SELECT EXISTS (SELECT 1 FROM {DEFAULT_PARTITION} WHERE finished_at < $1)"),
-            &[&cutoff],
-        )
-        .await?
-        .get(0);
     if stale {
         done.expired_from_default = swap_default(&tx, cutoff).await?;
     }
