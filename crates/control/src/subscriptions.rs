@@ -87,7 +87,7 @@ impl ControlApi {
             .await
             .map_err(db)?
         {
-            Creation::Created(created) => created,
+            Creation::Created(created) => *created,
             Creation::Expired { subscription_id, created_at } => {
                 tracing::info!(%subscription_id, "create replayed after its request id expired");
                 return Err(Status::already_exists(format!(

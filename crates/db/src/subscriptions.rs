@@ -93,7 +93,7 @@ pub struct NewSubscription {
 #[derive(Debug)]
 pub enum Creation {
     /// Created now, or a replay within the window: the subscription and its current secret.
-    Created(Created),
+    Created(Box<Created>),
     /// The request id was first used longer ago than the replay window: nothing is created and
     /// the signing secret is not returned again (it was shown once, to the first call, and a
     /// replay long after is more likely a stolen or reused request than a retry).
@@ -159,11 +159,8 @@ pub async fn create(
     let signing_secret = crate::secrets::generate();
     crate::secrets::insert(&tx, secrets, &id, &signing_secret).await?;
     tx.commit().await?;
-    Ok(Creation::Created(Created {
-        subscription: Subscription::from_row(&row),
-        signing_secret,
-        replayed: false,
-    }))
+    let created = Created { subscription: Subscription::from_row(&row), signing_secret, replayed: false };
+    Ok(Creation::Created(Box::new(created)))
 }
 
 async fn replay(
@@ -192,7 +189,7 @@ async fn replay(
         crate::secrets::valid(pool, secrets, &subscription.id).await?.into_iter().next().ok_or_else(
             || DbError::Corrupt(format!("subscription {} has no signing secret", subscription.id)),
         )?;
-    Ok(Creation::Created(Created { subscription, signing_secret, replayed: true }))
+    Ok(Creation::Created(Box::new(Created { subscription, signing_secret, replayed: true })))
 }
 
 pub async fn get(pool: &Pool, id: &str) -> Result<Option<Subscription>, DbError> {
