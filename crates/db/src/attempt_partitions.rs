@@ -39,8 +39,8 @@ pub struct AttemptsConfig {
     /// Partitions created ahead of the current one, so that writers never wait for one.
     pub partitions_ahead: u32,
     /// How often each sender replica runs the maintenance (one at a time, under an advisory
-    /// lock). 0 turns it off in the sender: run `synap-admin attempts maintain` instead (the Helm
-    /// chart's CronJob).
+    /// lock). 0 turns it off in the sender: then run `synap-admin attempts maintain` on a
+    /// schedule (a CronJob) instead.
     pub maintain_every_seconds: u64,
 }
 
