@@ -217,6 +217,12 @@ async fn the_attempt_log_keeps_only_its_retention_in_partitions_dropped_whole() 
         .get(0);
     assert_eq!((log[0].status_code, body.as_deref()), (Some(500), Some("boom")));
 
+    // The operator's commands: one run by hand beside the senders' (one at a time), and a listing.
+    let maintained = stack.admin(&["attempts", "maintain"]).await;
+    assert!(
+        maintained.contains("partitions created:") || maintained.contains("another process is maintaining"),
+        "{maintained}"
+    );
     let listing = stack.admin(&["attempts", "partitions"]).await;
     assert!(listing.contains("delivery_attempts_p") && listing.contains("total\t"), "{listing}");
 }
