@@ -35,6 +35,8 @@ pub enum Reply {
     Slow(Duration),
     /// Never answers (the connection stays open until the client gives up).
     Hang,
+    /// This status with `n` headers `x-filler-<i>: <value>` and this body.
+    Full { status: u16, filler_headers: usize, filler_value: String, body: String },
 }
 
 #[derive(Default)]
@@ -172,6 +174,16 @@ async fn record(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap,
         Some(Reply::Hang) => {
             std::future::pending::<()>().await;
             StatusCode::NO_CONTENT.into_response()
+        }
+        Some(Reply::Full { status: code, filler_headers, filler_value, body }) => {
+            let mut response = (status(code), body).into_response();
+            for i in 0..filler_headers {
+                response.headers_mut().insert(
+                    axum::http::HeaderName::try_from(format!("x-filler-{i}")).unwrap(),
+                    axum::http::HeaderValue::try_from(filler_value.as_str()).unwrap(),
+                );
+            }
+            response
         }
     }
 }

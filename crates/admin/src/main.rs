@@ -1,6 +1,7 @@
 //! `synap-admin`: the operator's commands. The same image that runs the services runs these
 //! (a Helm hook runs `migrate` and `topics` before every install and upgrade).
 
+mod attempts;
 mod publish;
 mod receive;
 mod redrive;
@@ -36,6 +37,9 @@ enum Command {
     Publish(publish::PublishArgs),
     /// Runs a webhook receiver that prints every request it gets (for local demos).
     Receive(receive::ReceiveArgs),
+    /// The attempt log's time partitions: `maintain` (create ahead, drop expired), `partitions`.
+    #[command(subcommand)]
+    Attempts(attempts::AttemptsCommand),
     /// Sends dead letters back to the topic they were read from, once their cause is fixed.
     Redrive(redrive::RedriveArgs),
     /// Re-encrypts every sealed secret under the first key of `encryption.keys` (key rotation),
@@ -83,6 +87,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Publish(publish) => {
             let kafka: KafkaConfig = source.section("kafka")?;
             publish::run(&kafka, publish).await?;
+        }
+        Command::Attempts(command) => {
+            let database: DatabaseConfig = source.section("database")?;
+            let config: synap_db::AttemptsConfig = source.section("attempts")?;
+            attempts::run(&database, &config, command).await?;
         }
         Command::Receive(receive) => receive::run(receive).await?,
         Command::Redrive(redrive) => {

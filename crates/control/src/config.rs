@@ -28,6 +28,10 @@ pub struct ControlConfig {
     /// network in the clear: only for local use or behind something that encrypts (a service
     /// mesh with mTLS). Off by default: without a certificate, control refuses to start.
     pub allow_plaintext: bool,
+    /// How long a CreateSubscription `request_id` replays the first call's response, signing
+    /// secret included. A replay after that is ALREADY_EXISTS: it creates nothing and never
+    /// returns the secret again.
+    pub request_id_ttl_seconds: u64,
 }
 
 impl Default for ControlConfig {
@@ -42,6 +46,7 @@ impl Default for ControlConfig {
             tls_key_file: String::new(),
             tls_client_ca_file: String::new(),
             allow_plaintext: false,
+            request_id_ttl_seconds: 24 * 60 * 60,
         }
     }
 }
@@ -99,6 +104,12 @@ impl ControlConfig {
             }
             _ => {}
         }
+        if self.request_id_ttl_seconds == 0 {
+            return Err(ConfigError::Rejected {
+                key: "control.request_id_ttl_seconds",
+                reason: "must be positive".into(),
+            });
+        }
         Ok(())
     }
 }
@@ -114,6 +125,7 @@ impl std::fmt::Debug for ControlConfig {
             .field("tls_key_file", &self.tls_key_file)
             .field("tls_client_ca_file", &self.tls_client_ca_file)
             .field("allow_plaintext", &self.allow_plaintext)
+            .field("request_id_ttl_seconds", &self.request_id_ttl_seconds)
             .finish_non_exhaustive()
     }
 }

@@ -40,6 +40,7 @@ fn control() -> ControlApi {
         allow_http_urls: false,
         outbound: Policy::default(),
         secret_overlap: Duration::from_secs(60),
+        request_id_ttl: Duration::from_secs(60),
         test_sender: None,
     }
 }

@@ -24,6 +24,8 @@ pub struct ControlApi {
     pub outbound: Policy,
     /// Default validity of a rotated-out signing secret.
     pub secret_overlap: Duration,
+    /// How long a create's request id replays the original response (secret included).
+    pub request_id_ttl: Duration,
     /// `None` when the deployment gives control no Kafka access: TestSend is then UNAVAILABLE.
     pub test_sender: Option<TestSender>,
 }
@@ -43,6 +45,7 @@ impl ControlApi {
             allow_http_urls: config.allow_http_urls,
             outbound,
             secret_overlap: Duration::from_secs(config.secret_overlap_seconds),
+            request_id_ttl: Duration::from_secs(config.request_id_ttl_seconds),
             test_sender: Some(TestSender {
                 producer: kafka.producer("control")?,
                 topics: kafka.topics(),

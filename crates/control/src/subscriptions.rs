@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use synap_contract::EventType;
 use synap_db::NewSubscription;
 use synap_db::delivery_state::DeliveryOptions;
-use synap_db::subscriptions::{Changes, Cursor, Filter};
+use synap_db::subscriptions::{Changes, Creation, Cursor, Filter};
 use synap_proto::control::v1 as api;
 use tonic::Status;
 
@@ -82,8 +82,22 @@ impl ControlApi {
             basic_auth,
             request_id,
         };
-        let mut created =
-            synap_db::subscriptions::create(&self.pool, &self.secrets, &new).await.map_err(db)?;
+        let window = chrono::Duration::from_std(self.request_id_ttl).unwrap_or(chrono::Duration::days(1));
+        let mut created = match synap_db::subscriptions::create(&self.pool, &self.secrets, &new, window)
+            .await
+            .map_err(db)?
+        {
+            Creation::Created(created) => *created,
+            Creation::Expired { subscription_id, created_at } => {
+                tracing::info!(%subscription_id, "create replayed after its request id expired");
+                return Err(Status::already_exists(format!(
+                    "request_id: used by subscription {subscription_id} at {}, longer ago than the {} s \
+                     replay window; nothing was created and its signing secret is not returned again",
+                    created_at.to_rfc3339(),
+                    self.request_id_ttl.as_secs()
+                )));
+            }
+        };
         // A replay returns the subscription as it is; only a new one takes the request's options.
         if !created.replayed && options != created.subscription.options {
             synap_db::delivery_state::set_options(&self.pool, &created.subscription.id, &options)

@@ -1,7 +1,9 @@
 //! The attempt log: one row per HTTP attempt (or refusal to make one) of a delivery.
 //!
 //! Rows never hold request secrets (the authorization header, signing secrets). The sender writes
-//! them in batches; each has a stable `attempt_id`, so writing a batch again stores nothing twice.
+//! them in batches; each has a stable `attempt_id` (and a `finished_at` that a re-write repeats),
+//! so writing a batch again stores nothing twice. The table is partitioned by `finished_at` and
+//! expired partitions are dropped whole: see [`crate::attempt_partitions`].
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
@@ -123,7 +125,7 @@ pub struct AttemptRow {
 }
 
 /// Stores `attempts` in one statement (one round trip, whatever the batch size); rows already
-/// stored (same `attempt_id`) are skipped.
+/// stored (same `attempt_id` and `finished_at`) are skipped.
 pub async fn insert_batch(pool: &Pool, attempts: &[AttemptRow]) -> Result<(), DbError> {
     if attempts.is_empty() {
         return Ok(());
@@ -151,7 +153,7 @@ pub async fn insert_batch(pool: &Pool, attempts: &[AttemptRow]) -> Result<(), Db
                       scheduled_at, sent_at, finished_at, outcome, error_class, error, status_code,
                       latency_ms, response_headers, response_body, test_send,
                       source_topic, source_partition, source_offset)
-             ON CONFLICT (attempt_id) DO NOTHING",
+             ON CONFLICT (attempt_id, finished_at) DO NOTHING",
         )
         .await?;
     let params: [&(dyn ToSql + Sync); 20] = [

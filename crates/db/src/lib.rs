@@ -1,6 +1,7 @@
 //! PostgreSQL access for Synap Webhooks.
 
 pub mod api_keys;
+pub mod attempt_partitions;
 pub mod attempts;
 pub mod circuits;
 pub mod delivery_state;
@@ -14,6 +15,7 @@ pub mod secrets;
 pub mod subscriptions;
 
 pub use api_keys::ApiKey;
+pub use attempt_partitions::AttemptsConfig;
 pub use pool::{DatabaseConfig, Pool, connect, watch_reachable};
 pub use portals::{Plan, Portal};
 pub use secret_box::{EncryptionConfig, KeyId, SecretBox, Slot};

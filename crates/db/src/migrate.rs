@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (22, "attempt_vocabulary", include_str!("../migrations/0022_attempt_vocabulary.sql")),
     (23, "endpoint_circuits", include_str!("../migrations/0023_endpoint_circuits.sql")),
     (30, "encryption_canaries", include_str!("../migrations/0030_encryption_canaries.sql")),
+    (40, "partitioned_attempts", include_str!("../migrations/0040_partitioned_attempts.sql")),
 ];
 
 /// Arbitrary constant naming the lock; any other user of advisory locks must avoid it.

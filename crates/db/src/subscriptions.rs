@@ -97,6 +97,17 @@ pub struct NewSubscription {
 
 /// The result of [`create`].
 #[derive(Debug)]
+pub enum Creation {
+    /// Created now, or a replay within the window: the subscription and its current secret.
+    Created(Box<Created>),
+    /// The request id was first used longer ago than the replay window: nothing is created and
+    /// the signing secret is not returned again (it was shown once, to the first call, and a
+    /// replay long after is more likely a stolen or reused request than a retry).
+    Expired { subscription_id: String, created_at: DateTime<Utc> },
+}
+
+/// A subscription and its signing secret in plain text, as a create returns them.
+#[derive(Debug)]
 pub struct Created {
     pub subscription: Subscription,
     /// The current signing secret, in plain text.
@@ -106,9 +117,16 @@ pub struct Created {
 }
 
 /// Creates the subscription with a fresh signing secret, returned in plain text. When the
-/// portal already used `new.request_id`, returns that subscription (and its current secret)
-/// instead, also when two such calls race.
-pub async fn create(pool: &Pool, secrets: &SecretBox, new: &NewSubscription) -> Result<Created, DbError> {
+/// portal already used `new.request_id` less than `replay_window` ago, returns that subscription
+/// (and its current secret) instead, also when two such calls race; when longer ago,
+/// [`Creation::Expired`]. The request id stays on its subscription (bounded by the subscriptions,
+/// not by traffic), so a late replay never creates a second one.
+pub async fn create(
+    pool: &Pool,
+    secrets: &SecretBox,
+    new: &NewSubscription,
+    replay_window: chrono::Duration,
+) -> Result<Creation, DbError> {
     let id = format!("sub_{}", uuid::Uuid::now_v7().simple());
     let username = new.basic_auth.as_ref().map(|a| a.username.as_str());
     let sealed = new.basic_auth.as_ref().map(|a| secrets.seal(a.password.as_bytes(), &password_slot(&id)));
@@ -142,12 +160,14 @@ pub async fn create(pool: &Pool, secrets: &SecretBox, new: &NewSubscription) -> 
         // The request id was used before (possibly by a call that committed a moment ago).
         drop(tx);
         drop(client);
-        return replay(pool, secrets, &new.portal_id, new.request_id.as_deref().unwrap_or_default()).await;
+        let request_id = new.request_id.as_deref().unwrap_or_default();
+        return replay(pool, secrets, &new.portal_id, request_id, replay_window).await;
     };
     let signing_secret = crate::secrets::generate();
     crate::secrets::insert(&tx, secrets, &id, &signing_secret).await?;
     tx.commit().await?;
-    Ok(Created { subscription: Subscription::from_row(&row), signing_secret, replayed: false })
+    let created = Created { subscription: Subscription::from_row(&row), signing_secret, replayed: false };
+    Ok(Creation::Created(Box::new(created)))
 }
 
 async fn replay(
@@ -155,7 +175,8 @@ async fn replay(
     secrets: &SecretBox,
     portal_id: &str,
     request_id: &str,
-) -> Result<Created, DbError> {
+    replay_window: chrono::Duration,
+) -> Result<Creation, DbError> {
     let client = pool.get().await?;
     let row = client
         .query_one(
@@ -165,11 +186,17 @@ async fn replay(
         .await?;
     drop(client);
     let subscription = Subscription::from_row(&row);
+    if subscription.created_at < Utc::now() - replay_window {
+        return Ok(Creation::Expired {
+            subscription_id: subscription.id,
+            created_at: subscription.created_at,
+        });
+    }
     let signing_secret =
         crate::secrets::valid(pool, secrets, &subscription.id).await?.into_iter().next().ok_or_else(
             || DbError::Corrupt(format!("subscription {} has no signing secret", subscription.id)),
         )?;
-    Ok(Created { subscription, signing_secret, replayed: true })
+    Ok(Creation::Created(Box::new(Created { subscription, signing_secret, replayed: true })))
 }
 
 pub async fn get(pool: &Pool, id: &str) -> Result<Option<Subscription>, DbError> {

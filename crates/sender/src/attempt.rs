@@ -16,6 +16,11 @@ pub const USER_AGENT: &str = concat!("Synap-Webhooks/", env!("CARGO_PKG_VERSION"
 
 /// The first this many bytes of a response body are kept for the attempt log.
 pub const RESPONSE_BODY_LIMIT: usize = 16 * 1024;
+/// At most this many response headers are kept for the attempt log, …
+pub const RESPONSE_HEADERS_MAX_COUNT: usize = 32;
+/// … and at most this many bytes of them (names and values): an endpoint that answers with
+/// hundreds of cookies costs the log no more than one that answers with a few.
+pub const RESPONSE_HEADERS_LIMIT: usize = 4 * 1024;
 
 /// The HTTP client every attempt shares: no redirects (a 3xx is a failure, EVENTS.md §4), a
 /// bounded connect time, and a resolver that connects only to addresses the policy allows.
@@ -169,12 +174,7 @@ async fn exchange(request: reqwest::RequestBuilder, attempted: &mut Attempted) -
                 response.headers().get(RETRY_AFTER).and_then(|v| retry_after(v.to_str().ok()?));
         }
     }
-    let headers: serde_json::Map<String, serde_json::Value> = response
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.into())))
-        .collect();
-    attempted.response_headers = Some(serde_json::Value::Object(headers).to_string());
+    attempted.response_headers = Some(kept_headers(response.headers()));
     let mut body = Vec::new();
     while body.len() < RESPONSE_BODY_LIMIT {
         match response.chunk().await {
@@ -187,6 +187,27 @@ async fn exchange(request: reqwest::RequestBuilder, attempted: &mut Attempted) -
     body.truncate(RESPONSE_BODY_LIMIT);
     attempted.response_body = Some(String::from_utf8_lossy(&body).into_owned());
     Ok(())
+}
+
+/// The response headers the attempt log keeps, as a JSON object: in the order received, those
+/// that are text, until `RESPONSE_HEADERS_MAX_COUNT` or `RESPONSE_HEADERS_LIMIT` is reached; a
+/// header too large for what is left is skipped, smaller ones after it are still kept.
+pub fn kept_headers(headers: &HeaderMap) -> String {
+    let mut kept = serde_json::Map::new();
+    let mut bytes = 0;
+    for (name, value) in headers {
+        let Ok(value) = value.to_str() else { continue };
+        let size = name.as_str().len() + value.len();
+        if kept.len() == RESPONSE_HEADERS_MAX_COUNT {
+            break;
+        }
+        if bytes + size > RESPONSE_HEADERS_LIMIT {
+            continue;
+        }
+        bytes += size;
+        kept.insert(name.as_str().to_owned(), value.into());
+    }
+    serde_json::Value::Object(kept).to_string()
 }
 
 /// `Retry-After`: delay seconds or an HTTP date.
@@ -260,6 +281,35 @@ mod tests {
         let (class, text) = classify(&error);
         assert_eq!(class, ErrorClass::Refused, "{text}");
         assert!(text.contains("is a loopback name"), "{text}");
+    }
+
+    #[test]
+    fn stored_headers_are_capped_in_count_and_bytes() {
+        let mut many = HeaderMap::new();
+        for i in 0..100 {
+            many.insert(
+                reqwest::header::HeaderName::from_bytes(format!("x-h{i:03}").as_bytes()).unwrap(),
+                HeaderValue::from_static("v"),
+            );
+        }
+        let kept: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&kept_headers(&many)).unwrap();
+        assert_eq!(kept.len(), RESPONSE_HEADERS_MAX_COUNT);
+
+        let mut large = HeaderMap::new();
+        large.insert("x-small", HeaderValue::from_static("a"));
+        large.insert("x-huge", HeaderValue::from_str(&"b".repeat(RESPONSE_HEADERS_LIMIT)).unwrap());
+        for i in 0..3 {
+            let name = reqwest::header::HeaderName::from_bytes(format!("x-big{i}").as_bytes()).unwrap();
+            large.insert(name, HeaderValue::from_str(&"c".repeat(RESPONSE_HEADERS_LIMIT / 3)).unwrap());
+        }
+        large.insert("x-after", HeaderValue::from_static("d"));
+        let stored = kept_headers(&large);
+        let kept: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&stored).unwrap();
+        assert!(stored.len() <= RESPONSE_HEADERS_LIMIT + 64 * kept.len(), "{}", stored.len());
+        assert!(kept.contains_key("x-small") && kept.contains_key("x-after"), "small ones are kept");
+        assert!(!kept.contains_key("x-huge"), "one header over the limit is skipped");
+        assert_eq!(kept.keys().filter(|k| k.starts_with("x-big")).count(), 2, "until the bytes run out");
     }
 
     #[test]

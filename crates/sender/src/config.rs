@@ -66,6 +66,9 @@ pub struct SenderConfig {
     /// How long an attempt waits for its log row to be stored in PostgreSQL directly before the
     /// row goes through the attempts topic instead (0: always through the topic).
     pub log_direct_wait_ms: u64,
+    /// Also keep the response body (its first 16 KiB) of successful attempts in the attempt log.
+    /// Off by default: bodies are kept for failed attempts only, where they explain the failure.
+    pub store_success_bodies: bool,
 }
 
 impl Default for SenderConfig {
@@ -102,6 +105,7 @@ impl Default for SenderConfig {
             log_batch_size: 500,
             log_batch_wait_ms: 100,
             log_direct_wait_ms: 2_000,
+            store_success_bodies: false,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use synap_db::{DatabaseConfig, EncryptionConfig};
+use synap_db::{AttemptsConfig, DatabaseConfig, EncryptionConfig};
 use synap_kafka::provision::TopicLayout;
 use synap_kafka::{DeadLetters, KafkaConfig};
 use synap_outbound::{OutboundConfig, Policy};
@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
     let outbound: OutboundConfig = source.section("outbound")?;
     let config: SenderConfig = source.section("sender")?;
     let secrets = encryption.secret_box()?;
+    let retention: AttemptsConfig = source.section("attempts")?;
     let telemetry = synap_telemetry::init(&source, "synap-sender")?;
     telemetry.readiness.require(synap_db::keyring::READINESS);
     telemetry.serve().await?;
@@ -50,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
             ConfigError::Rejected { key: "sender.retry_jitter", reason: "must be in [0, 1)".into() }.into()
         );
     }
+    retention.validate().map_err(|(key, reason)| ConfigError::Rejected { key, reason })?;
 
     let shutdown = shutdown_token();
     let topics = kafka.topics();
@@ -175,6 +177,9 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("retry tier consumer {topic}"))
         });
     }
+    // Partitions ahead, expired ones dropped: one replica at a time, under an advisory lock.
+    let maintenance =
+        tokio::spawn(synap_db::attempt_partitions::keep(pool.clone(), retention, shutdown.clone()));
     let attempts = kafka.background_consumer("attempt-log")?;
     let (attempt_topics, token) = (vec![topics.attempts()], shutdown.clone());
     tasks.spawn(async move {
@@ -210,6 +215,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown.cancel();
     }
     let _ = circuit_log.await;
+    let _ = maintenance.await;
     synap_kafka::flush(&producer);
     tracing::info!("sender stopped");
     telemetry.shutdown();

@@ -415,7 +415,12 @@ impl<I: Io> Sender<I> {
         outcome: Outcome,
         read: &OwnedMessage,
     ) -> Handled {
-        let record = Arc::new(log_record(delivery, attempted, outcome, read));
+        let mut record = log_record(delivery, attempted, outcome, read);
+        // A success's body is kept only where the deployment asks for it (`sender.store_success_bodies`).
+        if outcome == Outcome::Delivered && !self.config.store_success_bodies {
+            record.response_body.clear();
+        }
+        let record = Arc::new(record);
         match self.io.log(record.clone()).await {
             Ok(()) => Handled::Done,
             Err(SendError::Abandoned) => Handled::Abandoned,
