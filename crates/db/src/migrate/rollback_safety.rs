@@ -104,9 +104,23 @@ fn violations(migrations: &[(i32, &str, &str)]) -> Vec<String> {
     found
 }
 
+/// Migrations that had to break the rule, each with what a rollback past it loses; the README's
+/// "Upgrade and rollback" says the same. Adding one here is a decision, never a way to silence
+/// the scan.
+const EXCEPTIONS: &[(i32, &str)] = &[(
+    40,
+    "the attempt log becomes a partitioned table (the only way to drop expired rows whole): the \
+     old table is renamed, copied and dropped, and its unique key gains finished_at, so senders \
+     older than it keep their attempt rows waiting in the attempts topic until a newer sender \
+     runs again; deliveries go on and nothing is lost",
+)];
+
 #[test]
 fn every_migration_keeps_the_previous_release_working() {
-    let found = violations(MIGRATIONS);
+    let allowed: Vec<i32> = EXCEPTIONS.iter().map(|(version, _)| *version).collect();
+    let others: Vec<_> =
+        MIGRATIONS.iter().copied().filter(|(version, _, _)| !allowed.contains(version)).collect();
+    let found = violations(&others);
     assert!(found.is_empty(), "migrations that would break a rollback:\n{}", found.join("\n"));
 }
 

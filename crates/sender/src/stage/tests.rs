@@ -496,7 +496,7 @@ async fn a_secret_that_cannot_be_opened_fails_the_delivery_for_good_at_once() {
     assert_eq!(s.io.logs(), [(1, "failed".into(), "secret_unreadable".into(), 0)]);
     assert_eq!(s.io.dead(), [("secret_unreadable".into(), 1)]);
     let detail = s.io.dead.lock().unwrap()[0].1.detail.clone();
-    assert!(detail.contains("could not be opened"), "{detail}");
+    assert!(detail.contains("opens with no key"), "{detail}");
     assert!(matches!(&s.io.events.lock().unwrap()[..],
         [OperatorEvent::DeliveryFailed { reason, attempts: 1, .. }] if reason == "secret_unreadable"));
     assert!(s.io.circuit_states().is_empty(), "the endpoint's circuit is untouched");
