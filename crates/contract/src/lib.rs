@@ -17,5 +17,5 @@ mod contract_tests;
 
 pub use event_type::{EventType, UnknownEventType};
 pub use plan::{Plan, PlanRefusal};
-pub use shape::BodyError;
+pub use shape::{BodyError, json_kind};
 pub use shapes::validate_body;

@@ -100,7 +100,11 @@ fn check(shape: &Shape, value: &Value, path: &mut String) -> Result<(), BodyErro
         (Shape::ObjectOf(groups), Value::Object(map)) => {
             groups.iter().try_for_each(|fields| check_fields(fields, map, path))
         }
-        _ => Err(BodyError::WrongType { path: path.clone(), expected: shape.expected(), found: kind(value) }),
+        _ => Err(BodyError::WrongType {
+            path: path.clone(),
+            expected: shape.expected(),
+            found: json_kind(value),
+        }),
     }
 }
 
@@ -135,7 +139,8 @@ impl Shape {
     }
 }
 
-fn kind(value: &Value) -> &'static str {
+/// What kind of JSON value `value` is, as an error message names it ("a number", "an array").
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -17,12 +17,8 @@ pub const MAX_USERNAME_LEN: usize = 128;
 /// How long creation waits for the URL's host name to resolve before leaving the check to the
 /// sender.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
-/// The most requests one subscription may have in flight.
-pub const MAX_IN_FLIGHT: u32 = 1000;
-/// The highest per-subscription rate limit, in requests per second.
-pub const MAX_RATE_LIMIT: u32 = 10_000;
-/// The longest per-request timeout (the database enforces it too).
-pub const MAX_TIMEOUT_MS: u32 = 30_000;
+/// The limits of the delivery options live with the options themselves.
+pub use synap_db::delivery_state::{MAX_IN_FLIGHT, MAX_RATE_LIMIT, MAX_TIMEOUT_MS};
 /// The longest a rotated-out secret may stay valid.
 pub const MAX_OVERLAP: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 

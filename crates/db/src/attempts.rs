@@ -52,9 +52,9 @@ pub enum ErrorClass {
     HttpStatus,
     /// The address is not allowed (outbound policy).
     Refused,
-    /// Not attempted: the endpoint's circuit was open. Only rows written before migration 22
-    /// have it: since then a delivery that finds the circuit open waits for its probe without
-    /// an attempt or a row.
+    /// Not attempted: the endpoint's circuit was open. Only rows of earlier releases have it
+    /// (kept readable for them): a delivery that finds its circuit open now waits for the probe
+    /// without an attempt or a row.
     CircuitOpen,
     /// Not attempted: the subscription was disabled after the delivery was routed.
     Disabled,

@@ -5,6 +5,14 @@ use chrono::{DateTime, Utc};
 
 use crate::{DbError, Pool};
 
+/// The most requests one subscription may have in flight.
+pub const MAX_IN_FLIGHT: u32 = 1000;
+/// The highest per-subscription rate limit, in requests per second.
+pub const MAX_RATE_LIMIT: u32 = 10_000;
+/// The longest per-request timeout a subscription may set (migration 20's CHECK on
+/// `subscriptions.timeout_ms` holds the column to it too).
+pub const MAX_TIMEOUT_MS: u32 = 30_000;
+
 /// Per-subscription delivery options; `None` means the deployment's default.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeliveryOptions {

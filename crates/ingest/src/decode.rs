@@ -131,20 +131,10 @@ fn text(value: Option<Value>, field: &str, reason: Reason) -> Result<Option<Stri
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => {
-            Err(reject(reason, format!("`{field}` must be a string, found {}", json_type(&other))))
-        }
-    }
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Some(other) => Err(reject(
+            reason,
+            format!("`{field}` must be a string, found {}", synap_contract::json_kind(&other)),
+        )),
     }
 }
 

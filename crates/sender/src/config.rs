@@ -109,6 +109,3 @@ impl Default for SenderConfig {
         }
     }
 }
-
-/// Most a subscription may set its request timeout to.
-pub const MAX_SUBSCRIPTION_TIMEOUT_MS: u64 = 30_000;

@@ -26,13 +26,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::attempt::{Attempted, ErrorClass};
 use crate::breaker::{Admission, Breakers, Change, Health, Ticket};
-use crate::config::{MAX_SUBSCRIPTION_TIMEOUT_MS, SenderConfig};
+use crate::config::SenderConfig;
 use crate::io::{Destination, Io};
 use crate::lanes::{Lanes, Place};
 use crate::limits::Limits;
 use crate::operator::OperatorEvent;
 use crate::schedule::{Next, RetrySchedule};
 use crate::targets::Target;
+use synap_db::delivery_state::MAX_TIMEOUT_MS;
 
 /// Dead-letter reasons (`synap-dlq-reason`) besides the last attempt's outcome code (`http_500`,
 /// `timeout`, …).
@@ -282,7 +283,7 @@ impl<I: Io> Sender<I> {
 
     fn timeout(&self, target: &Target) -> Duration {
         let ms = target.options.timeout_ms.map(u64::from).unwrap_or(self.config.request_timeout_ms);
-        Duration::from_millis(ms.min(MAX_SUBSCRIPTION_TIMEOUT_MS.max(self.config.request_timeout_ms)))
+        Duration::from_millis(ms.min(u64::from(MAX_TIMEOUT_MS).max(self.config.request_timeout_ms)))
     }
 
     /// Attempt `attempt` after `delay`, through a retry tier. Its attempt is logged once the
