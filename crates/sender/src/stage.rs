@@ -122,7 +122,9 @@ impl<I: Io> Sender<I> {
                 return self.log(&delivery, &attempted, Outcome::Failed, read).await;
             }
             None => {
-                metrics().delivery_finished(Finished::Dropped.code(), None, 0);
+                if !delivery.test_send {
+                    metrics().delivery_finished(Finished::Dropped.code(), None, 0);
+                }
                 tracing::info!(event_id = %delivery.event_id, subscription_id = %delivery.subscription_id, "subscription deleted; delivery dropped");
                 return Handled::Done;
             }
