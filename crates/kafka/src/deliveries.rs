@@ -61,15 +61,11 @@ pub fn test_send(
 /// subscription, so that one subscription's deliveries share a partition and keep their order;
 /// `headers` carry the event id and the trace context of the span that writes it.
 pub fn record(topic: String, delivery: &Delivery) -> Outgoing {
-    Outgoing {
-        topic,
-        key: delivery.subscription_id.clone().into_bytes(),
-        payload: delivery.encode_to_vec(),
-        headers: synap_telemetry::inject_kafka(crate::headers::copy_with(
-            None::<&OwnedHeaders>,
-            &[("synap-event-id", &delivery.event_id)],
-        )),
-    }
+    let headers = synap_telemetry::inject_kafka(crate::headers::copy_with(
+        None::<&OwnedHeaders>,
+        &[("synap-event-id", &delivery.event_id)],
+    ));
+    keyed(topic, delivery, headers)
 }
 
 /// W3C trace-context headers: what carries a record's trace.
@@ -88,6 +84,12 @@ pub fn record_in_trace<H: Headers>(topic: String, delivery: &Delivery, read: Opt
             headers = headers.insert(rdkafka::message::Header { key: h.key, value: h.value });
         }
     }
+    keyed(topic, delivery, headers)
+}
+
+/// Keyed by subscription, so that one subscription's deliveries share a partition and keep
+/// their order.
+fn keyed(topic: String, delivery: &Delivery, headers: OwnedHeaders) -> Outgoing {
     Outgoing {
         topic,
         key: delivery.subscription_id.clone().into_bytes(),
