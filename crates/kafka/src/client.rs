@@ -4,13 +4,15 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
-use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, ClientContext, Statistics};
 use serde::{Deserialize, Serialize};
 
+use crate::tenure::Tenures;
+
 /// The consumer every stage uses.
-pub type Consumer = StreamConsumer<LagStatistics>;
+pub type Consumer = StreamConsumer<StageContext>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
@@ -154,7 +156,7 @@ impl KafkaConfig {
             config.set(key, value);
         }
         config
-            .create_with_context(LagStatistics::default())
+            .create_with_context(StageContext::default())
             .map_err(|source| KafkaError::Client { what: "consumer", source })
     }
 
@@ -189,16 +191,40 @@ pub fn watch_reachable(
     });
 }
 
+/// What a stage's consumer does in librdkafka's callbacks: reports lag, and ends its tenure of
+/// the partitions a rebalance takes away ([`crate::tenure`]).
+#[derive(Default)]
+pub struct StageContext {
+    lag: LagStatistics,
+    pub(crate) tenures: Tenures,
+}
+
+impl ClientContext for StageContext {
+    fn stats(&self, statistics: Statistics) {
+        self.lag.report(statistics);
+    }
+}
+
+impl ConsumerContext for StageContext {
+    /// Runs before librdkafka gives up the partitions (and so before the group can hand them to
+    /// another member): the work on their records stops here.
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            self.tenures.end(partitions);
+        }
+    }
+}
+
 /// Turns librdkafka's periodic statistics into `synap_consumer_lag`: per assigned partition, the
 /// high watermark minus the offset stored for commit (records read but not yet done count as
 /// lag), or minus the committed offset before anything was stored.
 #[derive(Default)]
-pub struct LagStatistics {
+struct LagStatistics {
     reported: Mutex<HashSet<(String, i32)>>,
 }
 
-impl ClientContext for LagStatistics {
-    fn stats(&self, statistics: Statistics) {
+impl LagStatistics {
+    fn report(&self, statistics: Statistics) {
         let metrics = synap_telemetry::metrics();
         let mut now = HashSet::new();
         for (name, topic) in &statistics.topics {
@@ -221,8 +247,6 @@ impl ClientContext for LagStatistics {
         *reported = now;
     }
 }
-
-impl ConsumerContext for LagStatistics {}
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,10 @@
 //! ([`crate::send_in_turn`]), so that one portal's events reach the next topic in the order they
 //! were published, whatever order the handlers finish in.
 //!
+//! When a rebalance takes a partition away, the work on its records stops before the group can
+//! give it to another member ([`crate::tenure`]), so two consumers never work through the same
+//! records at once.
+//!
 //! No record can stop its partition: a handler that finds a record can never be handled returns
 //! [`Handled::SetAside`], and a handler that panics on one is caught; either way the record goes to
 //! the stage's dead-letter topic ([`DeadLetters`]) and the offset moves on. Only shutdown holds an
@@ -24,7 +28,7 @@ use futures::FutureExt as _;
 use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::oneshot;
+use synap_runtime::chain::{Link, Tail};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +36,8 @@ use crate::KafkaError;
 use crate::client::Consumer;
 use crate::dead_letter::{DeadLetters, SetAside};
 use crate::offsets::OffsetTracker;
+use crate::sequence::{Arrival, Sequence};
+use crate::tenure::Tenure;
 
 /// What a handler did with its record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,69 +47,56 @@ pub enum Handled {
     /// The record can never be handled: it goes to the dead-letter topic with this reason, then
     /// its offset may be committed.
     SetAside(SetAside),
-    /// The handler gave up because the process is shutting down: the record will be read again.
-    /// Never returned otherwise: it holds the partition's offset back until the restart.
+    /// The handler gave up because the record's tenure ended ([`Turn::tenure`]: the process is
+    /// shutting down or the partition was revoked): the record will be read again, here or by
+    /// the partition's new owner. Never returned otherwise: it holds the partition's offset back.
     Abandoned,
 }
 
 /// A record's turn to write its output, after every record read before it from its partition
-/// has written theirs (or given up). Dropping the turn passes it on.
+/// (in the same tenure) has written theirs or given up. Dropping the turn passes it on, but never
+/// before the records ahead are done ([`Link`]).
 pub struct Turn {
-    before: Option<oneshot::Receiver<()>>,
-    done: Option<oneshot::Sender<()>>,
+    link: Link,
+    tenure: CancellationToken,
 }
 
 impl Turn {
     /// Waits until every record read before this one from its partition has had its turn.
     pub async fn wait(&mut self) {
-        if let Some(before) = self.before.take() {
-            // An error means the one before is gone: its turn is over either way.
-            let _ = before.await;
-        }
+        self.link.wait().await;
     }
 
-    /// A turn with nothing before it, for writes outside a consumer.
+    /// A turn with nothing before it, for writes outside a consumer. Its tenure never ends.
     pub fn first() -> Self {
-        Self { before: None, done: None }
+        Self { link: Link::alone(), tenure: CancellationToken::new() }
+    }
+
+    /// Cancelled when this consumer's tenure of the record's partition ends: the partition was
+    /// revoked, or the process is shutting down. From then on the handler starts no new work for
+    /// the record (no request, no wait) and returns [`Handled::Abandoned`]; the partition's new
+    /// owner reads it again.
+    pub fn tenure(&self) -> &CancellationToken {
+        &self.tenure
     }
 }
 
-impl Drop for Turn {
-    /// Passes the turn on; a record that gives up before its turn (set aside, abandoned) passes
-    /// it on only once the records before it are done, so the chain keeps its order.
-    fn drop(&mut self) {
-        let Some(done) = self.done.take() else { return };
-        match self.before.take() {
-            None => {
-                let _ = done.send(());
-            }
-            Some(mut before) => match before.try_recv() {
-                Ok(()) | Err(oneshot::error::TryRecvError::Closed) => {
-                    let _ = done.send(());
-                }
-                Err(oneshot::error::TryRecvError::Empty) => {
-                    tokio::spawn(async move {
-                        let _ = before.await;
-                        let _ = done.send(());
-                    });
-                }
-            },
-        }
-    }
-}
-
-/// The end of each partition's chain of turns.
+/// The end of each partition's chain of turns, one chain per tenure.
 #[derive(Default)]
 struct Turns {
-    tails: HashMap<(String, i32), oneshot::Receiver<()>>,
+    tails: HashMap<(String, i32), (u64, Tail)>,
 }
 
 impl Turns {
-    /// The next turn of `partition`: after the last one handed out. Call in read order.
-    fn next(&mut self, topic: &str, partition: i32) -> Turn {
-        let (done, tail) = oneshot::channel();
-        let before = self.tails.insert((topic.to_owned(), partition), tail);
-        Turn { before, done: Some(done) }
+    /// The next turn of `partition`: after the last one handed out in the same tenure (a new
+    /// tenure starts a chain of its own: the records of the one before are abandoned). Call in
+    /// read order.
+    fn next(&mut self, topic: &str, partition: i32, tenure: &Tenure) -> Turn {
+        let key = (topic.to_owned(), partition);
+        let before = self.tails.remove(&key).filter(|(generation, _)| *generation == tenure.generation);
+        let (link, tail) = Link::after(before.map(|(_, tail)| tail));
+        self.tails.insert(key, (tenure.generation, tail));
+        Turn { link, tenure: tenure.token.clone() }
     }
 }
 
@@ -128,22 +121,38 @@ where
 
     let mut tracker = OffsetTracker::default();
     let mut turns = Turns::default();
-    let mut tasks: JoinSet<(String, i32, i64, Handled)> = JoinSet::new();
+    let mut sequence = Sequence::default();
+    let mut tasks: JoinSet<(Read, Handled)> = JoinSet::new();
     loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
             Some(joined) = tasks.join_next() => {
-                let (topic, partition, offset, handled) = joined.expect("record tasks catch their panics");
-                finish(&consumer, &mut tracker, &shutdown, &topic, partition, offset, handled);
+                let (read, handled) = joined.expect("record tasks catch their panics");
+                finish(&consumer, &mut tracker, read, handled);
             }
             received = consumer.recv(), if tasks.len() < max_in_flight => match received {
                 Ok(message) => {
                     let message = Arc::new(message.detach());
                     let (topic, partition, offset) =
                         (message.topic().to_owned(), message.partition(), message.offset());
-                    tracker.begin(&topic, partition, offset);
-                    let turn = turns.next(&topic, partition);
+                    let tenure = consumer.context().tenures.current(&topic, partition, offset, &shutdown);
+                    match sequence.arrive(&topic, partition, tenure.generation, offset) {
+                        Arrival::Next => {}
+                        Arrival::Repeat => continue,
+                        Arrival::Gap { from } => {
+                            tracing::warn!(topic, partition, from, to = offset, "the broker skipped records: reading them again");
+                            synap_telemetry::metrics().consumer_gaps(&topic).inc();
+                            if let Err(e) = consumer.seek(&topic, partition, Offset::Offset(from), Duration::ZERO) {
+                                // The partition was revoked meanwhile: its next owner reads from
+                                // the committed offset, which has not passed the gap.
+                                tracing::debug!(topic, partition, error = %e, "seek back");
+                            }
+                            continue;
+                        }
+                    }
+                    tracker.begin(&topic, partition, tenure.generation, offset);
+                    let turn = turns.next(&topic, partition, &tenure);
                     // The handler may do work before its future starts (the sender takes the
                     // record's place in line there): a panic in either part is caught.
                     let work = std::panic::catch_unwind(AssertUnwindSafe(|| handler(message.clone(), turn)));
@@ -158,7 +167,7 @@ where
                             Handled::SetAside(why) => dead_letters.message(&message, &why, &token).await,
                             other => other,
                         };
-                        (topic, partition, offset, handled)
+                        (Read { topic, partition, offset, tenure }, handled)
                     });
                 }
                 Err(e) => {
@@ -173,8 +182,8 @@ where
 
     tracing::info!(in_flight = tasks.len(), "draining handlers");
     while let Some(joined) = tasks.join_next().await {
-        let (topic, partition, offset, handled) = joined.expect("record tasks catch their panics");
-        finish(&consumer, &mut tracker, &shutdown, &topic, partition, offset, handled);
+        let (read, handled) = joined.expect("record tasks catch their panics");
+        finish(&consumer, &mut tracker, read, handled);
     }
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         // Nothing stored since the last commit, or no assignment: both harmless.
@@ -183,23 +192,26 @@ where
     Ok(())
 }
 
-fn finish(
-    consumer: &Consumer,
-    tracker: &mut OffsetTracker,
-    shutdown: &CancellationToken,
-    topic: &str,
+/// A record read, and the tenure it was read in.
+struct Read {
+    topic: String,
     partition: i32,
     offset: i64,
-    handled: Handled,
-) {
+    tenure: Tenure,
+}
+
+fn finish(consumer: &Consumer, tracker: &mut OffsetTracker, read: Read, handled: Handled) {
+    let Read { topic, partition, offset, tenure } = read;
+    let topic = topic.as_str();
     if handled == Handled::Abandoned {
-        if !shutdown.is_cancelled() {
-            // A handler bug: the partition's offset cannot pass this record until the restart.
-            tracing::error!(topic, partition, offset, "record abandoned outside shutdown");
+        if !tenure.token.is_cancelled() {
+            // A handler bug: the partition's offset cannot pass this record until it is revoked.
+            tracing::error!(topic, partition, offset, "record abandoned while its partition is still owned");
         }
+        tracker.abandon(topic, partition, tenure.generation, offset);
         return;
     }
-    let Some(next) = tracker.complete(topic, partition, offset) else { return };
+    let Some(next) = tracker.complete(topic, partition, tenure.generation, offset) else { return };
     let mut list = TopicPartitionList::new();
     if list.add_partition_offset(topic, partition, Offset::Offset(next)).is_err() {
         return;
@@ -221,10 +233,11 @@ mod turn_tests {
     #[tokio::test(start_paused = true)]
     async fn output_keeps_the_read_order_whatever_order_handlers_finish_in() {
         let mut turns = Turns::default();
+        let tenure = Tenure { generation: 0, token: CancellationToken::new() };
         let written = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for n in 0..6u64 {
-            let mut turn = turns.next("t", 0);
+            let mut turn = turns.next("t", 0, &tenure);
             let written = written.clone();
             tasks.push(tokio::spawn(async move {
                 // Later records are ready sooner.
@@ -242,8 +255,13 @@ mod turn_tests {
         tokio::task::yield_now().await;
         assert_eq!(*written.lock().unwrap(), [0, 1, 2, 4, 5]);
         // Another partition has its own chain.
-        let mut other = turns.next("t", 1);
+        let mut other = turns.next("t", 1, &tenure);
         tokio::time::timeout(Duration::from_millis(1), other.wait()).await.expect("nothing before it");
+        // So has a new tenure of the same partition: the one before was abandoned.
+        let _held = turns.next("t", 0, &tenure);
+        let next_tenure = Tenure { generation: 1, token: CancellationToken::new() };
+        let mut fresh = turns.next("t", 0, &next_tenure);
+        tokio::time::timeout(Duration::from_millis(1), fresh.wait()).await.expect("a new chain");
     }
 }
 

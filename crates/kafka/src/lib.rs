@@ -10,6 +10,8 @@ pub mod offsets;
 pub mod produce;
 pub mod provision;
 pub mod scan;
+mod sequence;
+mod tenure;
 pub mod topics;
 
 pub use client::{Consumer, KafkaConfig, KafkaError, watch_reachable};

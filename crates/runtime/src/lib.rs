@@ -1,5 +1,6 @@
 //! Shared start-up plumbing for the Synap services.
 
+pub mod chain;
 pub mod config;
 pub mod fault;
 pub mod logging;

@@ -8,12 +8,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::oneshot;
+use synap_runtime::chain::{Link, Tail};
 
 use crate::lock::lock;
 
-/// The last place of each subscription's lane: its ticket and the signal that it finished.
-type Tails = HashMap<String, (u64, oneshot::Receiver<()>)>;
+/// The last place of each subscription's lane: its ticket and what the next place waits for.
+type Tails = HashMap<String, (u64, Tail)>;
 
 #[derive(Default, Clone)]
 pub struct Lanes {
@@ -21,45 +21,42 @@ pub struct Lanes {
     next_ticket: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// A place in a lane: wait for the one before, then hold the place until dropped.
+/// A place in a lane: wait for the one before, then hold the place until dropped. A place given
+/// up early (its partition revoked, say) lets the next one go only once the one before it has
+/// finished, so an ordered subscription never has two requests in flight.
 pub struct Place {
     lanes: Lanes,
     subscription_id: String,
     ticket: u64,
-    before: Option<oneshot::Receiver<()>>,
-    done: Option<oneshot::Sender<()>>,
+    link: Link,
 }
 
 impl Lanes {
     /// Joins the end of the subscription's lane. Call in read order.
     pub fn join(&self, subscription_id: &str) -> Place {
         let ticket = self.next_ticket.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (done, tail) = oneshot::channel();
-        let before = lock(&self.tails).insert(subscription_id.to_owned(), (ticket, tail)).map(|(_, rx)| rx);
-        Place {
-            lanes: self.clone(),
-            subscription_id: subscription_id.to_owned(),
-            ticket,
-            before,
-            done: Some(done),
-        }
+        let mut tails = lock(&self.tails);
+        let before = tails.remove(subscription_id).map(|(_, tail)| tail);
+        let (link, tail) = Link::after(before);
+        tails.insert(subscription_id.to_owned(), (ticket, tail));
+        Place { lanes: self.clone(), subscription_id: subscription_id.to_owned(), ticket, link }
     }
 }
 
 impl Place {
-    /// Waits until every delivery ahead in the lane has finished.
+    /// Waits until every delivery ahead in the lane has finished. Cancel-safe.
     pub async fn wait_turn(&mut self) {
-        if let Some(before) = self.before.take() {
-            // An error means the one before was dropped: finished either way.
-            let _ = before.await;
-        }
+        self.link.wait().await;
     }
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
-        if let Some(done) = self.done.take() {
-            let _ = done.send(());
+        // The last place of a lane removes it, so lanes do not pile up one per subscription ever
+        // seen; one that must still wait for the place before it leaves the lane's tail in place
+        // (the next place to join takes it over).
+        if !self.link.pass_on() {
+            return;
         }
         let mut tails = lock(&self.lanes.tails);
         if tails.get(&self.subscription_id).is_some_and(|(t, _)| *t == self.ticket) {
@@ -93,6 +90,23 @@ mod tests {
         }
         assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3, 4]);
         assert!(lanes.tails.lock().unwrap().is_empty(), "finished lanes are removed");
+    }
+
+    /// A place given up while the one before it is still in flight does not let the one after
+    /// it start: one request at a time, whatever gives up.
+    #[tokio::test]
+    async fn a_place_given_up_early_lets_nobody_overtake_the_one_before() {
+        let lanes = Lanes::default();
+        let head = lanes.join("s");
+        let given_up = lanes.join("s");
+        let mut next = lanes.join("s");
+        drop(given_up);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), next.wait_turn()).await.is_err(),
+            "the head is still in flight"
+        );
+        drop(head);
+        tokio::time::timeout(Duration::from_secs(5), next.wait_turn()).await.expect("the head finished");
     }
 
     #[tokio::test]

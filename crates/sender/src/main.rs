@@ -146,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
             config.max_buffered.max(1),
             token,
             letters,
-            move |m, _turn| handler_stage.clone().handle(m),
+            move |m, turn| handler_stage.clone().handle(m, turn.tenure().clone()),
         )
         .await
         .context("deliveries consumer")
@@ -171,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
                 config.retry_tier_max_in_flight,
                 token,
                 letters,
-                move |m, _turn| tier.clone().handle(m),
+                move |m, turn| tier.clone().handle(m, turn.tenure().clone()),
             )
             .await
             .with_context(|| format!("retry tier consumer {topic}"))

@@ -90,16 +90,29 @@ pub struct Sender<I> {
 impl<I: Io> Sender<I> {
     /// Called in read order: the delivery takes its place in its subscription's lane now, so
     /// that an ordered subscription's deliveries run in the order they were read.
+    ///
+    /// `tenure` ends when this consumer no longer owns the record's partition (revoked or shutting
+    /// down, [`synap_kafka::Turn::tenure`]): from then on no request is started for it and no
+    /// wait goes on. This is what keeps an ordered subscription in order across a rebalance: the
+    /// partition's new owner starts from the first delivery not yet done, so one sent here after
+    /// that point could overtake it.
     pub fn handle(
         self: Arc<Self>,
         message: Arc<OwnedMessage>,
+        tenure: CancellationToken,
     ) -> impl Future<Output = Handled> + Send + 'static {
         let decoded = Delivery::decode(message.payload().unwrap_or_default()).ok();
         let place = decoded.as_ref().filter(|d| !d.test_send).map(|d| self.lanes.join(&d.subscription_id));
-        async move { self.process(&message, decoded, place).await }
+        async move { self.process(&message, decoded, place, &tenure).await }
     }
 
-    async fn process(&self, read: &OwnedMessage, decoded: Option<Delivery>, place: Option<Place>) -> Handled {
+    async fn process(
+        &self,
+        read: &OwnedMessage,
+        decoded: Option<Delivery>,
+        place: Option<Place>,
+        tenure: &CancellationToken,
+    ) -> Handled {
         let Some(mut delivery) = decoded else {
             return Handled::SetAside(SetAside::new(
                 reasons::UNDECODABLE_DELIVERY,
@@ -134,13 +147,20 @@ impl<I: Io> Sender<I> {
         }
         match place {
             Some(mut place) if target.options.ordered => {
-                place.wait_turn().await;
-                let handled = self.ordered(&mut delivery, target, read).await;
+                tokio::select! {
+                    biased;
+                    _ = tenure.cancelled() => return Handled::Abandoned,
+                    _ = place.wait_turn() => {}
+                }
+                let handled = self.ordered(&mut delivery, target, read, tenure).await;
                 drop(place);
                 handled
             }
             place => {
                 drop(place);
+                if tenure.is_cancelled() {
+                    return Handled::Abandoned;
+                }
                 self.unordered(&delivery, target, read).await
             }
         }
@@ -186,8 +206,17 @@ impl<I: Io> Sender<I> {
 
     /// Strict FIFO: this delivery is the only one of its subscription in flight, and it retries
     /// in place (the ones behind it wait) until it is delivered or its schedule is used up.
-    async fn ordered(&self, delivery: &mut Delivery, target: &Target, read: &OwnedMessage) -> Handled {
+    async fn ordered(
+        &self,
+        delivery: &mut Delivery,
+        target: &Target,
+        read: &OwnedMessage,
+        tenure: &CancellationToken,
+    ) -> Handled {
         loop {
+            if tenure.is_cancelled() {
+                return Handled::Abandoned;
+            }
             let slot = self
                 .limits
                 .acquire_patiently(&delivery.subscription_id, 1, target.options.rate_limit_per_sec)
@@ -200,7 +229,7 @@ impl<I: Io> Sender<I> {
                     metrics().deferred(circuit_open()).inc();
                     let wait =
                         if probe_in.is_zero() { PROBE_POLL.min(self.breakers.cooldown()) } else { probe_in };
-                    if !self.sleep(wait).await {
+                    if !sleep(wait, tenure).await {
                         return Handled::Abandoned;
                     }
                     continue;
@@ -218,7 +247,7 @@ impl<I: Io> Sender<I> {
             if self.log(delivery, &attempted, Outcome::Retrying, read).await == Handled::Abandoned {
                 return Handled::Abandoned;
             }
-            if !self.sleep(delay).await {
+            if !sleep(delay, tenure).await {
                 return Handled::Abandoned;
             }
             delivery.attempt = attempt;
@@ -437,14 +466,6 @@ impl<I: Io> Sender<I> {
         }
     }
 
-    /// Sleeps unless the process shuts down first; false at shutdown.
-    async fn sleep(&self, wait: Duration) -> bool {
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => true,
-            _ = self.shutdown.cancelled() => false,
-        }
-    }
-
     /// One log line per attempt: at `info` for failures and test sends; at `debug` for ordinary
     /// successes, which the attempt log and the metrics already count (a line per delivery at
     /// thousands per second is noise to whoever reads the logs, and costs CPU).
@@ -482,6 +503,14 @@ impl<I: Io> Sender<I> {
 }
 
 /// The `reason` label of deliveries deferred by an open circuit.
+/// Sleeps unless the record's tenure ends first; false when it does.
+async fn sleep(wait: Duration, tenure: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        _ = tenure.cancelled() => false,
+    }
+}
+
 fn circuit_open() -> &'static str {
     ErrorClass::CircuitOpen.code()
 }

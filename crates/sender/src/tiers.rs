@@ -27,7 +27,9 @@ pub struct Tier {
 }
 
 impl Tier {
-    pub async fn handle(self, message: Arc<OwnedMessage>) -> Handled {
+    /// Holds the record until it is due, unless the consumer's tenure of its partition ends
+    /// first ([`synap_kafka::Turn::tenure`]: revoked or shutting down), then hands it back.
+    pub async fn handle(self, message: Arc<OwnedMessage>, tenure: CancellationToken) -> Handled {
         let payload = message.payload().unwrap_or_default().to_vec();
         let (key, due_at_ms) = match Delivery::decode(payload.as_slice()) {
             Ok(d) => (d.subscription_id, d.due_at_ms),
@@ -46,7 +48,7 @@ impl Tier {
             pending.inc();
             let waited = tokio::select! {
                 _ = tokio::time::sleep(wait) => true,
-                _ = self.shutdown.cancelled() => false,
+                _ = tenure.cancelled() => false,
             };
             pending.dec();
             if !waited {

@@ -46,6 +46,11 @@ pub struct PartitionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabel {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TierLabel {
     pub tier: String,
 }
@@ -84,6 +89,7 @@ pub struct Metrics {
     attempt_duration: Latency<StatusClassLabel>,
     event_to_delivery: Histogram,
     consumer_lag: Family<PartitionLabels, Gauge>,
+    consumer_gaps: Family<TopicLabel, Counter>,
     retries_pending: Family<TierLabel, Gauge>,
     deferred: Family<ReasonLabel, Counter>,
     circuits_open: Gauge,
@@ -105,6 +111,7 @@ impl Metrics {
             attempt_duration: Family::new_with_constructor(LatencyBuckets),
             event_to_delivery: LatencyBuckets.new_metric(),
             consumer_lag: Family::default(),
+            consumer_gaps: Family::default(),
             retries_pending: Family::default(),
             deferred: Family::default(),
             circuits_open: Gauge::default(),
@@ -153,6 +160,11 @@ impl Metrics {
             "consumer_lag",
             "Records not yet done by this consumer, per topic and partition: high watermark minus the next offset to commit",
             m.consumer_lag.clone(),
+        );
+        registry.register(
+            "consumer_gaps",
+            "Times the broker skipped records of a topic and the consumer read them again (never on Apache Kafka; see synap_kafka::sequence)",
+            m.consumer_gaps.clone(),
         );
         registry.register(
             "retries_pending",
@@ -233,6 +245,11 @@ impl Metrics {
     /// Forget a partition this process no longer owns, so its last value does not linger.
     pub fn forget_consumer_lag(&self, topic: &str, partition: i32) {
         self.consumer_lag.remove(&PartitionLabels { topic: topic.to_owned(), partition });
+    }
+
+    /// The broker skipped records of `topic` and the consumer read them again.
+    pub fn consumer_gaps(&self, topic: &str) -> Counter {
+        self.consumer_gaps.get_or_create(&TopicLabel { topic: topic.to_owned() }).clone()
     }
 
     /// Set (or inc/dec) the deliveries waiting in a retry tier, e.g. `"5s"` or `"1h"`.

@@ -239,7 +239,7 @@ fn read(delivery: &Delivery) -> Arc<OwnedMessage> {
 }
 
 async fn handle(sender: &Arc<Sender<Recorded>>, delivery: Delivery) -> Handled {
-    sender.clone().handle(read(&delivery)).await
+    sender.clone().handle(read(&delivery), sender.shutdown.child_token()).await
 }
 
 #[tokio::test(start_paused = true)]
@@ -483,6 +483,49 @@ async fn handle_owned(s: Arc<Sender<Recorded>>, d: Delivery) -> Handled {
     handle(&s, d).await
 }
 
+/// The partition of an ordered subscription is revoked while its head waits for a retry: the
+/// head and every delivery behind it give up without another request, and the sender's other
+/// partitions carry on. The partition's new owner starts from the head, so nothing sent here
+/// can overtake it.
+#[tokio::test(start_paused = true)]
+async fn a_revoked_partition_sends_nothing_more_for_an_ordered_subscription() {
+    let s = sender(&[60_000], 10);
+    subscribe(&s, "sub", "p", "https://a.example/ordered", true);
+    subscribe(&s, "other", "p", "https://b.example/ordered", true);
+    s.io.reply("https://a.example/ordered", [status(500)]);
+    let tenure = s.shutdown.child_token();
+    let head = tokio::spawn(s.clone().handle(read(&delivery("evt-1", "sub", "p", 1)), tenure.clone()));
+    let behind = tokio::spawn(s.clone().handle(read(&delivery("evt-2", "sub", "p", 1)), tenure.clone()));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(s.io.posts().len(), 1, "the head's first attempt; the one behind waits");
+
+    tenure.cancel();
+    assert_eq!(head.await.unwrap(), Handled::Abandoned);
+    assert_eq!(behind.await.unwrap(), Handled::Abandoned, "the one behind sends nothing either");
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(s.io.posts().len(), 1, "no request after the revocation");
+
+    // Another partition's tenure is untouched.
+    assert_eq!(handle(&s, delivery("evt-3", "other", "p", 1)).await, Handled::Done);
+    assert_eq!(s.io.posts().last().unwrap().event_id, "evt-3");
+}
+
+/// The same at shutdown: a head abandoned while waiting for its retry must not let the delivery
+/// behind it go first (the next owner would then deliver the head after it).
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_no_ordered_delivery_overtake_an_abandoned_head() {
+    let s = sender(&[60_000], 10);
+    subscribe(&s, "sub", "p", "https://a.example/ordered", true);
+    s.io.reply("https://a.example/ordered", [status(500)]);
+    let head = tokio::spawn(handle_owned(s.clone(), delivery("evt-1", "sub", "p", 1)));
+    let behind = tokio::spawn(handle_owned(s.clone(), delivery("evt-2", "sub", "p", 1)));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    s.shutdown.cancel();
+    assert_eq!(head.await.unwrap(), Handled::Abandoned);
+    assert_eq!(behind.await.unwrap(), Handled::Abandoned);
+    assert_eq!(s.io.posts().iter().map(|p| p.event_id.as_str()).collect::<Vec<_>>(), ["evt-1"]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_secret_that_cannot_be_opened_fails_the_delivery_for_good_at_once() {
     let s = sender(&[5_000], 2);
@@ -572,7 +615,7 @@ async fn deleted_disabled_and_undecodable() {
         1,
         None,
     ));
-    assert!(matches!(s.clone().handle(garbage).await,
+    assert!(matches!(s.clone().handle(garbage, s.shutdown.child_token()).await,
         Handled::SetAside(why) if why.reason == "undecodable_delivery"));
 }
 
