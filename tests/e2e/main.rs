@@ -2,6 +2,7 @@
 
 mod bench_smoke;
 mod cli;
+mod consumer_gaps;
 mod control;
 mod control_access;
 mod control_outbound;
