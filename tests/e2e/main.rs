@@ -20,6 +20,7 @@ mod hostile_corpus;
 mod replicas;
 mod secrets;
 mod set_aside;
+mod signatures;
 mod storage;
 mod support;
 mod telemetry;
