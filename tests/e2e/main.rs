@@ -9,6 +9,7 @@ mod control_routing;
 mod control_support;
 mod control_tls;
 mod crash;
+mod custom_headers;
 mod dead_letters;
 mod delivery;
 mod delivery_api;
