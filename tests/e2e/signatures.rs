@@ -42,7 +42,8 @@ async fn v1a_deliveries_retries_and_test_sends_verify_with_the_public_key_alone(
         (Code::InvalidArgument, "signature_scheme".into())
     );
     request.signature_scheme = SignatureScheme::V1a as i32;
-    let created = create(&mut c, request).await;
+    request.request_id = "v1a-create".into();
+    let created = create(&mut c, request.clone()).await;
     assert!(created.signing_secret.is_empty(), "no shared secret for v1a");
     assert!(!format!("{created:?}").contains("whsk_"), "the signing key never leaves Synap");
     let sub = created.subscription.unwrap();
@@ -56,6 +57,14 @@ async fn v1a_deliveries_retries_and_test_sends_verify_with_the_public_key_alone(
         (got.signature_scheme, &got.signing_public_keys),
         (sub.signature_scheme, &sub.signing_public_keys)
     );
+
+    // A retried create replays the subscription, still without any secret.
+    let replay = create(&mut c, request).await;
+    assert_eq!(
+        replay.subscription.as_ref().map(|s| (&s.id, &s.signing_public_keys)),
+        Some((&sub.id, &sub.signing_public_keys))
+    );
+    assert!(replay.signing_secret.is_empty(), "{replay:?}");
 
     // Stored sealed: the row names its scheme and public key; its secret column holds no key text.
     let db = database(&stack).await;
