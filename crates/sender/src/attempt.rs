@@ -193,7 +193,7 @@ async fn exchange(
                 response.headers().get(RETRY_AFTER).and_then(|v| retry_after(v.to_str().ok()?));
         }
     }
-    attempted.response_headers = Some(redact_json(&kept_headers(response.headers()), secrets));
+    attempted.response_headers = Some(kept_headers(response.headers(), secrets));
     // Read past the limit by the longest secret, so that one cut by the limit is still found.
     let read_limit = RESPONSE_BODY_LIMIT + synap_db::custom_headers::MAX_VALUE_LEN;
     let mut body = Vec::new();
@@ -229,20 +229,11 @@ fn redact(text: &str, secrets: &[&str]) -> String {
         .fold(text.to_owned(), |text, secret| text.replace(secret, REDACTED))
 }
 
-/// [`redact`] on JSON text, where a secret may appear escaped (`"`, `\` and tab are).
-fn redact_json(json: &str, secrets: &[&str]) -> String {
-    let escaped: Vec<String> = secrets
-        .iter()
-        .filter_map(|s| serde_json::to_string(s).ok())
-        .map(|quoted| quoted[1..quoted.len() - 1].to_owned())
-        .collect();
-    redact(json, &escaped.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
 /// The response headers the attempt log keeps, as a JSON object: in the order received, those
 /// that are text, until `RESPONSE_HEADERS_MAX_COUNT` or `RESPONSE_HEADERS_LIMIT` is reached; a
-/// header too large for what is left is skipped, smaller ones after it are still kept.
-pub fn kept_headers(headers: &HeaderMap) -> String {
+/// header too large for what is left is skipped, smaller ones after it are still kept. Each of
+/// `secrets` in a value is replaced by [`REDACTED`].
+pub fn kept_headers(headers: &HeaderMap, secrets: &[&str]) -> String {
     let mut kept = serde_json::Map::new();
     let mut bytes = 0;
     for (name, value) in headers {
@@ -255,7 +246,7 @@ pub fn kept_headers(headers: &HeaderMap) -> String {
             continue;
         }
         bytes += size;
-        kept.insert(name.as_str().to_owned(), value.into());
+        kept.insert(name.as_str().to_owned(), redact(value, secrets).into());
     }
     serde_json::Value::Object(kept).to_string()
 }
@@ -343,7 +334,7 @@ mod tests {
             );
         }
         let kept: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&kept_headers(&many)).unwrap();
+            serde_json::from_str(&kept_headers(&many, &[])).unwrap();
         assert_eq!(kept.len(), RESPONSE_HEADERS_MAX_COUNT);
 
         let mut large = HeaderMap::new();
@@ -354,7 +345,7 @@ mod tests {
             large.insert(name, HeaderValue::from_str(&"c".repeat(RESPONSE_HEADERS_LIMIT / 3)).unwrap());
         }
         large.insert("x-after", HeaderValue::from_static("d"));
-        let stored = kept_headers(&large);
+        let stored = kept_headers(&large, &[]);
         let kept: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&stored).unwrap();
         assert!(stored.len() <= RESPONSE_HEADERS_LIMIT + 64 * kept.len(), "{}", stored.len());
         assert!(kept.contains_key("x-small") && kept.contains_key("x-after"), "small ones are kept");
@@ -425,7 +416,7 @@ mod tests {
         let mut echoed = HeaderMap::new();
         echoed.insert("x-echo", HeaderValue::from_static("s3cr3t \"tok\"\tx"));
         echoed.insert("x-other", HeaderValue::from_static("k3y-ring"));
-        let json = redact_json(&kept_headers(&echoed), &secrets);
+        let json = kept_headers(&echoed, &secrets);
         let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).unwrap();
         assert_eq!(parsed["x-echo"], "[redacted]");
         assert_eq!(parsed["x-other"], "[redacted]-ring");
