@@ -400,4 +400,47 @@ mod tests {
         assert!(!format!("{secret:?}").contains("s3cr3t"));
         assert!(format!("{:?}", header("x-plain", "shown")).contains("shown"));
     }
+
+    fn accepted_is_valid_http(name: &str, value: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        if check_name(name).is_ok() {
+            let parsed = http::HeaderName::from_bytes(name.as_bytes());
+            proptest::prop_assert!(parsed.is_ok(), "{:?}", name);
+            let parsed = parsed.unwrap();
+            proptest::prop_assert_eq!(parsed.as_str(), name.to_ascii_lowercase());
+        }
+        if check_value(value).is_ok() {
+            let parsed = http::HeaderValue::from_str(value);
+            proptest::prop_assert!(parsed.is_ok(), "{:?}", value);
+            let parsed = parsed.unwrap();
+            proptest::prop_assert_eq!(parsed.to_str().unwrap(), value);
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        /// Whatever the rule accepts, the sender can send unchanged: the HTTP types take the name
+        /// and the value as they are (so no accepted header is dropped or altered on the wire).
+        #[test]
+        fn accepted_headers_are_valid_http_mostly_well_formed(
+            name in "[!#$%&'*+.^_`|~0-9A-Za-z-]{1,70}",
+            value in "[ -~\\t]{1,80}",
+        ) {
+            accepted_is_valid_http(&name, &value)?;
+        }
+
+        /// The same over hostile text: control characters, CR/LF, NUL, non-ASCII.
+        #[test]
+        fn accepted_hostile_headers_are_valid_http(name in "[ -~\\t\\r\\n\\x00\\u{80}-\\u{10ffff}]{0,70}",
+                                          value in "[ -~\\t\\r\\n\\x00\\x7f\\u{80}-\\u{10ffff}]{0,80}") {
+            accepted_is_valid_http(&name, &value)?;
+        }
+
+        /// Names that differ only in case are one name to the rule, as they are to HTTP.
+        #[test]
+        fn case_variants_collide(name in "x-[a-zA-Z0-9]{1,20}") {
+            let upper = CustomHeader { name: name.to_ascii_uppercase(), value: "1".into(), secret: false };
+            let lower = CustomHeader { name: name.to_ascii_lowercase(), value: "2".into(), secret: false };
+            proptest::prop_assert_eq!(check(&[upper, lower]).unwrap_err().place, Place::Name(1));
+        }
+    }
 }
