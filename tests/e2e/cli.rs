@@ -113,3 +113,80 @@ async fn synapctl_drives_a_subscription_from_create_to_delete() {
     let error = synapctl(&stack, &token, &["subscription", "list"]).await.unwrap_err();
     assert!(error.contains("Unauthenticated"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synapctl_sets_signature_schemes_and_custom_headers() {
+    let stack = Stack::start().await;
+    let admin = synap_tests::stack::ADMIN_TOKEN;
+    let portal = portal_id();
+    synapctl(&stack, admin, &["portal", "upsert", &portal, "--plan", "pro"]).await.unwrap();
+    let base = [
+        "subscription",
+        "create",
+        "--portal",
+        &portal,
+        "--url",
+        "https://hooks.example.com/x",
+        "--type",
+        "user.updated",
+    ];
+
+    let with = |extra: &[&'static str]| [base.as_slice(), extra].concat();
+    let created = synapctl(
+        &stack,
+        admin,
+        &with(&[
+            "--signature-scheme",
+            "v1a",
+            "--header",
+            "X-Tenant=acme=eu",
+            "--secret-header",
+            "X-Key=s3cr3t-cli",
+        ]),
+    )
+    .await
+    .unwrap();
+    assert!(!created.to_string().contains("s3cr3t-cli"), "{created}");
+    assert_eq!(created["signing_secret"], "", "v1a has no shared secret");
+    let sub = &created["subscription"];
+    assert_eq!(sub["signature_scheme"], "v1a");
+    assert!(sub["signing_public_keys"][0]["public_key"].as_str().unwrap().starts_with("whpk_"), "{sub}");
+    assert_eq!(
+        sub["headers"],
+        serde_json::json!([{ "name": "X-Tenant", "value": "acme=eu" }, { "name": "X-Key", "secret": true }])
+    );
+    let id = sub["id"].as_str().unwrap().to_owned();
+
+    let updated =
+        synapctl(&stack, admin, &["subscription", "update", &id, "--header", "X-New=1"]).await.unwrap();
+    assert_eq!(updated["headers"], serde_json::json!([{ "name": "X-New", "value": "1" }]));
+    let refused =
+        synapctl(&stack, admin, &["subscription", "update", &id, "--header", "Host=evil"]).await.unwrap_err();
+    assert!(refused.contains("headers.headers[0].name"), "{refused}");
+    let cleared = synapctl(&stack, admin, &["subscription", "update", &id, "--clear-headers"]).await.unwrap();
+    assert_eq!(cleared["headers"], serde_json::json!([]));
+    let malformed = synapctl(&stack, admin, &with(&["--secret-header", "X-Key"])).await.unwrap_err();
+    assert!(malformed.contains("--secret-header takes NAME=VALUE"), "{malformed}");
+    let unknown = synapctl(&stack, admin, &with(&["--signature-scheme", "v2"])).await.unwrap_err();
+    assert!(unknown.contains("unknown signature scheme"), "{unknown}");
+
+    // A v1 subscription moved to v1a.
+    let v1 = synapctl(&stack, admin, &with(&[])).await.unwrap();
+    let v1_id = v1["subscription"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(v1["subscription"]["signature_scheme"], "v1");
+    let rotated = synapctl(
+        &stack,
+        admin,
+        &["subscription", "rotate-secret", &v1_id, "--signature-scheme", "v1a", "--overlap", "60s"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (&rotated["signature_scheme"], &rotated["signing_secret"]),
+        (&Value::from("v1a"), &Value::from(""))
+    );
+    assert!(rotated["public_key"].as_str().unwrap().starts_with("whpk_"), "{rotated}");
+    let got = synapctl(&stack, admin, &["subscription", "get", &v1_id]).await.unwrap();
+    assert_eq!(got["signature_scheme"], "v1a");
+    assert_eq!(got["signing_public_keys"][0]["public_key"], rotated["public_key"]);
+}

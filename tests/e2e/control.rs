@@ -90,6 +90,7 @@ async fn every_call_works_for_a_subscription_from_create_to_delete() {
         .rotate_signing_secret(api::RotateSigningSecretRequest {
             subscription_id: sub.id.clone(),
             overlap: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -285,6 +286,7 @@ async fn every_bad_request_gets_a_precise_status_and_field() {
     let rotate = api::RotateSigningSecretRequest {
         subscription_id: sub.id.clone(),
         overlap: Some(prost_types::Duration { seconds: 8 * 86_400, nanos: 0 }),
+        ..Default::default()
     };
     assert_eq!(
         bad_field(&c.rotate_signing_secret(rotate).await.unwrap_err()),
@@ -315,6 +317,7 @@ async fn every_bad_request_gets_a_precise_status_and_field() {
         c.rotate_signing_secret(api::RotateSigningSecretRequest {
             subscription_id: missing.clone(),
             overlap: None,
+            ..Default::default()
         })
         .await
         .unwrap_err()

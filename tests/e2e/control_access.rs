@@ -42,6 +42,7 @@ async fn a_portal_key_reaches_only_its_own_portal_until_revoked() {
     k.rotate_signing_secret(api::RotateSigningSecretRequest {
         subscription_id: own.id.clone(),
         overlap: None,
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -64,6 +65,7 @@ async fn a_portal_key_reaches_only_its_own_portal_until_revoked() {
         k.rotate_signing_secret(api::RotateSigningSecretRequest {
             subscription_id: id.clone(),
             overlap: None,
+            ..Default::default()
         })
         .await
         .unwrap_err(),
@@ -165,7 +167,11 @@ async fn no_secret_password_or_token_is_stored_in_plain_text() {
     let created = create(&mut c, request).await;
     let id = created.subscription.unwrap().id;
     let rotated = c
-        .rotate_signing_secret(api::RotateSigningSecretRequest { subscription_id: id.clone(), overlap: None })
+        .rotate_signing_secret(api::RotateSigningSecretRequest {
+            subscription_id: id.clone(),
+            overlap: None,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -229,6 +235,7 @@ async fn a_rotated_secret_signs_alongside_the_new_one_until_its_overlap_ends() {
         .rotate_signing_secret(api::RotateSigningSecretRequest {
             subscription_id: id.clone(),
             overlap: Some(prost_types::Duration { seconds: 3, nanos: 0 }),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -238,24 +245,26 @@ async fn a_rotated_secret_signs_alongside_the_new_one_until_its_overlap_ends() {
     let pool =
         synap_db::connect(&synap_db::DatabaseConfig { url: database_url(&stack), pool_size: 1 }).unwrap();
     let sealing = synap_db::SecretBox::from_base64(synap_tests::stack::ENCRYPTION_KEY).unwrap();
+    use synap_db::secrets::SigningKey::V1;
     let during = synap_db::secrets::valid(&pool, &sealing, &id).await.unwrap();
     assert_eq!(
         during,
-        [rotated.signing_secret.clone(), created.signing_secret.clone()],
+        [V1(rotated.signing_secret.clone()), V1(created.signing_secret.clone())],
         "new first, old still valid"
     );
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let after = synap_db::secrets::valid(&pool, &sealing, &id).await.unwrap();
-    assert_eq!(after, [rotated.signing_secret.as_str()], "the old secret expired with its overlap");
+    assert_eq!(after, [V1(rotated.signing_secret.clone())], "the old secret expired with its overlap");
 
     // Zero overlap ends the old secret at once.
     let again = c
         .rotate_signing_secret(api::RotateSigningSecretRequest {
             subscription_id: id.clone(),
             overlap: Some(prost_types::Duration { seconds: 0, nanos: 0 }),
+            ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(synap_db::secrets::valid(&pool, &sealing, &id).await.unwrap(), [again.signing_secret]);
+    assert_eq!(synap_db::secrets::valid(&pool, &sealing, &id).await.unwrap(), [V1(again.signing_secret)]);
 }

@@ -73,6 +73,10 @@ async fn sealed_headers(stack: &Stack) -> Vec<(String, Vec<u8>)> {
             "password",
         ),
         ("SELECT id::text, secret FROM subscription_secrets", "signing secret"),
+        (
+            "SELECT id::text, sealed_value FROM subscription_headers WHERE sealed_value IS NOT NULL",
+            "secret header value",
+        ),
     ] {
         for row in db.query(query, &[]).await.unwrap() {
             let value: Vec<u8> = row.get(1);
@@ -258,6 +262,21 @@ async fn secrets_sealed_before_key_ids_still_open_and_are_resealed() {
     let (sub, signing_secret) =
         subscribe_with_auth(&mut control, &portal, receiver.url("/legacy"), "legacy-user", "placeholder")
             .await;
+    // A secret header value, sealed under the stack's key (layout 2) like the signing secret.
+    control
+        .update_subscription(api::UpdateSubscriptionRequest {
+            id: sub.clone(),
+            headers: Some(api::CustomHeaderList {
+                headers: vec![api::CustomHeader {
+                    name: "X-Api-Key".into(),
+                    value: "hdr-s3cret".into(),
+                    secret: true,
+                }],
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("set a secret header");
 
     // The database as the version before key ids left it: the password in layout 1, no canary
     // (once every service has checked its keys and written its canary: that is when it is ready).
@@ -301,12 +320,15 @@ async fn secrets_sealed_before_key_ids_still_open_and_are_resealed() {
         signature
     ));
 
-    // reseal under a new first key rewrites both, in layout 2 with their slots, and drops the
-    // canaries nothing needs any more.
+    assert_eq!(request.header("x-api-key"), Some("hdr-s3cret"));
+
+    // reseal under a new first key rewrites all three, in layout 2 with their slots, and drops
+    // the canaries nothing needs any more.
     use_keys(&mut stack, &[KEY_B, ENCRYPTION_KEY]);
     let printed = stack.admin(&["reseal"]).await;
     let b = key_id(KEY_B);
-    assert!(printed.contains(&format!("resealed 2 values under key id {b}")), "{printed}");
+    assert!(printed.contains(&format!("resealed 3 values under key id {b}")), "{printed}");
+    assert!(printed.contains("subscription_headers.sealed_value: 1"), "{printed}");
     assert!(printed.contains("key id legacy any more"), "{printed}");
     assert!(printed.contains(&format!("key id {} any more", key_id(ENCRYPTION_KEY))), "{printed}");
     assert_eq!(canaries(&stack).await, std::slice::from_ref(&b));
@@ -318,7 +340,15 @@ async fn secrets_sealed_before_key_ids_still_open_and_are_resealed() {
     let target =
         synap_db::subscriptions::delivery_target(&pool(&stack), &only_b, &sub).await.unwrap().unwrap();
     assert_eq!(target.basic_auth.unwrap().password, "old-pa55");
-    assert_eq!(target.signing_secrets, [signing_secret]);
+    assert_eq!(target.signing_keys, [synap_db::secrets::SigningKey::V1(signing_secret)]);
+    assert_eq!(
+        target.headers,
+        [synap_db::custom_headers::CustomHeader {
+            name: "X-Api-Key".into(),
+            value: "hdr-s3cret".into(),
+            secret: true
+        }]
+    );
     // Running it again finds nothing to do.
     let again = stack.admin(&["reseal"]).await;
     assert!(again.starts_with(&format!("resealed 0 values under key id {b}\n")), "{again}");
@@ -513,6 +543,7 @@ async fn keys_rotate_while_events_flow_and_every_delivery_authenticates() {
         .rotate_signing_secret(api::RotateSigningSecretRequest {
             subscription_id: endpoints[0].id.clone(),
             overlap: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+            ..Default::default()
         })
         .await
         .unwrap()

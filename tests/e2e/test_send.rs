@@ -109,6 +109,7 @@ async fn during_a_rotation_both_secrets_sign_and_afterwards_only_the_new_one() {
         .rotate_signing_secret(api::RotateSigningSecretRequest {
             subscription_id: id.clone(),
             overlap: Some(prost_types::Duration { seconds: 6, nanos: 0 }),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -134,6 +134,39 @@ pub struct DeliveryOptions {
     pub no_traceparent: bool,
 }
 
+/// Extra request headers sent with every delivery (at most 20).
+#[derive(Args)]
+pub struct HeaderArgs {
+    /// `NAME=VALUE`; repeat for several.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub header: Vec<String>,
+    /// `NAME=VALUE` whose value is sealed at rest and never shown again; repeat for several.
+    #[arg(long = "secret-header", value_name = "NAME=VALUE")]
+    pub secret_header: Vec<String>,
+}
+
+impl HeaderArgs {
+    /// The headers in the order given, plain ones first.
+    pub fn headers(&self) -> anyhow::Result<Vec<api::CustomHeader>> {
+        let plain = self.header.iter().map(|h| (h, false));
+        let secret = self.secret_header.iter().map(|h| (h, true));
+        plain
+            .chain(secret)
+            .map(|(text, secret)| {
+                let (name, value) = text.split_once('=').with_context(|| {
+                    let option = if secret { "--secret-header" } else { "--header" };
+                    format!("{option} takes NAME=VALUE")
+                })?;
+                Ok(api::CustomHeader { name: name.to_owned(), value: value.to_owned(), secret })
+            })
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.header.is_empty() && self.secret_header.is_empty()
+    }
+}
+
 #[derive(Subcommand)]
 pub enum SubscriptionCommand {
     /// Subscribes an endpoint to event types and prints its signing secret (shown once).
@@ -158,8 +191,14 @@ pub enum SubscriptionCommand {
         /// Idempotency key: repeating the command with it returns the first subscription.
         #[arg(long, default_value = "")]
         request_id: String,
+        /// How deliveries are signed: v1 (HMAC-SHA256, a `whsec_` secret shown once) or v1a
+        /// (Ed25519: Synap keeps the signing key, you verify with the `whpk_` public key).
+        #[arg(long, default_value = "v1")]
+        signature_scheme: String,
         #[command(flatten)]
         options: DeliveryOptions,
+        #[command(flatten)]
+        headers: HeaderArgs,
     },
     /// Shows one subscription.
     Get { id: String },
@@ -208,6 +247,13 @@ pub enum SubscriptionCommand {
         traceparent: bool,
         #[command(flatten)]
         options: DeliveryOptions,
+        /// Any --header or --secret-header replaces every extra header (secret values must be
+        /// given again).
+        #[command(flatten)]
+        headers: HeaderArgs,
+        /// Removes every extra header.
+        #[arg(long, conflicts_with_all = ["header", "secret_header"])]
+        clear_headers: bool,
     },
     /// Deletes a subscription.
     Delete { id: String },
@@ -222,6 +268,10 @@ pub enum SubscriptionCommand {
         /// deployment's, 24 h).
         #[arg(long)]
         overlap: Option<String>,
+        /// The new key's scheme, v1 or v1a (default: the current one). `v1a` on a v1
+        /// subscription moves it to Ed25519; both signatures are sent during the overlap.
+        #[arg(long)]
+        signature_scheme: Option<String>,
     },
     /// Sends an example event to the subscription now and shows the endpoint's answer.
     Test {
@@ -248,6 +298,15 @@ pub fn state(name: &str) -> anyhow::Result<api::SubscriptionState> {
         "paused" => api::SubscriptionState::Paused,
         "disabled" => api::SubscriptionState::Disabled,
         other => bail!("unknown state {other:?}: use active, paused or disabled"),
+    })
+}
+
+/// `v1` or `v1a`.
+pub fn signature_scheme(name: &str) -> anyhow::Result<api::SignatureScheme> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "v1" => api::SignatureScheme::V1,
+        "v1a" => api::SignatureScheme::V1a,
+        other => bail!("unknown signature scheme {other:?}: use v1 or v1a"),
     })
 }
 
@@ -292,6 +351,24 @@ mod tests {
         assert_eq!(duration("24h").unwrap().seconds, 86_400);
         assert_eq!(duration("7d").unwrap().seconds, 604_800);
         assert!(duration("1w").is_err() && duration("h").is_err());
+    }
+
+    #[test]
+    fn headers_and_schemes() {
+        let args = HeaderArgs {
+            header: vec!["X-Tenant=acme=eu".into()],
+            secret_header: vec!["X-Key=s3cr3t".into()],
+        };
+        let headers = args.headers().unwrap();
+        assert_eq!(
+            (headers[0].name.as_str(), headers[0].value.as_str(), headers[0].secret),
+            ("X-Tenant", "acme=eu", false)
+        );
+        assert_eq!((headers[1].name.as_str(), headers[1].secret), ("X-Key", true));
+        let bad = HeaderArgs { header: vec![], secret_header: vec!["X-Key".into()] };
+        assert!(bad.headers().unwrap_err().to_string().contains("--secret-header takes NAME=VALUE"));
+        assert_eq!(signature_scheme("V1A").unwrap(), api::SignatureScheme::V1a);
+        assert!(signature_scheme("v2").is_err());
     }
 
     #[test]

@@ -71,7 +71,34 @@ fn subscription_json(s: &api::Subscription) -> Value {
         "ordered": s.ordered, "max_in_flight": s.max_in_flight,
         "rate_limit_per_sec": s.rate_limit_per_sec, "timeout_ms": s.timeout_ms,
         "omit_traceparent": s.omit_traceparent,
+        "signature_scheme": scheme_name(s.signature_scheme),
+        "signing_public_keys": s.signing_public_keys.iter().map(|k| json!({
+            "public_key": k.public_key, "expires_at": time_json(&k.expires_at),
+        })).collect::<Vec<_>>(),
+        "headers": s.headers.iter().map(|h| if h.secret {
+            json!({ "name": h.name, "secret": true })
+        } else {
+            json!({ "name": h.name, "value": h.value })
+        }).collect::<Vec<_>>(),
     })
+}
+
+fn scheme_name(scheme: i32) -> &'static str {
+    match api::SignatureScheme::try_from(scheme) {
+        Ok(api::SignatureScheme::V1a) => "v1a",
+        _ => "v1",
+    }
+}
+
+/// The public keys for people: the current one, then any in its overlap with its end.
+fn public_keys(keys: &[api::SigningPublicKey]) -> String {
+    keys.iter()
+        .map(|k| match &k.expires_at {
+            None => k.public_key.clone(),
+            Some(_) => format!("{} (until {})", k.public_key, time(&k.expires_at)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A gRPC error as one line: code, message (which names the field at fault) and any other
@@ -156,7 +183,9 @@ impl Output {
         if let Some(sub) = &created.subscription {
             self.subscription(sub);
         }
-        println!("\nsigning secret (shown once, store it now): {}", created.signing_secret);
+        if !created.signing_secret.is_empty() {
+            println!("\nsigning secret (shown once, store it now): {}", created.signing_secret);
+        }
     }
 
     pub fn subscription(&self, s: &api::Subscription) {
@@ -179,6 +208,22 @@ impl Output {
             ),
             ("timeout", s.timeout_ms.map(|t| format!("{t} ms")).unwrap_or_else(|| "default".into())),
             ("traceparent", if s.omit_traceparent { "omitted" } else { "sent" }.to_owned()),
+            ("signature scheme", scheme_name(s.signature_scheme).to_owned()),
+            ("public keys", public_keys(&s.signing_public_keys)),
+            (
+                "headers",
+                s.headers
+                    .iter()
+                    .map(|h| {
+                        if h.secret {
+                            format!("{}: ••••", h.name)
+                        } else {
+                            format!("{}: {}", h.name, h.value)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
             ("created", time(&s.created_at)),
             ("updated", time(&s.updated_at)),
         ];
@@ -222,12 +267,16 @@ impl Output {
             return self.print(json!({
                 "signing_secret": rotated.signing_secret,
                 "previous_expires_at": time_json(&rotated.previous_expires_at),
+                "signature_scheme": scheme_name(rotated.signature_scheme),
+                "public_key": rotated.public_key,
             }));
         }
-        fields(&[
-            ("new signing secret (shown once)", rotated.signing_secret.clone()),
-            ("previous secret valid until", time(&rotated.previous_expires_at)),
-        ]);
+        let new = if rotated.public_key.is_empty() {
+            ("new signing secret (shown once)", rotated.signing_secret.clone())
+        } else {
+            ("new public key (v1a)", rotated.public_key.clone())
+        };
+        fields(&[new, ("previous secret valid until", time(&rotated.previous_expires_at))]);
     }
 
     pub fn test_send(&self, r: &api::TestSendResponse) {

@@ -102,7 +102,9 @@ async fn subscription<F: Interceptor>(
             basic_auth,
             disabled,
             request_id,
+            signature_scheme,
             options,
+            headers,
         } => {
             let request = api::CreateSubscriptionRequest {
                 portal_id: portal,
@@ -117,6 +119,8 @@ async fn subscription<F: Interceptor>(
                 rate_limit_per_sec: options.rate_limit_per_sec,
                 timeout_ms: options.timeout_ms,
                 omit_traceparent: options.no_traceparent,
+                signature_scheme: args::signature_scheme(&signature_scheme)? as i32,
+                headers: headers.headers()?,
             };
             out.created_subscription(&client.create_subscription(request).await?.into_inner());
         }
@@ -158,6 +162,8 @@ async fn subscription<F: Interceptor>(
             unordered,
             traceparent,
             options,
+            headers,
+            clear_headers,
         } => {
             let request = api::UpdateSubscriptionRequest {
                 id,
@@ -184,6 +190,10 @@ async fn subscription<F: Interceptor>(
                     (_, true) => Some(false),
                     _ => None,
                 },
+                headers: (!headers.is_empty())
+                    .then(|| headers.headers().map(|headers| api::CustomHeaderList { headers }))
+                    .transpose()?,
+                clear_headers,
                 ..Default::default()
             };
             out.subscription(&client.update_subscription(request).await?.into_inner());
@@ -202,10 +212,15 @@ async fn subscription<F: Interceptor>(
                 &client.resume_subscription(api::ResumeSubscriptionRequest { id }).await?.into_inner(),
             );
         }
-        SubscriptionCommand::RotateSecret { id, overlap } => {
+        SubscriptionCommand::RotateSecret { id, overlap, signature_scheme } => {
             let request = api::RotateSigningSecretRequest {
                 subscription_id: id,
                 overlap: overlap.as_deref().map(args::duration).transpose()?,
+                signature_scheme: signature_scheme
+                    .as_deref()
+                    .map(args::signature_scheme)
+                    .transpose()?
+                    .unwrap_or_default() as i32,
             };
             out.rotated(&client.rotate_signing_secret(request).await?.into_inner());
         }

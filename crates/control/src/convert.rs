@@ -36,7 +36,13 @@ pub fn portal(p: synap_db::Portal) -> api::Portal {
     }
 }
 
-pub fn subscription(s: synap_db::Subscription) -> api::Subscription {
+/// A subscription as the API shows it, with what anyone may see of its signing (scheme and
+/// public keys) and its extra headers (secret values withheld).
+pub fn subscription(
+    s: synap_db::Subscription,
+    signing: synap_db::secrets::PublicSigning,
+    headers: Vec<synap_db::custom_headers::ShownHeader>,
+) -> api::Subscription {
     let state = state_to_api(s.state());
     api::Subscription {
         id: s.id,
@@ -55,6 +61,27 @@ pub fn subscription(s: synap_db::Subscription) -> api::Subscription {
         rate_limit_per_sec: s.options.rate_limit_per_sec,
         timeout_ms: s.options.timeout_ms,
         omit_traceparent: s.options.omit_traceparent,
+        signature_scheme: scheme_to_api(signing.scheme) as i32,
+        signing_public_keys: signing
+            .public_keys
+            .into_iter()
+            .map(|k| api::SigningPublicKey { public_key: k.key, expires_at: k.expires_at.map(timestamp) })
+            .collect(),
+        headers: headers
+            .into_iter()
+            .map(|h| api::CustomHeader {
+                name: h.name,
+                secret: h.value.is_none(),
+                value: h.value.unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+pub fn scheme_to_api(scheme: synap_db::secrets::Scheme) -> api::SignatureScheme {
+    match scheme {
+        synap_db::secrets::Scheme::V1 => api::SignatureScheme::V1,
+        synap_db::secrets::Scheme::V1a => api::SignatureScheme::V1a,
     }
 }
 

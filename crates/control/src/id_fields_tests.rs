@@ -129,7 +129,11 @@ async fn control_service_ids_follow_the_id_rule() {
         assert_names(ControlService::pause_subscription(&api, admin(pause)).await, "id", what);
         let resume = api::ResumeSubscriptionRequest { id: id.clone() };
         assert_names(ControlService::resume_subscription(&api, admin(resume)).await, "id", what);
-        let rotate = api::RotateSigningSecretRequest { subscription_id: id.clone(), overlap: None };
+        let rotate = api::RotateSigningSecretRequest {
+            subscription_id: id.clone(),
+            overlap: None,
+            ..Default::default()
+        };
         assert_names(
             ControlService::rotate_signing_secret(&api, admin(rotate)).await,
             "subscription_id",

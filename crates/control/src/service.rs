@@ -92,6 +92,30 @@ impl ControlApi {
             _ => Err(not_found("subscription", id)),
         }
     }
+
+    /// Subscriptions as the API shows them: their signing scheme and public keys and their
+    /// extra headers are read in one query each for the whole page.
+    pub(crate) async fn shown(
+        &self,
+        subs: Vec<synap_db::Subscription>,
+    ) -> Result<Vec<api::Subscription>, Status> {
+        let ids: Vec<&str> = subs.iter().map(|s| s.id.as_str()).collect();
+        let client = self.pool.get().await.map_err(|e| db(e.into()))?;
+        let client = &client;
+        let mut signing = synap_db::secrets::public(client, &ids).await.map_err(db)?;
+        let mut headers = synap_db::custom_headers::shown(client, &ids).await.map_err(db)?;
+        Ok(subs
+            .into_iter()
+            .map(|s| {
+                let (signing, headers) = (signing.remove(&s.id), headers.remove(&s.id));
+                crate::convert::subscription(s, signing.unwrap_or_default(), headers.unwrap_or_default())
+            })
+            .collect())
+    }
+
+    pub(crate) async fn shown_one(&self, sub: synap_db::Subscription) -> Result<api::Subscription, Status> {
+        Ok(self.shown(vec![sub]).await?.remove(0))
+    }
 }
 
 /// FAILED_PRECONDITION unless the portal may receive webhooks (Pro or higher).
@@ -179,7 +203,7 @@ impl ControlService for ControlApi {
     ) -> Result<Response<api::Subscription>, Status> {
         let caller = caller(&r)?;
         let sub = self.subscription(&caller, "id", &r.into_inner().id).await?;
-        Ok(Response::new(crate::convert::subscription(sub)))
+        Ok(Response::new(self.shown_one(sub).await?))
     }
 
     async fn list_subscriptions(

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use synap_contract::EventType;
 use synap_db::NewSubscription;
 use synap_db::delivery_state::DeliveryOptions;
+use synap_db::secrets::Scheme;
 use synap_db::subscriptions::{Changes, Creation, Cursor, Filter};
 use synap_proto::control::v1 as api;
 use tonic::Status;
@@ -69,6 +70,9 @@ impl ControlApi {
         validate::description("description", &req.description)?;
         let request_id = validate::request_id("request_id", &req.request_id)?;
         let basic_auth = req.basic_auth.map(|a| validate::basic_auth("basic_auth", a)).transpose()?;
+        let signature_scheme =
+            validate::signature_scheme("signature_scheme", req.signature_scheme)?.unwrap_or_default();
+        let headers = validate::headers("headers", req.headers)?;
         let portal = self.portal_for(caller, "portal_id", &req.portal_id).await?;
         require_webhooks(&portal)?;
         require_features(&portal, "event_types", &types)?;
@@ -81,6 +85,8 @@ impl ControlApi {
             enabled: req.enabled.unwrap_or(true),
             basic_auth,
             request_id,
+            signature_scheme,
+            headers,
         };
         let window = chrono::Duration::from_std(self.request_id_ttl).unwrap_or(chrono::Duration::days(1));
         let mut created = match synap_db::subscriptions::create(&self.pool, &self.secrets, &new, window)
@@ -112,8 +118,8 @@ impl ControlApi {
             tracing::info!(subscription_id = %sub.id, portal_id = %sub.portal_id, "subscription created");
         }
         Ok(api::CreateSubscriptionResponse {
-            subscription: Some(convert::subscription(created.subscription)),
-            signing_secret: created.signing_secret,
+            subscription: Some(self.shown_one(created.subscription).await?),
+            signing_secret: created.signing_secret.unwrap_or_default(),
         })
     }
 
@@ -158,7 +164,7 @@ impl ControlApi {
         let (subs, next) =
             synap_db::subscriptions::list(&self.pool, &filter, after.as_ref(), size).await.map_err(db)?;
         Ok(api::ListSubscriptionsResponse {
-            subscriptions: subs.into_iter().map(convert::subscription).collect(),
+            subscriptions: self.shown(subs).await?,
             next_page_token: next
                 .map(|c| page::token(&query, &[&c.created_at.timestamp_micros().to_string(), &c.id]))
                 .unwrap_or_default(),
@@ -208,6 +214,12 @@ impl ControlApi {
             (None, true) => Some(None),
             (None, false) => None,
         };
+        let headers = match (req.headers, req.clear_headers) {
+            (Some(_), true) => return Err(invalid("clear_headers", "cannot be combined with headers")),
+            (Some(list), false) => Some(validate::headers("headers.headers", list.headers)?),
+            (None, true) => Some(Vec::new()),
+            (None, false) => None,
+        };
         let current = self.subscription(caller, "id", &req.id).await?;
         if types.is_some() || req.enabled == Some(true) {
             let portal = self.portal(&current.portal_id).await?;
@@ -238,13 +250,14 @@ impl ControlApi {
             description: req.description,
             basic_auth,
             enabled: req.enabled,
+            headers,
         };
         let updated = synap_db::subscriptions::update(&self.pool, &self.secrets, &current.id, &changes)
             .await
             .map_err(db)?
             .ok_or_else(|| not_found("subscription", &current.id))?;
         tracing::info!(subscription_id = %updated.id, portal_id = %updated.portal_id, "subscription updated");
-        Ok(convert::subscription(updated))
+        self.shown_one(updated).await
     }
 
     pub(crate) async fn set_enabled(
@@ -263,7 +276,7 @@ impl ControlApi {
             .map_err(db)?
             .ok_or_else(|| not_found("subscription", id))?;
         tracing::info!(subscription_id = %updated.id, enabled, "subscription paused or resumed");
-        Ok(convert::subscription(updated))
+        self.shown_one(updated).await
     }
 
     pub(crate) async fn delete_subscription(
@@ -285,17 +298,34 @@ impl ControlApi {
         req: api::RotateSigningSecretRequest,
     ) -> Result<api::RotateSigningSecretResponse, Status> {
         let overlap = validate::overlap("overlap", req.overlap, self.secret_overlap)?;
+        let target = validate::signature_scheme("signature_scheme", req.signature_scheme)?;
         let sub = self.subscription(caller, "subscription_id", &req.subscription_id).await?;
         let overlap = chrono::Duration::from_std(overlap).map_err(|_| invalid("overlap", "is too long"))?;
         let previous_expires_at = Utc::now() + overlap;
-        let secret = synap_db::secrets::generate();
-        synap_db::secrets::rotate(&self.pool, &self.secrets, &sub.id, &secret, previous_expires_at)
+        let scheme = match target {
+            Some(scheme) => scheme,
+            None => {
+                let client = self.pool.get().await.map_err(|e| db(e.into()))?;
+                let current = synap_db::secrets::public(&client, &[sub.id.as_str()]).await.map_err(db)?;
+                current.get(&sub.id).map(|s| s.scheme).unwrap_or_default()
+            }
+        };
+        let key = synap_db::secrets::generate_key(scheme);
+        synap_db::secrets::rotate(&self.pool, &self.secrets, &sub.id, &key, previous_expires_at)
             .await
             .map_err(db)?;
-        tracing::info!(subscription_id = %sub.id, %previous_expires_at, "signing secret rotated");
+        tracing::info!(
+            subscription_id = %sub.id,
+            scheme = scheme.code(),
+            %previous_expires_at,
+            "signing secret rotated"
+        );
+        let signing_secret = if scheme == Scheme::V1 { key.secret } else { String::new() };
         Ok(api::RotateSigningSecretResponse {
-            signing_secret: secret,
+            signing_secret,
             previous_expires_at: Some(convert::timestamp(previous_expires_at)),
+            signature_scheme: convert::scheme_to_api(scheme) as i32,
+            public_key: key.public_key.unwrap_or_default(),
         })
     }
 

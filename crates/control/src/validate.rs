@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use synap_contract::{EventType, ids};
 use synap_db::BasicAuth;
+use synap_db::custom_headers::{self, CustomHeader};
+use synap_db::secrets::Scheme;
 use synap_outbound::{Policy, Refused};
 use synap_proto::control::v1 as api;
 use tonic::Status;
@@ -172,6 +174,25 @@ pub fn overlap(
     Ok(overlap)
 }
 
+/// A signature scheme: `None` when unspecified (the caller's default applies).
+pub fn signature_scheme(field: &str, value: i32) -> Result<Option<Scheme>, Status> {
+    match api::SignatureScheme::try_from(value) {
+        Ok(api::SignatureScheme::Unspecified) => Ok(None),
+        Ok(api::SignatureScheme::V1) => Ok(Some(Scheme::V1)),
+        Ok(api::SignatureScheme::V1a) => Ok(Some(Scheme::V1a)),
+        Err(_) => Err(invalid(field, format!("unknown signature scheme {value}; use V1 or V1A"))),
+    }
+}
+
+/// Extra request headers, by the one rule of [`synap_db::custom_headers::check`]; a refusal
+/// names the header's field path, e.g. `headers[2].name`, and never quotes a value.
+pub fn headers(field: &str, values: Vec<api::CustomHeader>) -> Result<Vec<CustomHeader>, Status> {
+    let headers: Vec<CustomHeader> =
+        values.into_iter().map(|h| CustomHeader { name: h.name, value: h.value, secret: h.secret }).collect();
+    custom_headers::check(&headers).map_err(|refused| invalid(&refused.field(field), refused.reason))?;
+    Ok(headers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,5 +303,39 @@ mod tests {
         assert_eq!(field_of(event_types("event_types", &[]).unwrap_err()), "event_types");
         let err = event_types("event_types", &["user.updated".into(), "User.Updated".into()]).unwrap_err();
         assert_eq!(field_of(err), "event_types[1]");
+    }
+
+    #[test]
+    fn signature_schemes() {
+        assert_eq!(signature_scheme("signature_scheme", 0).unwrap(), None);
+        assert_eq!(signature_scheme("signature_scheme", 2).unwrap(), Some(Scheme::V1a));
+        assert_eq!(field_of(signature_scheme("signature_scheme", 7).unwrap_err()), "signature_scheme");
+    }
+
+    #[test]
+    fn header_refusals_name_the_field_path_and_never_the_value() {
+        let header = |name: &str, value: &str, secret| api::CustomHeader {
+            name: name.into(),
+            value: value.into(),
+            secret,
+        };
+        assert_eq!(headers("headers", vec![header("X-Key", "v", true)]).unwrap().len(), 1);
+        let cases = [
+            (
+                vec![header("x-a", "1", false), header("Webhook-Signature", "v1,forged", false)],
+                "headers[1].name",
+            ),
+            (vec![header("x-a", "s3cr3t\r\nx-b: 1", true)], "headers[0].value"),
+            (vec![header("x-a", "1", false), header("X-A", "2", false)], "headers[1].name"),
+            ((0..21).map(|i| header(&format!("x-{i}"), "v", false)).collect(), "headers"),
+        ];
+        for (list, field) in cases {
+            let status = headers("headers", list).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            assert!(!status.message().contains("s3cr3t"), "{}", status.message());
+            assert_eq!(field_of(status), field);
+        }
+        let status = headers("headers.headers", vec![header("host", "x", false)]).unwrap_err();
+        assert_eq!(field_of(status), "headers.headers[0].name");
     }
 }

@@ -29,8 +29,11 @@ pub const LEGACY: &str = "legacy";
 /// What a canary seals; known, so opening it proves the key.
 const CANARY_TEXT: &[u8] = b"synap-webhooks encryption canary";
 /// The columns that hold sealed values: `(table, column)`.
-pub const SEALED_COLUMNS: [(&str, &str); 2] =
-    [("subscriptions", "basic_auth_password"), ("subscription_secrets", "secret")];
+pub const SEALED_COLUMNS: [(&str, &str); 3] = [
+    ("subscriptions", "basic_auth_password"),
+    ("subscription_secrets", "secret"),
+    ("subscription_headers", "sealed_value"),
+];
 
 /// Where the canary of `key_id` lives.
 fn slot(key_id: &str) -> Slot {

@@ -4,6 +4,7 @@ pub mod api_keys;
 pub mod attempt_partitions;
 pub mod attempts;
 pub mod circuits;
+pub mod custom_headers;
 pub mod delivery_state;
 pub mod keyring;
 pub mod migrate;

@@ -49,6 +49,8 @@ enum Row {
     Password(String),
     /// `subscription_secrets.secret`, by row id.
     SigningSecret(i64),
+    /// `subscription_headers.sealed_value`, by row id.
+    HeaderValue(i64),
 }
 
 struct Sealed {
@@ -59,12 +61,14 @@ struct Sealed {
 
 impl Row {
     /// Where the scan of each column starts: before its first row.
-    const STARTS: [fn() -> Row; 2] = [|| Row::Password(String::new()), || Row::SigningSecret(0)];
+    const STARTS: [fn() -> Row; 3] =
+        [|| Row::Password(String::new()), || Row::SigningSecret(0), || Row::HeaderValue(0)];
 
     fn column(&self) -> String {
         let (table, column) = match self {
             Row::Password(_) => SEALED_COLUMNS[0],
             Row::SigningSecret(_) => SEALED_COLUMNS[1],
+            Row::HeaderValue(_) => SEALED_COLUMNS[2],
         };
         format!("{table}.{column}")
     }
@@ -115,6 +119,25 @@ impl Row {
                     }
                 })
                 .collect(),
+            Row::HeaderValue(after) => client
+                .query(
+                    "SELECT id, subscription_id, sealed_value FROM subscription_headers
+                     WHERE id > $1 AND sealed_value IS NOT NULL
+                       AND substring(sealed_value from 1 for octet_length($2::bytea)) <> $2::bytea
+                     ORDER BY id LIMIT $3",
+                    &[after, &current, &limit],
+                )
+                .await?
+                .iter()
+                .map(|row| {
+                    let (id, subscription): (i64, String) = (row.get(0), row.get(1));
+                    Sealed {
+                        slot: crate::custom_headers::slot(&subscription, id),
+                        row: Row::HeaderValue(id),
+                        value: row.get(2),
+                    }
+                })
+                .collect(),
         };
         Ok(rows)
     }
@@ -141,6 +164,12 @@ impl Sealed {
                     )
                     .await?
             }
+            Row::HeaderValue(id) => client
+                .execute(
+                    "UPDATE subscription_headers SET sealed_value = $3 WHERE id = $1 AND sealed_value = $2",
+                    &[id, &self.value, &new],
+                )
+                .await?,
         };
         Ok(n == 1)
     }

@@ -93,6 +93,10 @@ pub struct NewSubscription {
     pub basic_auth: Option<BasicAuth>,
     /// The client's idempotency key, unique per portal.
     pub request_id: Option<String>,
+    /// How its deliveries are signed.
+    pub signature_scheme: crate::secrets::Scheme,
+    /// Extra request headers, already checked ([`crate::custom_headers::check`]).
+    pub headers: Vec<crate::custom_headers::CustomHeader>,
 }
 
 /// The result of [`create`].
@@ -110,8 +114,9 @@ pub enum Creation {
 #[derive(Debug)]
 pub struct Created {
     pub subscription: Subscription,
-    /// The current signing secret, in plain text.
-    pub signing_secret: String,
+    /// The current v1 signing secret, in plain text; `None` when the subscription signs with v1a
+    /// (its `whsk_` key never leaves Synap; the customer verifies with the public key).
+    pub signing_secret: Option<String>,
     /// True when the request id was used before: nothing was created.
     pub replayed: bool,
 }
@@ -163,9 +168,13 @@ pub async fn create(
         let request_id = new.request_id.as_deref().unwrap_or_default();
         return replay(pool, secrets, &new.portal_id, request_id, replay_window).await;
     };
-    let signing_secret = crate::secrets::generate();
-    crate::secrets::insert(&tx, secrets, &id, &signing_secret).await?;
+    let key = crate::secrets::generate_key(new.signature_scheme);
+    crate::secrets::insert(&tx, secrets, &id, &key).await?;
+    if !new.headers.is_empty() {
+        crate::custom_headers::replace(&tx, secrets, &id, &new.headers).await?;
+    }
     tx.commit().await?;
+    let signing_secret = (key.scheme == crate::secrets::Scheme::V1).then_some(key.secret);
     let created = Created { subscription: Subscription::from_row(&row), signing_secret, replayed: false };
     Ok(Creation::Created(Box::new(created)))
 }
@@ -192,10 +201,14 @@ async fn replay(
             created_at: subscription.created_at,
         });
     }
-    let signing_secret =
+    let current =
         crate::secrets::valid(pool, secrets, &subscription.id).await?.into_iter().next().ok_or_else(
             || DbError::Corrupt(format!("subscription {} has no signing secret", subscription.id)),
         )?;
+    let signing_secret = match current {
+        crate::secrets::SigningKey::V1(secret) => Some(secret),
+        crate::secrets::SigningKey::V1a(_) => None,
+    };
     Ok(Creation::Created(Box::new(Created { subscription, signing_secret, replayed: true })))
 }
 
@@ -279,6 +292,8 @@ pub struct Changes {
     pub basic_auth: Option<Option<BasicAuth>>,
     /// `Some(true)` also clears a system `disabled_reason`.
     pub enabled: Option<bool>,
+    /// Replaces every extra request header (`Some(vec![])` removes them); already checked.
+    pub headers: Option<Vec<crate::custom_headers::CustomHeader>>,
 }
 
 /// Applies `changes`; `None` when the subscription does not exist.
@@ -324,6 +339,9 @@ pub async fn update(
             ],
         )
         .await?;
+    if let (Some(headers), Some(_)) = (&changes.headers, &row) {
+        crate::custom_headers::replace(&tx, secrets, id, headers).await?;
+    }
     tx.commit().await?;
     Ok(row.as_ref().map(Subscription::from_row))
 }
@@ -371,8 +389,10 @@ pub struct DeliveryTarget {
     pub url: String,
     pub enabled: bool,
     pub basic_auth: Option<BasicAuth>,
-    /// Valid signing secrets (`whsec_…`), current first.
-    pub signing_secrets: Vec<String>,
+    /// Valid signing keys, current first.
+    pub signing_keys: Vec<crate::secrets::SigningKey>,
+    /// Extra request headers, secret values opened.
+    pub headers: Vec<crate::custom_headers::CustomHeader>,
 }
 
 pub async fn delivery_target(
@@ -403,13 +423,15 @@ pub async fn delivery_target(
         _ => None,
     };
     drop(client);
-    let signing_secrets = crate::secrets::valid(pool, secrets, id).await?;
+    let signing_keys = crate::secrets::valid(pool, secrets, id).await?;
+    let headers = crate::custom_headers::opened(pool, secrets, id).await?;
     Ok(Some(DeliveryTarget {
         subscription_id: row.get("id"),
         portal_id: row.get("portal_id"),
         url: row.get("url"),
         enabled: row.get("enabled"),
         basic_auth,
-        signing_secrets,
+        signing_keys,
+        headers,
     }))
 }

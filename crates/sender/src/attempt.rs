@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use synap_outbound::{Policy, Refused, Resolver};
 use synap_proto::pipeline::v1::Delivery;
 
@@ -89,6 +89,17 @@ impl Attempted {
 /// The headers of EVENTS.md §4 for attempt number `attempt`.
 pub fn headers(delivery: &Delivery, target: &Target, attempt: u32, unix_seconds: i64) -> HeaderMap {
     let mut h = HeaderMap::new();
+    // The subscription's own headers first, so that the system's below replace any that slipped
+    // past the control API's check (it refuses every name set here).
+    for custom in &target.headers {
+        let (Ok(name), Ok(mut value)) =
+            (HeaderName::from_bytes(custom.name.as_bytes()), HeaderValue::from_str(&custom.value))
+        else {
+            continue;
+        };
+        value.set_sensitive(custom.secret);
+        h.append(name, value);
+    }
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut put = |name: &'static str, value: &str| {
         // Ids come from validated records; a value that is not a legal header is left out rather
@@ -102,9 +113,9 @@ pub fn headers(delivery: &Delivery, target: &Target, attempt: u32, unix_seconds:
     put("synap-event-type", &delivery.event_type);
     put("synap-portal-id", &delivery.portal_id);
     put("synap-delivery-attempt", &attempt.to_string());
-    if !target.signing_secrets.is_empty() {
+    if !target.signing_keys.is_empty() {
         let signature =
-            sign::signature(&target.signing_secrets, &delivery.event_id, unix_seconds, &delivery.data);
+            sign::signature(&target.signing_keys, &delivery.event_id, unix_seconds, &delivery.data);
         if let Ok(mut v) = HeaderValue::from_str(&signature) {
             v.set_sensitive(true);
             h.insert("webhook-signature", v);
@@ -145,7 +156,8 @@ pub async fn attempt(
     }
     let request = client.post(url.clone()).headers(headers).body(delivery.data.clone()).timeout(timeout);
     let mut attempted = Attempted { sent_at, ..Default::default() };
-    match tokio::time::timeout(timeout, exchange(request, &mut attempted)).await {
+    let secrets: Vec<&str> = target.headers.iter().filter(|h| h.secret).map(|h| h.value.as_str()).collect();
+    match tokio::time::timeout(timeout, exchange(request, &secrets, &mut attempted)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             let (class, text) = classify(&e);
@@ -162,7 +174,14 @@ pub async fn attempt(
 }
 
 /// Sends the request and reads the status, headers and the start of the body into `attempted`.
-async fn exchange(request: reqwest::RequestBuilder, attempted: &mut Attempted) -> Result<(), reqwest::Error> {
+/// An endpoint that echoes the request (as debugging endpoints do) would put the `secrets` (the
+/// subscription's secret header values) into the attempt log: they are replaced there by
+/// [`REDACTED`].
+async fn exchange(
+    request: reqwest::RequestBuilder,
+    secrets: &[&str],
+    attempted: &mut Attempted,
+) -> Result<(), reqwest::Error> {
     let mut response = request.send().await?;
     let status = response.status();
     attempted.status = Some(status.as_u16());
@@ -174,9 +193,11 @@ async fn exchange(request: reqwest::RequestBuilder, attempted: &mut Attempted) -
                 response.headers().get(RETRY_AFTER).and_then(|v| retry_after(v.to_str().ok()?));
         }
     }
-    attempted.response_headers = Some(kept_headers(response.headers()));
+    attempted.response_headers = Some(kept_headers(response.headers(), secrets));
+    // Read past the limit by the longest secret, so that one cut by the limit is still found.
+    let read_limit = RESPONSE_BODY_LIMIT + synap_db::custom_headers::MAX_VALUE_LEN;
     let mut body = Vec::new();
-    while body.len() < RESPONSE_BODY_LIMIT {
+    while body.len() < read_limit {
         match response.chunk().await {
             Ok(Some(chunk)) => body.extend_from_slice(&chunk),
             Ok(None) => break,
@@ -184,15 +205,35 @@ async fn exchange(request: reqwest::RequestBuilder, attempted: &mut Attempted) -
             Err(_) => break,
         }
     }
-    body.truncate(RESPONSE_BODY_LIMIT);
-    attempted.response_body = Some(String::from_utf8_lossy(&body).into_owned());
+    body.truncate(read_limit);
+    let mut text = redact(&String::from_utf8_lossy(&body), secrets);
+    if text.len() > RESPONSE_BODY_LIMIT {
+        let mut end = RESPONSE_BODY_LIMIT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    attempted.response_body = Some(text);
     Ok(())
+}
+
+/// What replaces a secret header value found in a response.
+pub const REDACTED: &str = "[redacted]";
+
+/// `text` with every occurrence of each of `secrets` replaced by [`REDACTED`].
+fn redact(text: &str, secrets: &[&str]) -> String {
+    secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .fold(text.to_owned(), |text, secret| text.replace(secret, REDACTED))
 }
 
 /// The response headers the attempt log keeps, as a JSON object: in the order received, those
 /// that are text, until `RESPONSE_HEADERS_MAX_COUNT` or `RESPONSE_HEADERS_LIMIT` is reached; a
-/// header too large for what is left is skipped, smaller ones after it are still kept.
-pub fn kept_headers(headers: &HeaderMap) -> String {
+/// header too large for what is left is skipped, smaller ones after it are still kept. Each of
+/// `secrets` in a value is replaced by [`REDACTED`].
+pub fn kept_headers(headers: &HeaderMap, secrets: &[&str]) -> String {
     let mut kept = serde_json::Map::new();
     let mut bytes = 0;
     for (name, value) in headers {
@@ -205,7 +246,7 @@ pub fn kept_headers(headers: &HeaderMap) -> String {
             continue;
         }
         bytes += size;
-        kept.insert(name.as_str().to_owned(), value.into());
+        kept.insert(name.as_str().to_owned(), redact(value, secrets).into());
     }
     serde_json::Value::Object(kept).to_string()
 }
@@ -293,7 +334,7 @@ mod tests {
             );
         }
         let kept: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&kept_headers(&many)).unwrap();
+            serde_json::from_str(&kept_headers(&many, &[])).unwrap();
         assert_eq!(kept.len(), RESPONSE_HEADERS_MAX_COUNT);
 
         let mut large = HeaderMap::new();
@@ -304,7 +345,7 @@ mod tests {
             large.insert(name, HeaderValue::from_str(&"c".repeat(RESPONSE_HEADERS_LIMIT / 3)).unwrap());
         }
         large.insert("x-after", HeaderValue::from_static("d"));
-        let stored = kept_headers(&large);
+        let stored = kept_headers(&large, &[]);
         let kept: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&stored).unwrap();
         assert!(stored.len() <= RESPONSE_HEADERS_LIMIT + 64 * kept.len(), "{}", stored.len());
         assert!(kept.contains_key("x-small") && kept.contains_key("x-after"), "small ones are kept");
@@ -321,5 +362,64 @@ mod tests {
         let wait = retry_after(&future).unwrap();
         assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120), "{wait:?}");
         assert_eq!(retry_after("soon"), None);
+    }
+
+    fn target_with(headers: Vec<synap_db::custom_headers::CustomHeader>) -> Target {
+        let target = synap_db::DeliveryTarget {
+            subscription_id: "sub_1".into(),
+            portal_id: "p".into(),
+            url: "https://93.184.215.14/hook".into(),
+            enabled: true,
+            basic_auth: None,
+            signing_keys: vec![synap_db::secrets::SigningKey::V1("whsec_c2Vjb25k".into())],
+            headers,
+        };
+        Target::new(target, Default::default())
+    }
+
+    #[test]
+    fn custom_headers_are_sent_and_never_replace_the_systems() {
+        use synap_db::custom_headers::CustomHeader;
+        let header =
+            |name: &str, value: &str, secret| CustomHeader { name: name.into(), value: value.into(), secret };
+        // Names the control API refuses, as a damaged row could still hold them.
+        let target = target_with(vec![
+            header("X-Tenant", "acme", false),
+            header("x-api-key", "k3y", true),
+            header("webhook-id", "forged", false),
+            header("Content-Type", "text/plain", false),
+            header("bad name", "dropped", false),
+        ]);
+        let delivery = Delivery {
+            event_id: "evt_1".into(),
+            event_type: "user.updated".into(),
+            portal_id: "p".into(),
+            ..Default::default()
+        };
+        let h = headers(&delivery, &target, 1, 1_700_000_000);
+        assert_eq!(h.get("x-tenant").unwrap(), "acme");
+        assert_eq!(h.get("x-api-key").unwrap(), "k3y");
+        assert!(h.get("x-api-key").unwrap().is_sensitive(), "kept out of debug output");
+        assert_eq!(h.get_all("webhook-id").iter().collect::<Vec<_>>(), ["evt_1"]);
+        assert_eq!(h.get_all(CONTENT_TYPE).iter().collect::<Vec<_>>(), ["application/json"]);
+        assert!(h.keys().all(|name| name.as_str() != "bad name"));
+    }
+
+    #[test]
+    fn echoed_secret_values_are_redacted() {
+        let secrets = ["s3cr3t \"tok\"\tx", "k3y"];
+        let body = "you sent x-api-key: k3y and s3cr3t \"tok\"\tx, k3yk3y";
+        assert_eq!(
+            redact(body, &secrets),
+            "you sent x-api-key: [redacted] and [redacted], [redacted][redacted]"
+        );
+        let mut echoed = HeaderMap::new();
+        echoed.insert("x-echo", HeaderValue::from_static("s3cr3t \"tok\"\tx"));
+        echoed.insert("x-other", HeaderValue::from_static("k3y-ring"));
+        let json = kept_headers(&echoed, &secrets);
+        let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed["x-echo"], "[redacted]");
+        assert_eq!(parsed["x-other"], "[redacted]-ring");
+        assert_eq!(redact("nothing here", &[]), "nothing here");
     }
 }

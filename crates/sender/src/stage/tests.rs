@@ -206,7 +206,10 @@ fn subscribe(sender: &Sender<Recorded>, subscription_id: &str, portal_id: &str, 
         url: url.into(),
         enabled: true,
         basic_auth: None,
-        signing_secrets: vec!["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()],
+        signing_keys: vec![synap_db::secrets::SigningKey::V1(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        )],
+        headers: Vec::new(),
     };
     let options = DeliveryOptions { ordered, ..Default::default() };
     sender.io.targets.lock().unwrap().insert(subscription_id.into(), Target::new(target, options));
