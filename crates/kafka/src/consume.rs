@@ -137,13 +137,17 @@ where
                     let (topic, partition, offset) =
                         (message.topic().to_owned(), message.partition(), message.offset());
                     let tenure = consumer.context().tenures.current(&topic, partition, offset, &shutdown);
-                    match sequence.arrive(&topic, partition, tenure.generation, offset) {
+                    if sequence.is_new(&topic, partition, tenure.generation) {
+                        let committed = committed_offset(&consumer, &topic, partition);
+                        sequence.start(&topic, partition, tenure.generation, committed);
+                    }
+                    match sequence.arrive(&topic, partition, offset) {
                         Arrival::Next => {}
                         Arrival::Repeat => continue,
-                        Arrival::Gap { from } => {
-                            tracing::warn!(topic, partition, from, to = offset, "the broker skipped records: reading them again");
+                        Arrival::Seek { to } => {
+                            tracing::warn!(topic, partition, to, read = offset, "the broker skipped records: reading them again");
                             synap_telemetry::metrics().consumer_gaps(&topic).inc();
-                            if let Err(e) = consumer.seek(&topic, partition, Offset::Offset(from), Duration::ZERO) {
+                            if let Err(e) = consumer.seek(&topic, partition, Offset::Offset(to), Duration::ZERO) {
                                 // The partition was revoked meanwhile: its next owner reads from
                                 // the committed offset, which has not passed the gap.
                                 tracing::debug!(topic, partition, error = %e, "seek back");
@@ -190,6 +194,20 @@ where
         tracing::debug!(error = %e, "final commit");
     }
     Ok(())
+}
+
+/// The partition's committed offset, where a new tenure starts reading: what the first record
+/// read is checked against ([`Sequence`]). Asked of the group coordinator once per tenure; `None`
+/// when there is none yet or the coordinator does not answer in time (the check then starts
+/// from the first record).
+fn committed_offset(consumer: &Consumer, topic: &str, partition: i32) -> Option<i64> {
+    let mut list = TopicPartitionList::new();
+    list.add_partition(topic, partition);
+    let committed = consumer.committed_offsets(list, Duration::from_secs(2)).ok()?;
+    match committed.find_partition(topic, partition)?.offset() {
+        Offset::Offset(offset) => Some(offset),
+        _ => None,
+    }
 }
 
 /// A record read, and the tenure it was read in.

@@ -1,28 +1,34 @@
 //! Records the broker skipped, read again.
 //!
-//! Synap's own topics never have gaps between offsets: their producers are idempotent and not
-//! transactional, and nothing compacts them. A consumer that is handed offset 12 right after 10
-//! has been skipped past 11 by the broker; some Kafka-compatible brokers do this under
-//! concurrent producers (tansu 0.6 hands a consumer reading at the end of a partition the record
-//! stored just after one whose write is still in progress, then the same record again). Left
-//! alone, the offset committed after 12 would pass 11 and the record would never be handled.
+//! Synap's own topics have no gaps between offsets: their producers are idempotent and not
+//! transactional, and nothing compacts them. A consumer handed offset 12 right after 10, or
+//! handed 12 as the first record of a partition whose committed offset is 10, was skipped past
+//! records by the broker. Some Kafka-compatible brokers do this: tansu 0.6 answers a fetch that
+//! starts inside a record batch with the batches after it, and under concurrent producers hands a
+//! consumer at the end of a partition the record stored just after one whose write is still under
+//! way. Left alone, the committed offset would pass records that were never handled.
 //!
-//! So a gap is read again once: the consumer seeks back to the first missing offset and ignores
-//! the records it already has. A gap that is still there when read again is real (transaction
-//! markers in a topic written by another system, records compacted away) and is accepted.
+//! So a gap is read again: the consumer seeks back to its first missing offset, then further back
+//! (doubling) while the broker still answers from beyond it, and ignores what it already has.
+//! Once the broker has answered from before the gap and the gap is still there, it is real
+//! (transaction markers in a topic written by another system, records deleted by retention) and
+//! is accepted.
 
 use std::collections::HashMap;
+
+/// How far back a gap is looked for before it is taken as real.
+const FURTHEST_BACK: i64 = 4096;
 
 /// What to do with a record, given the offsets read before it in the same tenure.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Arrival {
     /// The next record: handle it.
     Next,
-    /// Already handed to a handler in this tenure (read again after a seek back): skip it.
+    /// Already handled in this tenure, or before the tenure's start: skip it.
     Repeat,
-    /// Offsets from `from` on were skipped: seek back to `from` and skip this record, which will
-    /// come again.
-    Gap { from: i64 },
+    /// Records before this one were skipped: seek to `to` and skip this record, which will come
+    /// again.
+    Seek { to: i64 },
 }
 
 #[derive(Default)]
@@ -32,31 +38,68 @@ pub(crate) struct Sequence {
 
 struct Expect {
     generation: u64,
-    next: i64,
-    /// The gap already read again once (its first offset).
-    retried: Option<i64>,
+    /// The offset due next; `None` until known (a tenure with no committed offset starts with
+    /// whatever the broker gives).
+    next: Option<i64>,
+    repair: Option<Repair>,
+}
+
+/// A gap being read again.
+struct Repair {
+    /// How far before the gap the last seek went.
+    back: i64,
+    /// A record before the gap arrived since that seek: the broker answered from before it.
+    answered_from_before: bool,
 }
 
 impl Sequence {
-    /// Classifies the record at `offset`, read in tenure `generation` of the partition.
-    pub fn arrive(&mut self, topic: &str, partition: i32, generation: u64, offset: i64) -> Arrival {
-        let key = (topic.to_owned(), partition);
-        let Some(expect) = self.partitions.get_mut(&key).filter(|e| e.generation == generation) else {
-            // The first record of a tenure: it starts at the committed offset, which we do not
-            // know, so there is nothing to compare with.
-            self.partitions.insert(key, Expect { generation, next: offset + 1, retried: None });
+    /// Whether the partition's tenure `generation` is new here: its start offset is wanted.
+    pub fn is_new(&self, topic: &str, partition: i32, generation: u64) -> bool {
+        self.partitions.get(&(topic.to_owned(), partition)).is_none_or(|e| e.generation != generation)
+    }
+
+    /// Starts tenure `generation` of the partition at `committed` (its committed offset, when it
+    /// has one).
+    pub fn start(&mut self, topic: &str, partition: i32, generation: u64, committed: Option<i64>) {
+        self.partitions
+            .insert((topic.to_owned(), partition), Expect { generation, next: committed, repair: None });
+    }
+
+    /// Classifies the record at `offset`, read in the partition's current tenure.
+    pub fn arrive(&mut self, topic: &str, partition: i32, offset: i64) -> Arrival {
+        let Some(expect) = self.partitions.get_mut(&(topic.to_owned(), partition)) else {
             return Arrival::Next;
         };
-        if offset < expect.next {
+        let Some(next) = expect.next else {
+            expect.next = Some(offset + 1);
+            return Arrival::Next;
+        };
+        if offset < next {
+            if let Some(repair) = &mut expect.repair {
+                repair.answered_from_before = true;
+            }
             return Arrival::Repeat;
         }
-        if offset > expect.next && expect.retried != Some(expect.next) {
-            expect.retried = Some(expect.next);
-            return Arrival::Gap { from: expect.next };
+        if offset == next {
+            expect.next = Some(offset + 1);
+            expect.repair = None;
+            return Arrival::Next;
         }
-        expect.next = offset + 1;
-        expect.retried = None;
-        Arrival::Next
+        let back = match &expect.repair {
+            None => Some(0),
+            // The broker answered from before the gap, and still no record in it: it is real.
+            Some(repair) if repair.answered_from_before => None,
+            // Already asked from the start of the partition.
+            Some(repair) if next - repair.back <= 0 => None,
+            Some(repair) => Some((repair.back * 2).max(1)).filter(|back| *back <= FURTHEST_BACK),
+        };
+        let Some(back) = back else {
+            expect.next = Some(offset + 1);
+            expect.repair = None;
+            return Arrival::Next;
+        };
+        expect.repair = Some(Repair { back, answered_from_before: false });
+        Arrival::Seek { to: (next - back).max(0) }
     }
 }
 
@@ -64,43 +107,76 @@ impl Sequence {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_skipped_record_is_read_again_and_the_repeat_ignored() {
+    fn started(committed: Option<i64>) -> Sequence {
         let mut s = Sequence::default();
-        assert_eq!(s.arrive("t", 0, 1, 10), Arrival::Next);
-        // The broker hands over 12 where 11 was due: read again from 11.
-        assert_eq!(s.arrive("t", 0, 1, 12), Arrival::Gap { from: 11 });
-        assert_eq!(s.arrive("t", 0, 1, 11), Arrival::Next, "read again");
-        assert_eq!(s.arrive("t", 0, 1, 12), Arrival::Next);
+        s.start("t", 0, 1, committed);
+        s
     }
 
     #[test]
-    fn after_the_seek_back_the_records_come_in_order() {
-        let mut s = Sequence::default();
-        assert_eq!(s.arrive("t", 0, 1, 10), Arrival::Next);
-        assert_eq!(s.arrive("t", 0, 1, 12), Arrival::Gap { from: 11 });
-        assert_eq!(s.arrive("t", 0, 1, 11), Arrival::Next);
-        assert_eq!(s.arrive("t", 0, 1, 12), Arrival::Next);
-        assert_eq!(s.arrive("t", 0, 1, 12), Arrival::Repeat, "handed over twice by the broker");
-        assert_eq!(s.arrive("t", 0, 1, 13), Arrival::Next);
+    fn records_in_order_pass() {
+        let mut s = started(Some(10));
+        assert_eq!(s.arrive("t", 0, 10), Arrival::Next);
+        assert_eq!(s.arrive("t", 0, 11), Arrival::Next);
+        assert!(!s.is_new("t", 0, 1) && s.is_new("t", 0, 2) && s.is_new("t", 1, 1));
+    }
+
+    /// The end-of-partition race: 12 handed over where 11 was due, then 12 again.
+    #[test]
+    fn a_record_skipped_at_the_end_is_read_again_and_the_repeat_ignored() {
+        let mut s = started(Some(10));
+        assert_eq!(s.arrive("t", 0, 10), Arrival::Next);
+        assert_eq!(s.arrive("t", 0, 12), Arrival::Seek { to: 11 });
+        assert_eq!(s.arrive("t", 0, 11), Arrival::Next);
+        assert_eq!(s.arrive("t", 0, 12), Arrival::Next);
+        assert_eq!(s.arrive("t", 0, 12), Arrival::Repeat, "handed over twice by the broker");
+        assert_eq!(s.arrive("t", 0, 13), Arrival::Next);
+    }
+
+    /// A fetch from the committed offset 11, inside the batch 8..=12, answered from 13: seek back
+    /// further until the broker answers from before 11, and skip what comes before it.
+    #[test]
+    fn a_start_inside_a_batch_is_read_again_from_before_the_batch() {
+        let mut s = started(Some(11));
+        assert_eq!(s.arrive("t", 0, 13), Arrival::Seek { to: 11 });
+        assert_eq!(s.arrive("t", 0, 13), Arrival::Seek { to: 10 }, "still answered from after the batch");
+        assert_eq!(s.arrive("t", 0, 13), Arrival::Seek { to: 9 });
+        assert_eq!(s.arrive("t", 0, 13), Arrival::Seek { to: 7 });
+        assert_eq!(s.arrive("t", 0, 8), Arrival::Repeat, "before the tenure's start");
+        assert_eq!(s.arrive("t", 0, 9), Arrival::Repeat);
+        assert_eq!(s.arrive("t", 0, 10), Arrival::Repeat);
+        assert_eq!(s.arrive("t", 0, 11), Arrival::Next);
+        assert_eq!(s.arrive("t", 0, 12), Arrival::Next);
+        assert_eq!(s.arrive("t", 0, 13), Arrival::Next);
     }
 
     #[test]
-    fn a_real_gap_is_accepted_the_second_time() {
-        let mut s = Sequence::default();
-        assert_eq!(s.arrive("t", 0, 1, 10), Arrival::Next);
-        assert_eq!(s.arrive("t", 0, 1, 13), Arrival::Gap { from: 11 });
-        assert_eq!(s.arrive("t", 0, 1, 13), Arrival::Next, "11 and 12 do not exist");
-        assert_eq!(s.arrive("t", 0, 1, 15), Arrival::Gap { from: 14 }, "a later gap is read again too");
+    fn a_real_gap_is_accepted_once_the_broker_answered_from_before_it() {
+        let mut s = started(Some(10));
+        assert_eq!(s.arrive("t", 0, 10), Arrival::Next);
+        assert_eq!(s.arrive("t", 0, 13), Arrival::Seek { to: 11 });
+        assert_eq!(s.arrive("t", 0, 13), Arrival::Seek { to: 10 });
+        assert_eq!(s.arrive("t", 0, 10), Arrival::Repeat);
+        assert_eq!(s.arrive("t", 0, 13), Arrival::Next, "11 and 12 do not exist");
+        assert_eq!(s.arrive("t", 0, 15), Arrival::Seek { to: 14 }, "a later gap is read again too");
+    }
+
+    /// Records deleted by retention below the committed offset: the broker answers from the log
+    /// start whatever is asked, and the search gives up at the start of the partition.
+    #[test]
+    fn a_gap_at_the_start_of_the_log_is_accepted() {
+        let mut s = started(Some(2));
+        assert_eq!(s.arrive("t", 0, 50), Arrival::Seek { to: 2 });
+        assert_eq!(s.arrive("t", 0, 50), Arrival::Seek { to: 1 });
+        assert_eq!(s.arrive("t", 0, 50), Arrival::Seek { to: 0 });
+        assert_eq!(s.arrive("t", 0, 50), Arrival::Next);
+        assert_eq!(s.arrive("t", 0, 51), Arrival::Next);
     }
 
     #[test]
-    fn each_tenure_and_partition_starts_afresh() {
-        let mut s = Sequence::default();
-        assert_eq!(s.arrive("t", 0, 1, 10), Arrival::Next);
-        assert_eq!(s.arrive("t", 1, 1, 500), Arrival::Next);
-        // Revoked and assigned again: the new tenure starts at the committed offset.
-        assert_eq!(s.arrive("t", 0, 2, 4), Arrival::Next);
-        assert_eq!(s.arrive("t", 0, 2, 5), Arrival::Next);
+    fn without_a_committed_offset_the_first_record_starts_the_count() {
+        let mut s = started(None);
+        assert_eq!(s.arrive("t", 0, 40), Arrival::Next);
+        assert_eq!(s.arrive("t", 0, 42), Arrival::Seek { to: 41 });
     }
 }
