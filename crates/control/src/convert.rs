@@ -55,6 +55,7 @@ pub fn subscription(s: synap_db::Subscription) -> api::Subscription {
         rate_limit_per_sec: s.options.rate_limit_per_sec,
         timeout_ms: s.options.timeout_ms,
         omit_traceparent: s.options.omit_traceparent,
+        filter: s.filter.unwrap_or_default(),
     }
 }
 

@@ -17,6 +17,7 @@
 //! A refusal carries the line and column (1-based) of the part at fault.
 
 mod bindings;
+mod cache;
 pub mod check;
 pub mod limits;
 mod walk;
@@ -28,6 +29,7 @@ use cel::IdedExpr;
 use synap_contract::EventType;
 
 pub use bindings::{Bindings, Event};
+pub use cache::compiled;
 
 /// The variables a filter may read.
 pub const VARIABLES: [&str; 4] = ["data", "type", "portalId", "occurredAt"];
