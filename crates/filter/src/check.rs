@@ -64,7 +64,7 @@ fn example_time() -> DateTime<Utc> {
 fn paths(filter: &Filter, types: &[EventType]) -> Result<(), Invalid> {
     let source = filter.source();
     walk::each(&filter.expr, &mut |node: &IdedExpr, place: &Place<'_>| {
-        let Some(path) = data_path(node, place.scope) else { return Ok(()) };
+        let Some((root, path)) = data_path(node, place.scope) else { return Ok(()) };
         if types.iter().any(|ty| synap_contract::documents_path(*ty, &path)) {
             return Ok(());
         }
@@ -72,14 +72,16 @@ fn paths(filter: &Filter, types: &[EventType]) -> Result<(), Invalid> {
         let names: Vec<&str> = types.iter().map(|t| t.code()).collect();
         Err(Invalid::at(
             source,
-            filter.offset_of(node.id),
+            // At the path's start (`data`), where the reader looks for it.
+            filter.offset_of(root),
             format!("{shown} is not a documented field of {}", names.join(", ")),
         ))
     })
 }
 
-/// The path a node reads from `data` with field or item syntax, if it is one.
-fn data_path<'e>(node: &'e IdedExpr, scope: &[&str]) -> Option<Vec<Step<'e>>> {
+/// The path a node reads from `data` with field or item syntax, if it is one, and the id of
+/// its `data` node.
+fn data_path<'e>(node: &'e IdedExpr, scope: &[&str]) -> Option<(u64, Vec<Step<'e>>)> {
     let mut steps = Vec::new();
     let mut at = node;
     loop {
@@ -104,7 +106,7 @@ fn data_path<'e>(node: &'e IdedExpr, scope: &[&str]) -> Option<Vec<Step<'e>>> {
         return None;
     }
     steps.reverse();
-    Some(steps)
+    Some((at.id, steps))
 }
 
 fn show(path: &[Step<'_>]) -> String {

@@ -175,7 +175,10 @@ pub(crate) fn tree(source: &str, expr: &IdedExpr, info: &SourceInfo) -> Result<(
             Expr::Call(call) => {
                 let name = call.func_name.as_str();
                 if !is_operator(name) && !FUNCTIONS.contains(&name) {
-                    return Err(at(node, format!("unknown function `{name}`")));
+                    // The parser places a call at its `(`; point at the name instead.
+                    let paren = info.offset_for(node.id).map(|(start, _)| start as usize);
+                    let start = paren.and_then(|p| source.get(..p)?.strip_suffix(name).map(str::len));
+                    return Err(Invalid::at(source, start.or(paren), format!("unknown function `{name}`")));
                 }
             }
             Expr::Comprehension(c) => {
