@@ -274,3 +274,37 @@ fn the_deepest_accepted_filters_evaluate_on_a_two_mib_stack() {
         }
     }
 }
+
+/// The examples of the README's Filters section, each with the types it is shown for.
+#[test]
+fn the_readme_filter_examples_check() {
+    use EventType::*;
+    let user = [UserRegistered, UserUpdated, UserAddedToGroup, UserRegisteredForExam];
+    let cases: [(&str, &[EventType]); 8] = [
+        (r#"data.exam.id == "exm_1c9a63d2f8" && data.attempt.scoreFrac < 0.5"#, &[ExamCompleted]),
+        (r#"data.attempt.grade.isPass && type == "exam.completed""#, &[ExamSubmitted, ExamCompleted]),
+        (r#"data.user.customAttributes.department == "Cardiology""#, &[AttemptCompleted]),
+        (r#"data.user.email.endsWith("@example.com") || data.email.endsWith("@example.com")"#, &user),
+        ("has(data.certificate)", &[AttemptCompleted, ExamCompleted]),
+        ("data.attempt.state.sections.items.exists(s, s.scoreFrac < 0.4)", &[ExamSubmitted]),
+        ("occurredAt.getDayOfWeek() == 1 && data.attempt.timeSpentInMs > 3600000", &[ExamCompleted]),
+        (r#"data["addedLater"] == "x""#, &[InviteSent]),
+    ];
+    let readme = include_str!("../../../README.md");
+    for (source, types) in cases {
+        assert!(readme.contains(source), "not in the README: {source}");
+        Filter::check(source, types).unwrap_or_else(|e| panic!("{source}: {e}"));
+    }
+    // The `||` example matches every user type whichever side holds the address.
+    for ty in user {
+        let body = ty.example_body();
+        let at = "2026-11-27T10:00:00Z".parse().unwrap();
+        let got = Filter::compile(cases[3].0).unwrap().matches(&Bindings::new(&Event {
+            ty,
+            portal_id: "p",
+            occurred_at: at,
+            data: &body,
+        }));
+        assert_eq!(got, Ok(true), "{ty}");
+    }
+}
