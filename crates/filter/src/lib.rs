@@ -121,8 +121,15 @@ impl Filter {
             let (line, column) = first.map_or((1, 1), |e| {
                 (u32::try_from(e.pos.0).unwrap_or(1).max(1), u32::try_from(e.pos.1).unwrap_or(1).max(1))
             });
-            let reason = first.map_or_else(|| "does not parse".to_owned(), |e| e.msg.clone());
-            Invalid { line, column, reason: reason.replace("Syntax error: ", "syntax error: ") }
+            let reason = match first {
+                None => "does not parse".to_owned(),
+                // The parser's own bound, reported as its internal error's debug text.
+                Some(e) if e.msg.contains("Recursion limit") => {
+                    format!("the filter nests too deeply: more than {} levels", limits::MAX_PARSE_DEPTH)
+                }
+                Some(e) => e.msg.replace("Syntax error: ", "syntax error: "),
+            };
+            Invalid { line, column, reason }
         })?;
         limits::tree(source, &expr, &info)?;
         Ok(Filter { source: source.to_owned(), expr, info })
@@ -162,7 +169,7 @@ impl Filter {
 
 /// The stack the parser runs on. The ANTLR parser recurses through a dozen grammar rules per
 /// bracket level, with large frames in unoptimised builds (a dozen nested lists exhaust a 2 MiB
-/// thread stack there); [`limits::MAX_NESTING`] bounds the levels, this bounds the frames.
+/// thread stack there); [`limits::MAX_NESTING_CHARS`] bounds the levels, this bounds the frames.
 const PARSE_STACK: usize = 64 * 1024 * 1024;
 
 /// Parses on a thread of its own with [`PARSE_STACK`], so that no caller's stack (a Tokio

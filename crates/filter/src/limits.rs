@@ -23,14 +23,17 @@ pub const MAX_DEPTH: usize = 32;
 pub const MAX_NODES: usize = 512;
 /// The most comprehension macros (`all`, `exists`, `exists_one`) in one filter.
 pub const MAX_COMPREHENSIONS: usize = 4;
-/// The deepest nesting of brackets, and the longest run of unary operators, in the text: checked
-/// before parsing, because the parser recurses once per level and a 4 KiB text of `(((…`
-/// would exhaust a thread's stack before its own bound stops it.
-pub const MAX_NESTING: usize = 24;
-/// The most operators in the text (`.`, `[`, `(`, `+`, `==`, `&&`, ...): the parser and the
-/// evaluator recurse along chains such as `a.b.c.…` or `1 + 1 + …`, which brackets do not show,
-/// so their length is bounded before parsing too.
-pub const MAX_OPERATORS: usize = 160;
+/// The most characters that can open a level of the parser's recursion (`( [ { ! - ?`), counted
+/// anywhere in the text, string literals and comments included. The parser recurses through a
+/// dozen grammar rules per level and a 4 KiB text of `(((…` would exhaust any thread's stack
+/// before its own bound stops it, so the levels are bounded before parsing; counting every such
+/// character, rather than only those outside strings, is what makes the bound safe: a lexer that
+/// disagrees with a pre-scan about where a string ends (an invalid escape, a raw string) cannot
+/// hide nesting from it.
+pub const MAX_NESTING_CHARS: usize = 96;
+/// The most operator characters (`. + * / % = < > & |`), counted the same way: the parser and
+/// the evaluator recurse along chains such as `a.b.c.…` or `1 + 1 + …`.
+pub const MAX_OPERATOR_CHARS: usize = 256;
 /// The parser's own nesting bound (parentheses, unary operators, calls): it stops a hostile
 /// text before the tree is built.
 pub const MAX_PARSE_DEPTH: u16 = 48;
@@ -83,67 +86,36 @@ pub(crate) fn length(source: &str) -> Result<(), Invalid> {
     nesting(source)
 }
 
-/// Bracket nesting and unary runs, outside string literals (see [`MAX_NESTING`]).
+/// The character counts of [`MAX_NESTING_CHARS`] and [`MAX_OPERATOR_CHARS`]; the refusal points
+/// at the first character over the bound.
 fn nesting(source: &str) -> Result<(), Invalid> {
-    let chars: Vec<char> = source.chars().collect();
-    let (mut depth, mut unary, mut operators, mut i) = (0usize, 0usize, 0usize, 0usize);
-    let too_deep = |at: usize| {
-        Invalid::at_char(source, at, format!("the filter nests too deeply: more than {MAX_NESTING} levels"))
-    };
-    while i < chars.len() {
-        let c = chars[i];
-        if "([{.+-*/%=!<>&|?".contains(c) {
-            operators += 1;
-            if operators > MAX_OPERATORS {
+    let (mut nesting, mut operators) = (0usize, 0usize);
+    for (at, c) in source.chars().enumerate() {
+        if "([{!-?".contains(c) {
+            nesting += 1;
+            if nesting > MAX_NESTING_CHARS {
                 return Err(Invalid::at_char(
                     source,
-                    i,
-                    format!("the filter is too large: more than {MAX_OPERATORS} operators"),
+                    at,
+                    format!(
+                        "the filter nests too deeply: more than {MAX_NESTING_CHARS} of ( [ {{ ! - ? \
+                         (strings included)"
+                    ),
+                ));
+            }
+        } else if ".+*/%=<>&|".contains(c) {
+            operators += 1;
+            if operators > MAX_OPERATOR_CHARS {
+                return Err(Invalid::at_char(
+                    source,
+                    at,
+                    format!(
+                        "the filter is too large: more than {MAX_OPERATOR_CHARS} of . + * / % = < > & | \
+                         (strings included)"
+                    ),
                 ));
             }
         }
-        match c {
-            '"' | '\'' => {
-                // Skip the literal: triple-quoted or single, with backslash escapes.
-                let triple = chars.get(i + 1) == Some(&c) && chars.get(i + 2) == Some(&c);
-                let quote = if triple { 3 } else { 1 };
-                i += quote;
-                while i < chars.len() {
-                    if chars[i] == '\\' {
-                        i += 2;
-                        continue;
-                    }
-                    if chars[i] == c
-                        && (!triple || (chars.get(i + 1) == Some(&c) && chars.get(i + 2) == Some(&c)))
-                    {
-                        break;
-                    }
-                    i += 1;
-                }
-                i += quote;
-                unary = 0;
-                continue;
-            }
-            '(' | '[' | '{' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Err(too_deep(i));
-                }
-            }
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
-            '!' | '-' => {
-                unary += 1;
-                if unary > MAX_NESTING {
-                    return Err(too_deep(i));
-                }
-            }
-            c if c.is_whitespace() => {}
-            _ => unary = 0,
-        }
-        if !matches!(c, '!' | '-') && !c.is_whitespace() {
-            unary = 0;
-        }
-        i += 1;
     }
     Ok(())
 }

@@ -193,16 +193,30 @@ fn hostile_sizes_are_refused_without_crashing() {
     // Many terms, shallow: over the node budget.
     let wide = format!("[{}] == []", vec!["1"; 1000].join(","));
     assert!(refused(&wide, &EXAM).reason.contains("too large"));
-    // Just under the text bounds, every chain still compiles or is refused, on a 2 MiB stack.
-    let n = limits::MAX_OPERATORS - 2;
+    // At the text bounds, the worst shapes compile or are refused without exhausting a stack.
+    let (nest, ops) = (limits::MAX_NESTING_CHARS, limits::MAX_OPERATOR_CHARS);
     for near in [
-        format!("data{} == 1", ".a".repeat(n)),
-        format!("1{} == 1", " + 1".repeat(n)),
-        format!("true{}", " || true".repeat(n / 2)),
-        format!("data{} == 1", "[0]".repeat(n)),
-        format!("{}true{}", "(".repeat(limits::MAX_NESTING), ")".repeat(limits::MAX_NESTING)),
+        format!("{}1{} == []", "[".repeat(nest - 1), "]".repeat(nest - 1)),
+        format!("{}true{}", "(".repeat(nest), ")".repeat(nest)),
+        format!("{}true", "!".repeat(nest)),
+        format!("{}1 == 1", "-".repeat(nest)),
+        format!("{}true", "true ? false : ".repeat(nest)),
+        format!("{}1{}", "size(".repeat(nest - 1), ")".repeat(nest - 1)),
+        format!("data{} == 1", ".a".repeat(ops - 2)),
+        format!("1{} == 1", " + 1".repeat(ops - 2)),
+        format!("true{}", " || true".repeat(ops / 2 - 1)),
+        format!("1{} == 1", " * 1".repeat(ops - 2)),
     ] {
         let _ = Filter::compile(&near);
+    }
+    // Strings and comments cannot hide nesting from the bound, however the lexer reads them.
+    for hidden in [
+        format!(r#"r"\" == "x" || {}true{}"#, "(".repeat(200), ")".repeat(200)),
+        format!("true // \"\n || {}true{}", "(".repeat(200), ")".repeat(200)),
+        format!(r#""\q{}true{}"#, "(".repeat(200), ")".repeat(200)),
+        format!("'''{}'''", "(".repeat(200)),
+    ] {
+        assert!(Filter::compile(&hidden).unwrap_err().reason.contains("nests too deeply"), "{hidden}");
     }
 }
 
@@ -254,11 +268,12 @@ fn the_deepest_accepted_filters_evaluate_on_a_two_mib_stack() {
     let body = EventType::ExamCompleted.example_body();
     let deep = limits::MAX_DEPTH - 2;
     for source in [
-        format!("{}true", "!".repeat(limits::MAX_NESTING - 1)),
+        format!("{}true", "!".repeat(deep)),
         format!("1{} == {}", " + 1".repeat(deep), deep + 1),
-        format!("{}1{} == 1", "[".repeat(limits::MAX_NESTING - 1), "][0]".repeat(limits::MAX_NESTING - 1)),
+        format!("{}1{} == 1", "[".repeat(deep / 2), "][0]".repeat(deep / 2)),
         format!("data.user.customAttributes{} == 1", ".a".repeat(deep - 3)),
-        format!("{}true{}", "(".repeat(limits::MAX_NESTING), ")".repeat(limits::MAX_NESTING)),
+        format!("{}true", "true ? false : ".repeat(deep)),
+        format!("{}true{}", "(".repeat(limits::MAX_NESTING_CHARS), ")".repeat(limits::MAX_NESTING_CHARS)),
     ] {
         match Filter::compile(&source) {
             Ok(filter) => {
