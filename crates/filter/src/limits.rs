@@ -45,7 +45,6 @@ pub const FUNCTIONS: &[&str] = &[
     "contains",
     "startsWith",
     "endsWith",
-    "matches",
     "int",
     "uint",
     "double",
