@@ -72,7 +72,7 @@ impl ControlApi {
         };
         let types = validate::event_types("event_types", &req.event_types)?;
         if let Some(source) = filter_text(&req.filter) {
-            validate::filter("filter", source, &validate::covered(&types))?;
+            validate::filter("filter", source, &validate::covered(&types)).await?;
         }
         validate::description("description", &req.description)?;
         let request_id = validate::request_id("request_id", &req.request_id)?;
@@ -234,7 +234,7 @@ impl ControlApi {
                 None => current.filter.as_deref(),
             };
             if let Some(source) = after_filter {
-                validate::filter("filter", source, &after_types).map_err(|status| {
+                validate::filter("filter", source, &after_types).await.map_err(|status| {
                     if filter.is_none() {
                         invalid(
                             "event_types.codes",

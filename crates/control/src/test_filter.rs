@@ -55,7 +55,7 @@ impl ControlApi {
             ("", None) => return Err(invalid("filter", "must not be empty")),
             (given, _) => given.to_owned(),
         };
-        let filter = validate::filter("filter", &source, &types)?;
+        let filter = validate::filter("filter", &source, &types).await?;
         let data = match req.body.as_str() {
             "" => ty.example_body(),
             body => parse_body(ty, body)?,

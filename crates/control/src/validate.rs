@@ -126,9 +126,17 @@ pub fn covered(patterns: &[TypePattern]) -> Vec<EventType> {
 }
 
 /// A filter, checked for a subscription to `types`: INVALID_ARGUMENT on `field` with the
-/// position and the reason.
-pub fn filter(field: &str, source: &str, types: &[EventType]) -> Result<synap_filter::Filter, Status> {
-    synap_filter::Filter::check(source, types).map_err(|e| invalid(field, e.to_string()))
+/// position and the reason. Off the async workers: parsing starts a thread of its own and the
+/// check evaluates the filter on up to 13 example bodies.
+pub async fn filter(field: &str, source: &str, types: &[EventType]) -> Result<synap_filter::Filter, Status> {
+    let (source, types) = (source.to_owned(), types.to_vec());
+    tokio::task::spawn_blocking(move || synap_filter::Filter::check(&source, &types))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "filter check did not finish");
+            Status::internal("internal error")
+        })?
+        .map_err(|e| invalid(field, e.to_string()))
 }
 
 pub fn description(field: &str, value: &str) -> Result<(), Status> {
