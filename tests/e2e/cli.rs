@@ -190,3 +190,68 @@ async fn synapctl_sets_signature_schemes_and_custom_headers() {
     assert_eq!(got["signature_scheme"], "v1a");
     assert_eq!(got["signing_public_keys"][0]["public_key"], rotated["public_key"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synapctl_sets_filters_and_wildcards_and_tests_filters() {
+    let stack = Stack::start().await;
+    let admin = synap_tests::stack::ADMIN_TOKEN;
+    let portal = portal_id();
+    synapctl(&stack, admin, &["portal", "upsert", &portal, "--plan", "pro"]).await.unwrap();
+    let filter = r#"data.exam.id == "exm_1c9a63d2f8" && data.attempt.scoreFrac < 0.5"#;
+    let created = synapctl(
+        &stack,
+        admin,
+        &[
+            "subscription",
+            "create",
+            "--portal",
+            &portal,
+            "--url",
+            "https://hooks.example.com/f",
+            "--type",
+            "exam.*",
+            "--filter",
+            filter,
+        ],
+    )
+    .await
+    .unwrap();
+    let sub = &created["subscription"];
+    assert_eq!(sub["event_types"], serde_json::json!(["exam.*"]));
+    assert_eq!(sub["filter"], filter);
+    let id = sub["id"].as_str().unwrap().to_owned();
+
+    // The stored filter on the example exam.completed: its score is above one half.
+    let tested = synapctl(&stack, admin, &["subscription", "test-filter", &id, "--type", "exam.completed"])
+        .await
+        .unwrap();
+    assert_eq!(tested, serde_json::json!({ "matched": false, "error": "", "event_type": "exam.completed" }));
+    // A body of one's own, from a file.
+    let mut body = synap_contract::EventType::ExamCompleted.example_body();
+    body["attempt"]["scoreFrac"] = serde_json::json!(0.25);
+    let path = std::env::temp_dir().join(format!("synapctl-body-{}.json", portal));
+    std::fs::write(&path, body.to_string()).unwrap();
+    let tested = synapctl(
+        &stack,
+        admin,
+        &["subscription", "test-filter", &id, "--type", "exam.completed", "--body", path.to_str().unwrap()],
+    )
+    .await
+    .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(tested["matched"], true);
+
+    let refused =
+        synapctl(&stack, admin, &["subscription", "update", &id, "--filter", "data.exam.title == 1"])
+            .await
+            .unwrap_err();
+    assert!(
+        refused.contains("InvalidArgument") && refused.contains("filter: 1:1: data.exam.title"),
+        "{refused}"
+    );
+    let cleared = synapctl(&stack, admin, &["subscription", "update", &id, "--clear-filter"]).await.unwrap();
+    assert_eq!(cleared["filter"], "");
+    let refused =
+        synapctl(&stack, admin, &["subscription", "update", &id, "--type", "user.**"]).await.unwrap_err();
+    assert!(refused.contains("event_types.codes[0]"), "{refused}");
+}

@@ -165,9 +165,9 @@ async fn every_bad_request_gets_a_precise_status_and_field() {
         ("no event types", create_request(&pro, URL, &[]), Code::InvalidArgument, "event_types"),
         (
             "store.purchase without the feature",
-            create_request(&pro, URL, &["store.purchase"]),
+            create_request(&pro, URL, &["user.updated", "store.purchase"]),
             Code::FailedPrecondition,
-            "event_types",
+            "event_types[1]",
         ),
         (
             "portal below Pro",
@@ -261,7 +261,7 @@ async fn every_bad_request_gets_a_precise_status_and_field() {
         }))
         .await
         .unwrap_err();
-    assert_eq!(bad_field(&status), (Code::FailedPrecondition, "event_types.codes".into()));
+    assert_eq!(bad_field(&status), (Code::FailedPrecondition, "event_types.codes[0]".into()));
 
     // Lists and the rest.
     for size in [-1, 501] {

@@ -18,6 +18,7 @@ mod delivery_faults;
 mod delivery_isolation;
 mod delivery_retries;
 mod delivery_support;
+mod filters;
 mod hostile_corpus;
 mod replicas;
 mod secrets;

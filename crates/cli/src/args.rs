@@ -176,9 +176,13 @@ pub enum SubscriptionCommand {
         portal: String,
         #[arg(long)]
         url: String,
-        /// Event type code; repeat for several.
+        /// Event type code, a group's wildcard (`user.*`) or `*`; repeat for several.
         #[arg(long = "type", required = true)]
         types: Vec<String>,
+        /// Deliver only the events for which this CEL expression is true, e.g.
+        /// 'data.exam.id == "exm_1" && data.attempt.scoreFrac < 0.5' (see the README, Filters).
+        #[arg(long, default_value = "")]
+        filter: String,
         #[arg(long, default_value = "")]
         description: String,
         /// `user:password` for HTTP basic authentication, or `user` with the password in
@@ -207,7 +211,8 @@ pub enum SubscriptionCommand {
         /// The portal (admins may leave it out to list every portal's).
         #[arg(long, default_value = "")]
         portal: String,
-        /// Only those receiving this event type.
+        /// Only those receiving this event type (by its code, its group's wildcard or `*`); or,
+        /// given a wildcard, only those listing it.
         #[arg(long = "type", default_value = "")]
         event_type: String,
         /// Only those in this state: active, paused or disabled.
@@ -221,9 +226,15 @@ pub enum SubscriptionCommand {
         id: String,
         #[arg(long)]
         url: Option<String>,
-        /// Replaces the event types; repeat for several.
+        /// Replaces the event types (codes, `user.*`, `*`); repeat for several.
         #[arg(long = "type")]
         types: Vec<String>,
+        /// Replaces the filter (a CEL expression; see the README, Filters).
+        #[arg(long, conflicts_with = "clear_filter")]
+        filter: Option<String>,
+        /// Removes the filter: every event of the subscription's types is delivered.
+        #[arg(long)]
+        clear_filter: bool,
         #[arg(long)]
         description: Option<String>,
         /// `user:password` (or `user` with SYNAP_BASIC_AUTH_PASSWORD): replaces the basic-auth
@@ -279,6 +290,26 @@ pub enum SubscriptionCommand {
         /// Event type whose example to send (default: the subscription's first).
         #[arg(long = "type", default_value = "")]
         event_type: String,
+    },
+    /// Evaluates a filter on an example event (or a given body) as the router would, without
+    /// saving or sending anything.
+    TestFilter {
+        /// A subscription whose filter, types and portal id to use where the options below are
+        /// not given.
+        id: Option<String>,
+        /// The filter to try (default: the subscription's).
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// The event's type (default: the first type of --for, or of the subscription).
+        #[arg(long = "type", default_value = "")]
+        event_type: String,
+        /// The types to check the filter against, as a subscription lists them (`user.*`, `*`);
+        /// repeat for several (default: the subscription's, or --type alone).
+        #[arg(long = "for")]
+        for_types: Vec<String>,
+        /// A file with the event body as JSON, instead of the type's example (`-`: standard input).
+        #[arg(long)]
+        body: Option<std::path::PathBuf>,
     },
 }
 

@@ -80,6 +80,7 @@ fn subscription_json(s: &api::Subscription) -> Value {
         } else {
             json!({ "name": h.name, "value": h.value })
         }).collect::<Vec<_>>(),
+        "filter": s.filter,
     })
 }
 
@@ -198,6 +199,7 @@ impl Output {
             ("state", state_name(s.state).to_owned()),
             ("url", s.url.clone()),
             ("event types", s.event_types.join(", ")),
+            ("filter", s.filter.clone()),
             ("description", s.description.clone()),
             ("basic auth", s.basic_auth_username.clone().map(|u| format!("{u}:••••")).unwrap_or_default()),
             ("ordered", if s.ordered { "yes" } else { "no" }.to_owned()),
@@ -293,6 +295,22 @@ impl Output {
             ("latency", format!("{} ms", r.latency_ms)),
             ("error", [r.error_class.as_str(), r.error.as_str()].join(" ").trim().to_owned()),
         ]);
+    }
+
+    pub fn test_filter(&self, r: &api::TestFilterResponse) {
+        if self.json {
+            return self.print(json!({ "matched": r.matched, "error": r.error, "event_type": r.event_type }));
+        }
+        let verdict = match (r.matched, r.error.is_empty()) {
+            (true, _) => "matched: the event would be delivered",
+            (false, true) => "not matched: the event would not be delivered",
+            (false, false) => "failed (counts as not matched): the event would not be delivered",
+        };
+        let mut rows = vec![("event type", r.event_type.clone()), ("result", verdict.to_owned())];
+        if !r.error.is_empty() {
+            rows.push(("error", r.error.clone()));
+        }
+        fields(&rows);
     }
 
     pub fn event_types(&self, types: &[api::EventType], examples: bool) {

@@ -1,5 +1,6 @@
 //! One command, one RPC (or several pages of one).
 
+use anyhow::Context as _;
 use synap_proto::control::v1 as api;
 use synap_proto::control::v1::control_service_client::ControlServiceClient;
 use synap_proto::control::v1::delivery_service_client::DeliveryServiceClient;
@@ -98,6 +99,7 @@ async fn subscription<F: Interceptor>(
             portal,
             url,
             types,
+            filter,
             description,
             basic_auth,
             disabled,
@@ -110,6 +112,7 @@ async fn subscription<F: Interceptor>(
                 portal_id: portal,
                 url,
                 event_types: types,
+                filter,
                 description,
                 basic_auth: basic_auth.as_deref().map(args::basic_auth).transpose()?,
                 enabled: Some(!disabled),
@@ -154,6 +157,8 @@ async fn subscription<F: Interceptor>(
             id,
             url,
             types,
+            filter,
+            clear_filter,
             description,
             basic_auth,
             clear_basic_auth,
@@ -194,6 +199,8 @@ async fn subscription<F: Interceptor>(
                     .then(|| headers.headers().map(|headers| api::CustomHeaderList { headers }))
                     .transpose()?,
                 clear_headers,
+                filter,
+                clear_filter,
                 ..Default::default()
             };
             out.subscription(&client.update_subscription(request).await?.into_inner());
@@ -227,6 +234,23 @@ async fn subscription<F: Interceptor>(
         SubscriptionCommand::Test { id, event_type } => {
             let request = api::TestSendRequest { subscription_id: id, event_type };
             out.test_send(&client.test_send(request).await?.into_inner());
+        }
+        SubscriptionCommand::TestFilter { id, filter, event_type, for_types, body } => {
+            let body = match body {
+                None => String::new(),
+                Some(path) if path.as_os_str() == "-" => std::io::read_to_string(std::io::stdin())
+                    .context("reading the body from standard input")?,
+                Some(path) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading the body from {}", path.display()))?,
+            };
+            let request = api::TestFilterRequest {
+                filter,
+                event_type,
+                body,
+                event_types: for_types,
+                subscription_id: id.unwrap_or_default(),
+            };
+            out.test_filter(&client.test_filter(request).await?.into_inner());
         }
     }
     Ok(())

@@ -8,6 +8,7 @@
 mod event_type;
 mod examples;
 pub mod ids;
+pub mod pattern;
 pub mod plan;
 mod shape;
 mod shapes;
@@ -16,6 +17,7 @@ mod shapes;
 mod contract_tests;
 
 pub use event_type::{EventType, UnknownEventType};
+pub use pattern::{PatternError, TypePattern};
 pub use plan::{Plan, PlanRefusal};
 pub use shape::{BodyError, json_kind};
-pub use shapes::validate_body;
+pub use shapes::{Step, documents_path, validate_body};

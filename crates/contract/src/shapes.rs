@@ -304,3 +304,67 @@ const INVITE: Shape = Object(&[
 ]);
 const INVITE_SENT: Shape =
     Object(&[req("user", USER_REF), req("portal", PORTAL), req("meta", NAMED_META), req("invite", INVITE)]);
+
+/// One step of a path into a body, as a filter reads it: a named field, or any item of an array.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step<'a> {
+    Field(&'a str),
+    Item,
+}
+
+/// Whether a path is part of the documented shape of `ty`'s body. A path that passes through a
+/// value the contract leaves open (`customAttributes`, `preferences`, an `Any`) is documented
+/// whatever follows, since those keys are defined per portal.
+pub fn documents_path(ty: EventType, path: &[Step<'_>]) -> bool {
+    let mut shape = shape_of(ty);
+    for step in path {
+        shape = match (shape, step) {
+            (Shape::Any | Shape::AnyObject, _) => return true,
+            (Shape::Array(item), Step::Item) => item,
+            (Shape::Object(fields), Step::Field(name)) => match find_field(&[fields], name) {
+                Some(next) => next,
+                None => return false,
+            },
+            (Shape::ObjectOf(groups), Step::Field(name)) => match find_field(groups, name) {
+                Some(next) => next,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    true
+}
+
+fn find_field<'s>(groups: &[&'s [Field]], name: &str) -> Option<&'s Shape> {
+    groups.iter().flat_map(|fields| fields.iter()).find(|f| f.name == name).map(|f| &f.shape)
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+    use Step::{Field as F, Item};
+
+    #[test]
+    fn documented_paths_follow_the_shapes() {
+        let exam = EventType::ExamCompleted;
+        assert!(documents_path(exam, &[]));
+        assert!(documents_path(exam, &[F("exam"), F("id")]));
+        assert!(documents_path(exam, &[F("attempt"), F("scoreFrac")]));
+        assert!(documents_path(exam, &[F("attempt"), F("grade"), F("isPass")]));
+        assert!(documents_path(
+            exam,
+            &[F("attempt"), F("state"), F("sections"), F("items"), Item, F("score")]
+        ));
+        // Per-portal keys: anything below customAttributes.
+        assert!(documents_path(exam, &[F("user"), F("customAttributes"), F("department"), F("x")]));
+        assert!(!documents_path(exam, &[F("exam"), F("title")]));
+        assert!(!documents_path(exam, &[F("exam"), F("id"), F("x")]));
+        assert!(!documents_path(exam, &[F("user"), Item]));
+        // exam.submitted keeps the user group in `exam`, exam.completed at the top.
+        assert!(documents_path(EventType::ExamSubmitted, &[F("exam"), F("userGroup"), F("name")]));
+        assert!(!documents_path(exam, &[F("exam"), F("userGroup")]));
+        assert!(documents_path(exam, &[F("userGroup"), F("name")]));
+        assert!(documents_path(EventType::UserRegistered, &[F("usergroups"), Item]));
+        assert!(!documents_path(EventType::UserRegistered, &[F("user")]));
+    }
+}

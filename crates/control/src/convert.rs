@@ -61,6 +61,7 @@ pub fn subscription(
         rate_limit_per_sec: s.options.rate_limit_per_sec,
         timeout_ms: s.options.timeout_ms,
         omit_traceparent: s.options.omit_traceparent,
+        filter: s.filter.unwrap_or_default(),
         signature_scheme: scheme_to_api(signing.scheme) as i32,
         signing_public_keys: signing
             .public_keys

@@ -12,6 +12,7 @@ pub mod portals;
 pub mod server;
 pub mod service;
 pub mod subscriptions;
+pub mod test_filter;
 pub mod test_send;
 pub mod tls;
 pub mod validate;

@@ -1,5 +1,6 @@
 //! The `synap.control.v1.ControlService` RPCs: this file routes each call to the module that
-//! implements it (`portals`, `api_keys`, `subscriptions`, `event_types`, `test_send`).
+//! implements it (`portals`, `api_keys`, `subscriptions`, `event_types`, `test_send`,
+//! `test_filter`).
 
 use std::time::Duration;
 
@@ -138,6 +139,37 @@ pub(crate) fn require_features(
     Ok(())
 }
 
+/// The plan rule for a subscription's list (`field[i]` names the entry at fault): an exact type
+/// the portal may not receive is refused, as is a wildcard none of whose types it may receive
+/// (`store.*` without the `store` feature). A wildcard that covers some is accepted: the
+/// router applies the rule per event, so a `*` subscription without the feature simply never
+/// receives `store.purchase`, and starts to once the portal has it.
+pub(crate) fn require_patterns(
+    portal: &synap_db::Portal,
+    field: &str,
+    patterns: &[synap_contract::TypePattern],
+) -> Result<(), Status> {
+    for (i, pattern) in patterns.iter().enumerate() {
+        let field = format!("{field}[{i}]");
+        match pattern {
+            synap_contract::TypePattern::Exact(ty) => require_features(portal, &field, &[*ty])?,
+            wildcard => {
+                let types = wildcard.types();
+                let refusals: Vec<_> = types
+                    .iter()
+                    .filter_map(|ty| {
+                        synap_contract::plan::may_receive(portal.plan, &portal.features, *ty).err()
+                    })
+                    .collect();
+                if let (true, Some(first)) = (refusals.len() == types.len(), refusals.first()) {
+                    return Err(precondition(&field, format!("{}: {first}", wildcard.text())));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
     Caller::of(request).cloned()
 }
@@ -267,5 +299,13 @@ impl ControlService for ControlApi {
     ) -> Result<Response<api::TestSendResponse>, Status> {
         let caller = caller(&r)?;
         self.test_send(&caller, r.into_inner()).await.map(Response::new)
+    }
+
+    async fn test_filter(
+        &self,
+        r: Request<api::TestFilterRequest>,
+    ) -> Result<Response<api::TestFilterResponse>, Status> {
+        let caller = caller(&r)?;
+        self.test_filter(&caller, r.into_inner()).await.map(Response::new)
     }
 }

@@ -2,7 +2,7 @@
 //! signing-secret rotation. Every call is scoped to the caller's portal.
 
 use chrono::{DateTime, Utc};
-use synap_contract::EventType;
+use synap_contract::{EventType, TypePattern};
 use synap_db::NewSubscription;
 use synap_db::delivery_state::DeliveryOptions;
 use synap_db::secrets::Scheme;
@@ -12,11 +12,16 @@ use tonic::Status;
 
 use crate::auth::Caller;
 use crate::errors::{db, invalid, not_found, precondition};
-use crate::service::{ControlApi, require_features, require_webhooks};
+use crate::service::{ControlApi, require_features, require_patterns, require_webhooks};
 use crate::{convert, page, validate};
 
-fn codes(types: &[EventType]) -> Vec<String> {
-    types.iter().map(|t| t.code().to_owned()).collect()
+fn codes(patterns: &[TypePattern]) -> Vec<String> {
+    patterns.iter().map(|p| p.text()).collect()
+}
+
+/// A filter as the request carries it: empty means none.
+fn filter_text(value: &str) -> Option<&str> {
+    (!value.is_empty()).then_some(value)
 }
 
 /// A change to an optional delivery option: `None` leaves it, `Some(None)` clears it.
@@ -67,6 +72,9 @@ impl ControlApi {
             omit_traceparent: req.omit_traceparent,
         };
         let types = validate::event_types("event_types", &req.event_types)?;
+        if let Some(source) = filter_text(&req.filter) {
+            validate::filter("filter", source, &validate::covered(&types)).await?;
+        }
         validate::description("description", &req.description)?;
         let request_id = validate::request_id("request_id", &req.request_id)?;
         let basic_auth = req.basic_auth.map(|a| validate::basic_auth("basic_auth", a)).transpose()?;
@@ -75,12 +83,13 @@ impl ControlApi {
         let headers = validate::headers("headers", req.headers)?;
         let portal = self.portal_for(caller, "portal_id", &req.portal_id).await?;
         require_webhooks(&portal)?;
-        require_features(&portal, "event_types", &types)?;
+        require_patterns(&portal, "event_types", &types)?;
 
         let new = NewSubscription {
             portal_id: portal.id,
             url: url.to_string(),
             event_types: codes(&types),
+            filter: filter_text(&req.filter).map(str::to_owned),
             description: req.description,
             enabled: req.enabled.unwrap_or(true),
             basic_auth,
@@ -135,12 +144,7 @@ impl ControlApi {
         };
         let event_type = match req.event_type.as_str() {
             "" => None,
-            code => Some(
-                EventType::from_code(code)
-                    .ok_or_else(|| invalid("event_type", format!("unknown event type {code:?}")))?
-                    .code()
-                    .to_owned(),
-            ),
+            text => Some(TypePattern::parse(text).map_err(|e| invalid("event_type", e.to_string()))?.text()),
         };
         let state = api::SubscriptionState::try_from(req.state)
             .map_err(|_| invalid("state", format!("unknown state {}", req.state)))?;
@@ -220,14 +224,50 @@ impl ControlApi {
             (None, true) => Some(Vec::new()),
             (None, false) => None,
         };
+        let filter = match (req.filter.as_deref(), req.clear_filter) {
+            (Some(_), true) => return Err(invalid("clear_filter", "cannot be combined with filter")),
+            (Some(""), false) => {
+                return Err(invalid("filter", "must not be empty; use clear_filter to remove it"));
+            }
+            (Some(source), false) => Some(Some(source.to_owned())),
+            (None, true) => Some(None),
+            (None, false) => None,
+        };
         let current = self.subscription(caller, "id", &req.id).await?;
+        // The filter that will stand, checked against the types that will stand: a new filter, or
+        // the current one when only the types change.
+        if types.is_some() || filter.is_some() {
+            let after_types = match &types {
+                Some(types) => validate::covered(types),
+                None => synap_contract::pattern::covered_types(&current.event_types),
+            };
+            let after_filter = match &filter {
+                Some(new) => new.as_deref(),
+                None => current.filter.as_deref(),
+            };
+            if let Some(source) = after_filter {
+                validate::filter("filter", source, &after_types).await.map_err(|status| {
+                    if filter.is_none() {
+                        invalid(
+                            "event_types.codes",
+                            format!(
+                                "the subscription's filter does not fit these types; change or clear it too ({})",
+                                status.message()
+                            ),
+                        )
+                    } else {
+                        status
+                    }
+                })?;
+            }
+        }
         if types.is_some() || req.enabled == Some(true) {
             let portal = self.portal(&current.portal_id).await?;
             if req.enabled == Some(true) {
                 require_webhooks(&portal)?;
             }
             if let Some(types) = &types {
-                require_features(&portal, "event_types.codes", types)?;
+                require_patterns(&portal, "event_types.codes", types)?;
             }
         }
         let current_options = current.options.clone();
@@ -247,6 +287,7 @@ impl ControlApi {
         let changes = Changes {
             url: url.map(|u| u.to_string()),
             event_types: types.as_deref().map(codes),
+            filter,
             description: req.description,
             basic_auth,
             enabled: req.enabled,
@@ -337,15 +378,24 @@ impl ControlApi {
         req: &api::TestSendRequest,
     ) -> Result<(synap_db::Subscription, EventType), Status> {
         let sub = self.subscription(caller, "subscription_id", &req.subscription_id).await?;
+        let portal = self.portal(&sub.portal_id).await?;
         let ty = match req.event_type.as_str() {
-            "" => sub.event_types.first().and_then(|c| EventType::from_code(c)),
+            // The first type its list covers that the portal may receive (a `*` subscription of a
+            // portal without the store feature is not test-sent store.purchase), else the first.
+            "" => {
+                let covered = synap_contract::pattern::covered_types(&sub.event_types);
+                covered
+                    .iter()
+                    .copied()
+                    .find(|ty| synap_contract::plan::may_receive(portal.plan, &portal.features, *ty).is_ok())
+                    .or_else(|| covered.first().copied())
+            }
             code => Some(
                 EventType::from_code(code)
                     .ok_or_else(|| invalid("event_type", format!("unknown event type {code:?}")))?,
             ),
         }
         .ok_or_else(|| invalid("event_type", "must name an event type"))?;
-        let portal = self.portal(&sub.portal_id).await?;
         require_webhooks(&portal)?;
         require_features(&portal, "event_type", &[ty])?;
         if !sub.enabled {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use synap_contract::{EventType, ids};
+use synap_contract::{EventType, TypePattern, ids};
 use synap_db::BasicAuth;
 use synap_db::custom_headers::{self, CustomHeader};
 use synap_db::secrets::Scheme;
@@ -104,20 +104,41 @@ pub fn option_in_range(field: &str, value: Option<u32>, max: u32, unit: &str) ->
     }
 }
 
-/// A non-empty list of known event types, de-duplicated in the given order.
-pub fn event_types(field: &str, values: &[String]) -> Result<Vec<EventType>, Status> {
+/// A non-empty list of event types and wildcards (`user.*`, `*`), each known and well-formed,
+/// de-duplicated in the given order.
+pub fn event_types(field: &str, values: &[String]) -> Result<Vec<TypePattern>, Status> {
     if values.is_empty() {
         return Err(invalid(field, "must list at least one event type"));
     }
     let mut out = Vec::with_capacity(values.len());
-    for (i, code) in values.iter().enumerate() {
-        let ty = EventType::from_code(code)
-            .ok_or_else(|| invalid(&format!("{field}[{i}]"), format!("unknown event type {code:?}")))?;
-        if !out.contains(&ty) {
-            out.push(ty);
+    for (i, text) in values.iter().enumerate() {
+        let pattern =
+            TypePattern::parse(text).map_err(|e| invalid(&format!("{field}[{i}]"), e.to_string()))?;
+        if !out.contains(&pattern) {
+            out.push(pattern);
         }
     }
     Ok(out)
+}
+
+/// The current types a list of patterns covers, in table order: what a filter is checked
+/// against.
+pub fn covered(patterns: &[TypePattern]) -> Vec<EventType> {
+    EventType::ALL.into_iter().filter(|ty| patterns.iter().any(|p| p.covers(*ty))).collect()
+}
+
+/// A filter, checked for a subscription to `types`: INVALID_ARGUMENT on `field` with the
+/// position and the reason. Off the async workers: parsing starts a thread of its own and the
+/// check evaluates the filter on up to 13 example bodies.
+pub async fn filter(field: &str, source: &str, types: &[EventType]) -> Result<synap_filter::Filter, Status> {
+    let (source, types) = (source.to_owned(), types.to_vec());
+    tokio::task::spawn_blocking(move || synap_filter::Filter::check(&source, &types))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "filter check did not finish");
+            Status::internal("internal error")
+        })?
+        .map_err(|e| invalid(field, e.to_string()))
 }
 
 pub fn description(field: &str, value: &str) -> Result<(), Status> {
@@ -298,11 +319,21 @@ mod tests {
     fn event_type_lists() {
         assert_eq!(
             event_types("event_types", &["user.updated".into(), "user.updated".into()]).unwrap(),
-            vec![EventType::UserUpdated]
+            vec![TypePattern::Exact(EventType::UserUpdated)]
         );
         assert_eq!(field_of(event_types("event_types", &[]).unwrap_err()), "event_types");
         let err = event_types("event_types", &["user.updated".into(), "User.Updated".into()]).unwrap_err();
         assert_eq!(field_of(err), "event_types[1]");
+        let patterns = event_types("event_types", &["user.*".into(), "*".into(), "user.*".into()]).unwrap();
+        assert_eq!(patterns, vec![TypePattern::Group("user"), TypePattern::All]);
+        assert_eq!(covered(&patterns).len(), 13);
+        for (i, bad) in ["foo.*", "us*", "user.**", "*.x"].into_iter().enumerate() {
+            let mut list = vec!["user.updated".to_owned(); i + 1];
+            list.push(bad.to_owned());
+            let err = event_types("event_types", &list).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument);
+            assert_eq!(field_of(err), format!("event_types[{}]", i + 1), "{bad}");
+        }
     }
 
     #[test]

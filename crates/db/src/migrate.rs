@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (23, "endpoint_circuits", include_str!("../migrations/0023_endpoint_circuits.sql")),
     (30, "encryption_canaries", include_str!("../migrations/0030_encryption_canaries.sql")),
     (40, "partitioned_attempts", include_str!("../migrations/0040_partitioned_attempts.sql")),
+    (50, "subscription_filters", include_str!("../migrations/0050_subscription_filters.sql")),
     (60, "signature_schemes", include_str!("../migrations/0060_signature_schemes.sql")),
     (61, "custom_headers", include_str!("../migrations/0061_custom_headers.sql")),
 ];

@@ -1,5 +1,7 @@
 //! Subscriptions: an endpoint of a portal and the event types it receives.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 
@@ -18,7 +20,10 @@ pub struct Subscription {
     pub id: String,
     pub portal_id: String,
     pub url: String,
+    /// Exact codes and wildcards (`user.*`, `*`), as the caller wrote them.
     pub event_types: Vec<String>,
+    /// The CEL filter (crates/filter); `None`: every event of its types.
+    pub filter: Option<String>,
     pub description: String,
     pub enabled: bool,
     pub basic_auth_username: Option<String>,
@@ -40,7 +45,7 @@ pub enum State {
     Disabled,
 }
 
-const COLUMNS: &str = "id, portal_id, url, event_types, description, enabled, \
+const COLUMNS: &str = "id, portal_id, url, event_types, filter, description, enabled, \
                        basic_auth_username, disabled_reason, created_at, updated_at, \
                        ordered, max_in_flight, rate_limit_per_sec, timeout_ms, omit_traceparent";
 
@@ -51,6 +56,7 @@ impl Subscription {
             portal_id: row.get("portal_id"),
             url: row.get("url"),
             event_types: row.get("event_types"),
+            filter: row.get("filter"),
             description: row.get("description"),
             enabled: row.get("enabled"),
             basic_auth_username: row.get("basic_auth_username"),
@@ -88,6 +94,7 @@ pub struct NewSubscription {
     pub portal_id: String,
     pub url: String,
     pub event_types: Vec<String>,
+    pub filter: Option<String>,
     pub description: String,
     pub enabled: bool,
     pub basic_auth: Option<BasicAuth>,
@@ -143,8 +150,8 @@ pub async fn create(
             &format!(
                 "INSERT INTO subscriptions
                     (id, portal_id, url, event_types, description, enabled,
-                     basic_auth_username, basic_auth_password, request_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     basic_auth_username, basic_auth_password, request_id, filter)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                  ON CONFLICT (portal_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
                  RETURNING {COLUMNS}"
             ),
@@ -158,6 +165,7 @@ pub async fn create(
                 &username,
                 &sealed,
                 &new.request_id,
+                &new.filter,
             ],
         )
         .await?;
@@ -230,6 +238,8 @@ pub struct Cursor {
 pub struct Filter {
     /// `None`: every portal.
     pub portal_id: Option<String>,
+    /// An exact code: the subscriptions that receive it (listing it, its group's wildcard or
+    /// `*`). A wildcard: the subscriptions that list that wildcard.
     pub event_type: Option<String>,
     pub state: Option<State>,
 }
@@ -253,7 +263,9 @@ pub async fn list(
             &format!(
                 "SELECT {COLUMNS} FROM subscriptions
                  WHERE ($1::text IS NULL OR portal_id = $1)
-                   AND ($2::text IS NULL OR $2 = ANY (event_types))
+                   AND ($2::text IS NULL OR $2 = ANY (event_types)
+                        OR (strpos($2, '*') = 0
+                            AND (split_part($2, '.', 1) || '.*' = ANY (event_types) OR '*' = ANY (event_types))))
                    AND ($3::bool IS NULL OR enabled = $3)
                    AND ($4::bool IS NULL OR (disabled_reason IS NOT NULL) = $4)
                    AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))
@@ -287,6 +299,8 @@ pub async fn list(
 pub struct Changes {
     pub url: Option<String>,
     pub event_types: Option<Vec<String>>,
+    /// `Some(None)` removes the filter.
+    pub filter: Option<Option<String>>,
     pub description: Option<String>,
     /// `Some(None)` removes basic auth.
     pub basic_auth: Option<Option<BasicAuth>>,
@@ -323,6 +337,7 @@ pub async fn update(
                     basic_auth_password = CASE WHEN $5 THEN $7 ELSE basic_auth_password END,
                     enabled = COALESCE($8, enabled),
                     disabled_reason = CASE WHEN $8 IS NULL THEN disabled_reason ELSE NULL END,
+                    filter = CASE WHEN $9 THEN $10 ELSE filter END,
                     updated_at = now()
                  WHERE id = $1
                  RETURNING {COLUMNS}"
@@ -336,6 +351,8 @@ pub async fn update(
                 &username,
                 &sealed,
                 &changes.enabled,
+                &changes.filter.is_some(),
+                &changes.filter.as_ref().and_then(Option::as_deref),
             ],
         )
         .await?;
@@ -369,16 +386,32 @@ pub async fn delete(pool: &Pool, id: &str) -> Result<bool, DbError> {
 #[derive(Clone, Debug)]
 pub struct Route {
     pub subscription_id: String,
+    /// Exact codes and wildcards (`user.*`, `*`): see `synap_contract::pattern`.
     pub event_types: Vec<String>,
+    /// The filter, compiled when the routes are read (once per distinct text per process);
+    /// `None`: every event of its types. A stored text that does not compile (control checks
+    /// every filter it stores, so only a hand-written row or a release with other limits can
+    /// hold one) is kept as its refusal: the router delivers nothing through it, and says why.
+    pub filter: Option<Result<Arc<synap_filter::Filter>, synap_filter::Invalid>>,
 }
 
 /// A portal's enabled subscriptions, for routing.
 pub async fn enabled_routes(pool: &Pool, portal_id: &str) -> Result<Vec<Route>, DbError> {
     let client = pool.get().await?;
     let rows = client
-        .query("SELECT id, event_types FROM subscriptions WHERE portal_id = $1 AND enabled", &[&portal_id])
+        .query(
+            "SELECT id, event_types, filter FROM subscriptions WHERE portal_id = $1 AND enabled",
+            &[&portal_id],
+        )
         .await?;
-    Ok(rows.iter().map(|row| Route { subscription_id: row.get(0), event_types: row.get(1) }).collect())
+    Ok(rows
+        .iter()
+        .map(|row| Route {
+            subscription_id: row.get(0),
+            event_types: row.get(1),
+            filter: row.get::<_, Option<String>>(2).map(|text| synap_filter::compiled(&text)),
+        })
+        .collect())
 }
 
 /// What the sender needs to deliver to one subscription, with its secrets opened.

@@ -14,6 +14,7 @@ use synap_telemetry::metrics;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use crate::filtering::EventView;
 use crate::routes::{PortalRoutes, RouteCache};
 
 pub struct Router {
@@ -64,17 +65,23 @@ impl Router {
                 ));
             }
         };
-        let subscriptions = match routes.matches(ty) {
-            Ok(subscriptions) => subscriptions,
-            Err(skip) => {
-                tracing::debug!(portal_id = %event.portal_id, ?skip, "event not routed");
-                return Handled::Done;
+        // In a block of its own: the filter bindings are not `Send` and must not live across
+        // the send below.
+        let records: Vec<_> = {
+            let view = EventView::new(&event, ty);
+            match routes.matches(ty, &view) {
+                Ok(subscriptions) => subscriptions
+                    .iter()
+                    .map(|sub| {
+                        deliveries::record(self.topics.deliveries(), &deliveries::of_event(&event, sub))
+                    })
+                    .collect(),
+                Err(skip) => {
+                    tracing::debug!(portal_id = %event.portal_id, ?skip, "event not routed");
+                    return Handled::Done;
+                }
             }
         };
-        let records: Vec<_> = subscriptions
-            .iter()
-            .map(|sub| deliveries::record(self.topics.deliveries(), &deliveries::of_event(&event, sub)))
-            .collect();
         // In the event's turn: a portal's deliveries reach the deliveries topic in the order its
         // events were read, whatever order the lookups finish in.
         match send_in_turn(&self.producer, &records, turn, &self.shutdown).await {

@@ -29,6 +29,13 @@ pub struct DeadLetterLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FilterErrorLabels {
+    pub event_type: String,
+    /// `missing_field`, `not_bool` or `failed` (`synap_filter::EvalError::kind`).
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: String,
     pub status_class: &'static str,
@@ -84,6 +91,8 @@ pub struct Metrics {
     ingested: Family<EventTypeLabel, Counter>,
     dead_letters: Family<DeadLetterLabels, Counter>,
     routed: Family<EventTypeLabel, Counter>,
+    filtered_out: Family<EventTypeLabel, Counter>,
+    filter_errors: Family<FilterErrorLabels, Counter>,
     attempts: Family<OutcomeLabels, Counter>,
     deliveries: Family<OutcomeLabels, Counter>,
     attempt_duration: Latency<StatusClassLabel>,
@@ -106,6 +115,8 @@ impl Metrics {
             ingested: Family::default(),
             dead_letters: Family::default(),
             routed: Family::default(),
+            filtered_out: Family::default(),
+            filter_errors: Family::default(),
             attempts: Family::default(),
             deliveries: Family::default(),
             attempt_duration: Family::new_with_constructor(LatencyBuckets),
@@ -133,6 +144,18 @@ impl Metrics {
             "routed_deliveries",
             "Deliveries the router emitted (one per matching subscription), by event type",
             m.routed.clone(),
+        );
+        registry.register(
+            "filtered_out",
+            "Deliveries the router did not emit because the subscription's filter did not match \
+             the event (false, or failed on it), by event type",
+            m.filtered_out.clone(),
+        );
+        registry.register(
+            "filter_errors",
+            "Filter evaluations that failed on an event (counted as no match), by event type and \
+             reason (missing_field, not_bool, failed)",
+            m.filter_errors.clone(),
         );
         registry.register(
             "delivery_attempts",
@@ -215,6 +238,18 @@ impl Metrics {
     /// Deliveries emitted by the router for an event of `event_type`.
     pub fn routed(&self, event_type: &str) -> Counter {
         self.routed.get_or_create(&EventTypeLabel { event_type: event_type.to_owned() }).clone()
+    }
+
+    /// A delivery not emitted because its subscription's filter did not match.
+    pub fn filtered_out(&self, event_type: &str) -> Counter {
+        self.filtered_out.get_or_create(&EventTypeLabel { event_type: event_type.to_owned() }).clone()
+    }
+
+    /// A filter that failed on an event of `event_type`, for `reason`.
+    pub fn filter_errors(&self, event_type: &str, reason: &'static str) -> Counter {
+        self.filter_errors
+            .get_or_create(&FilterErrorLabels { event_type: event_type.to_owned(), reason })
+            .clone()
     }
 
     /// One HTTP attempt that ended in `outcome`; see [`status_class`].
@@ -350,6 +385,8 @@ mod tests {
         m.ingested("exam.completed").inc();
         m.dead_letters("ingest", "not_json").inc();
         m.routed("exam.completed").inc();
+        m.filtered_out("exam.completed").inc();
+        m.filter_errors("exam.completed", "missing_field").inc();
         m.attempts("http_503", status_class(Some(503))).inc();
         m.deliveries("delivered", status_class(Some(204))).inc();
         m.attempt_duration(status_class(None)).observe(0.25);
@@ -368,6 +405,8 @@ mod tests {
             "synap_ingested_records",
             "synap_dead_letters",
             "synap_routed_deliveries",
+            "synap_filtered_out",
+            "synap_filter_errors",
             "synap_delivery_attempts",
             "synap_deliveries",
             "synap_delivery_attempt_duration_seconds",
