@@ -42,6 +42,7 @@ fn control() -> ControlApi {
         secret_overlap: Duration::from_secs(60),
         request_id_ttl: Duration::from_secs(60),
         test_sender: None,
+        portal_links: None,
     }
 }
 

@@ -28,6 +28,8 @@ pub struct ControlApi {
     pub request_id_ttl: Duration,
     /// `None` when the deployment gives control no Kafka access: TestSend is then UNAVAILABLE.
     pub test_sender: Option<TestSender>,
+    /// `None` when the deployment serves no web portal: CreatePortalLink is then UNAVAILABLE.
+    pub portal_links: Option<crate::portal_links::PortalLinks>,
 }
 
 impl ControlApi {
@@ -51,6 +53,7 @@ impl ControlApi {
                 topics: kafka.topics(),
                 timeout: Duration::from_millis(config.test_send_timeout_ms),
             }),
+            portal_links: None,
         })
     }
 
@@ -243,5 +246,13 @@ impl ControlService for ControlApi {
     ) -> Result<Response<api::TestSendResponse>, Status> {
         let caller = caller(&r)?;
         self.test_send(&caller, r.into_inner()).await.map(Response::new)
+    }
+
+    async fn create_portal_link(
+        &self,
+        r: Request<api::CreatePortalLinkRequest>,
+    ) -> Result<Response<api::CreatePortalLinkResponse>, Status> {
+        let caller = caller(&r)?;
+        self.create_portal_link(&caller, r.into_inner()).await.map(Response::new)
     }
 }
