@@ -17,6 +17,7 @@ mod delivery_isolation;
 mod delivery_retries;
 mod delivery_support;
 mod hostile_corpus;
+mod portal_browser;
 mod portal_http;
 mod replicas;
 mod secrets;

@@ -74,7 +74,7 @@ function main() { return document.getElementById("main"); }
 
 function render(...nodes) {
   const m = main();
-  m.replaceChildren(...nodes);
+  m.replaceChildren(...nodes.flat(Infinity).filter(n => n !== null && n !== undefined && n !== false));
 }
 
 function notice(text, kind) {

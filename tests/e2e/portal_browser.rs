@@ -1,0 +1,189 @@
+//! The web portal in a real headless Chromium: a customer signs in with a link, creates an
+//! endpoint, sees an event published to Kafka arrive in the delivery log, resends it, reads one
+//! attempt in full, looks at the health chart and pauses the endpoint; another portal's link
+//! shows nothing of it; used and expired links are refused. Screenshots go to
+//! `target/portal-screenshots/`.
+
+use std::time::Duration;
+
+use synap_contract::EventType;
+use synap_proto::control::v1 as api;
+use synap_proto::control::v1::Plan;
+use synap_tests::browser::{Browser, screenshot_dir};
+use synap_tests::{Receiver, Stack};
+
+use crate::delivery_support::publish;
+use crate::support::{NewSub, portal_id, subscribe, upsert_portal};
+
+const WAIT: Duration = Duration::from_secs(15);
+/// Routing and delivering an event through the local broker takes a few of its fetch waits.
+const DELIVERY: Duration = Duration::from_secs(60);
+
+async fn link(stack: &Stack, portal: &str) -> String {
+    let mut control = stack.control().await;
+    let request = api::CreatePortalLinkRequest { portal_id: portal.into(), read_only: false };
+    control.create_portal_link(request).await.unwrap().into_inner().url
+}
+
+/// Clicks Refresh on the deliveries view until `css` matches `n` rows or more.
+async fn refresh_until(browser: &Browser, css: &str, n: usize) {
+    let deadline = tokio::time::Instant::now() + DELIVERY;
+    loop {
+        if browser.find_all(css).await.len() >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than {n} of {css} within {DELIVERY:?}; page: {}",
+            browser.page_text().await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let refresh = browser.wait_for("#refresh", WAIT).await;
+        browser.click(&refresh).await;
+        // The view re-renders; wait for the new filter form before looking again.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        browser.wait_for("#refresh", WAIT).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_manages_an_endpoint_and_sees_its_deliveries_in_a_real_browser() {
+    let stack = Stack::start_with(&[("SYNAP_PORTAL__LINK_TTL_SECONDS", "3")]).await;
+    let receiver = Receiver::start().await;
+    let mut control = stack.control().await;
+    let (mine, theirs) = (portal_id(), portal_id());
+    upsert_portal(&mut control, &mine, Plan::Pro, &[]).await;
+    upsert_portal(&mut control, &theirs, Plan::Pro, &[]).await;
+    let theirs_url = receiver.url("/theirs");
+    subscribe(&mut control, NewSub::new(&theirs, theirs_url.clone(), &[EventType::UserUpdated])).await;
+    let shots = screenshot_dir();
+    let browser = Browser::start().await;
+
+    // Sign in: the link sets an HttpOnly cookie and lands on the endpoint list.
+    let first_link = link(&stack, &mine).await;
+    browser.goto(&first_link).await;
+    let add = browser.wait_for("#new-endpoint", WAIT).await;
+    assert_eq!(
+        browser.url().await,
+        format!("{}/", stack.portal_url),
+        "the link is gone from the address bar"
+    );
+    let cookies = browser.cookies().await;
+    let session = cookies.iter().find(|c| c["name"] == "synap_portal_session").expect("a session cookie");
+    assert_eq!((session["httpOnly"].as_bool(), session["secure"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(session["sameSite"], "Strict");
+    assert!(browser.page_text().await.contains("No endpoints yet"));
+
+    // Create an endpoint; the API's complaint appears next to the field at fault.
+    browser.click(&add).await;
+    let url = browser.wait_for("#f-url", WAIT).await;
+    browser.type_into(&url, "ftp://example.com/hook").await;
+    let completed = browser.wait_for("input[name=event_types][value='attempt.completed']", WAIT).await;
+    browser.click(&completed).await;
+    browser.type_into(&browser.wait_for("#f-description", WAIT).await, "Grades sync").await;
+    browser.click(&browser.wait_for("#save-endpoint", WAIT).await).await;
+    let error = browser.wait_for("#err-url:not(:empty)", WAIT).await;
+    assert!(browser.text(&error).await.contains("scheme"), "{}", browser.text(&error).await);
+    assert_eq!(browser.attribute(&url, "aria-invalid").await.as_deref(), Some("true"));
+    browser.screenshot(&shots.join("endpoint-form-error.png")).await;
+    browser.clear(&url).await;
+    browser.type_into(&url, &receiver.url("/mine")).await;
+    browser.click(&browser.wait_for("#save-endpoint", WAIT).await).await;
+    let secret = browser.wait_for("#signing-secret", WAIT).await;
+    assert!(browser.text(&secret).await.starts_with("whsec_"));
+    browser.click(&browser.wait_for("#open-endpoint", WAIT).await).await;
+    browser.wait_for("#no-attempts", WAIT).await;
+    let listed = control
+        .list_subscriptions(api::ListSubscriptionsRequest { portal_id: mine.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .subscriptions;
+    assert_eq!(listed.len(), 1);
+    let endpoint = listed[0].clone();
+    assert_eq!(
+        (endpoint.url.as_str(), endpoint.description.as_str()),
+        (receiver.url("/mine").as_str(), "Grades sync")
+    );
+
+    // An event published to Kafka appears in the log; resending it makes a second attempt.
+    let event = format!("evt-browser-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    publish(&stack, &mine, std::slice::from_ref(&event)).await;
+    let row = format!("tr.attempt[data-event-id='{event}']");
+    refresh_until(&browser, &row, 1).await;
+    assert_eq!(receiver.wait_for("/mine", 1, WAIT).await.len(), 1);
+    browser.click(&browser.wait_for(&format!("{row} .resend"), WAIT).await).await;
+    browser.wait_for("#action-result .notice", WAIT).await;
+    refresh_until(&browser, &row, 2).await;
+    assert_eq!(receiver.wait_for("/mine", 2, WAIT).await.len(), 2, "the resent event arrived");
+    assert!(receiver.at("/theirs").is_empty());
+
+    // An endpoint that fails once: the log shows the retry, the health view the error.
+    receiver.fail_first_attempt("/mine", 503);
+    let flaky = format!("evt-browser-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    publish(&stack, &mine, std::slice::from_ref(&flaky)).await;
+    let flaky_row = format!("tr.attempt[data-event-id='{flaky}']");
+    refresh_until(&browser, &flaky_row, 2).await;
+    let outcomes = browser.find_all(&format!("{flaky_row} .badge")).await;
+    assert_eq!(browser.text(&outcomes[0]).await, "delivered", "newest first");
+    assert_eq!(browser.text(&outcomes[1]).await, "retrying");
+
+    // One attempt in full: the request's headers without their secrets, the response.
+    browser.click(&browser.wait_for(&format!("{flaky_row}[data-attempt='1'] .details"), WAIT).await).await;
+    let headers = browser.wait_for("#request-headers", WAIT).await;
+    let headers = browser.text(&headers).await;
+    assert!(headers.contains(&format!("webhook-id: {flaky}")), "{headers}");
+    assert!(headers.contains("webhook-signature: v1,… (hidden)"), "{headers}");
+    let full = browser.text(&browser.wait_for("#attempt-full", WAIT).await).await;
+    assert!(full.contains("503"), "{full}");
+    assert!(!browser.page_text().await.contains("whsec_"), "the secret is shown only at creation");
+    browser.execute("window.scrollTo(0, 0)", serde_json::json!([])).await;
+    browser.screenshot(&shots.join("deliveries.png")).await;
+
+    // Health: the chart is drawn from the attempt log (3 of 4 attempts delivered).
+    browser.click(&browser.wait_for("#tab-health", WAIT).await).await;
+    browser.wait_for("#health-chart rect.bad", WAIT).await;
+    let rate = browser.text(&browser.wait_for("#success-rate", WAIT).await).await;
+    assert_eq!(rate, "75.0 %");
+    let last_error = browser.text(&browser.wait_for("#last-error", WAIT).await).await;
+    assert!(last_error.starts_with("http_status"), "{last_error}");
+    browser.execute("window.scrollTo(0, 0)", serde_json::json!([])).await;
+    browser.screenshot(&shots.join("health.png")).await;
+
+    // Pause: the page shows it and the API agrees.
+    browser.click(&browser.wait_for("#pause", WAIT).await).await;
+    browser.wait_for("#resume", WAIT).await;
+    assert_eq!(browser.text(&browser.wait_for("#state", WAIT).await).await, "paused");
+    let stored =
+        control.get_subscription(api::GetSubscriptionRequest { id: endpoint.id.clone() }).await.unwrap();
+    assert!(!stored.into_inner().enabled, "paused through the page");
+
+    // The catalogue: the thirteen types with their plan rule and example.
+    browser.click(&browser.wait_for("#nav-catalogue", WAIT).await).await;
+    browser.wait_for("#type-store-purchase", WAIT).await;
+    assert_eq!(browser.find_all("main section.card").await.len(), 13);
+    browser.screenshot(&shots.join("catalogue.png")).await;
+
+    // Another portal's link shows its own endpoint, never this one, even when asked by id.
+    browser.goto(&link(&stack, &theirs).await).await;
+    browser.wait_for("#endpoints", WAIT).await;
+    let page = browser.page_text().await;
+    assert!(page.contains(&theirs_url) && !page.contains(&receiver.url("/mine")), "{page}");
+    browser.goto(&format!("{}/#/ep/{}/deliveries", stack.portal_url, endpoint.id)).await;
+    let refusal = browser.wait_for(".notice.error", WAIT).await;
+    assert!(browser.text(&refusal).await.contains("not found"), "{}", browser.text(&refusal).await);
+    browser.screenshot(&shots.join("other-portal.png")).await;
+
+    // A used link, and an expired one, are refused with a page that says so.
+    browser.goto(&first_link).await;
+    browser.wait_for("#refused", WAIT).await;
+    let late = link(&stack, &mine).await;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    browser.goto(&late).await;
+    browser.wait_for("#refused", WAIT).await;
+    browser.screenshot(&shots.join("link-refused.png")).await;
+    // The refused links started no session: the page still belongs to the second portal.
+    browser.goto(&format!("{}/", stack.portal_url)).await;
+    browser.wait_for("#endpoints", WAIT).await;
+    assert_eq!(browser.text(&browser.wait_for("#portal", WAIT).await).await, theirs);
+}
