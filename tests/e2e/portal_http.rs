@@ -11,6 +11,7 @@ use synap_proto::control::v1::Plan;
 use synap_tests::Stack;
 use tonic::Code;
 
+use crate::cli::synapctl;
 use crate::control_support::{client, create, create_request, upsert};
 use crate::support::portal_id;
 
@@ -349,10 +350,6 @@ async fn read_only_sessions_change_nothing_and_links_and_sessions_expire() {
         .into_inner()
         .token;
     let mut k = client(&stack, Some(&key)).await;
-    let own = k
-        .create_portal_link(api::CreatePortalLinkRequest { portal_id: String::new(), read_only: true })
-        .await;
-    assert_eq!(own.unwrap().into_inner().portal_id, portal);
     let other = k
         .create_portal_link(api::CreatePortalLinkRequest { portal_id: portal_id(), read_only: false })
         .await
@@ -365,10 +362,31 @@ async fn read_only_sessions_change_nothing_and_links_and_sessions_expire() {
         crate::control_support::bad_field(&bad.unwrap_err()),
         (Code::InvalidArgument, "portal_id".into())
     );
+    // synapctl, as Synap's backend would call it with its portal key.
+    let refused = synapctl(&stack, &key, &["portal-link", "--portal", "someone-else"]).await.unwrap_err();
+    assert!(
+        refused.contains("NotFound") || refused.contains("NOT_FOUND") || refused.contains("not found"),
+        "{refused}"
+    );
+    let minted = synapctl(&stack, &key, &["portal-link", "--read-only"]).await.unwrap();
+    assert_eq!(minted["portal_id"], portal.as_str());
+    let read_only_link = minted["url"].as_str().unwrap().to_owned();
+    let health = synapctl(
+        &stack,
+        crate::control_support::admin_token(),
+        &["delivery", "health", "--subscription", &sub.id],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (health["state"].as_str(), health["success_rate"].is_null()),
+        (Some("active"), true),
+        "{health}"
+    );
 
     // Read-only: reads work, every change is 403 and changes nothing.
     let mut browser = Browser::new(&stack);
-    let response = browser.open(&link(&stack, &portal, true).await).await;
+    let response = browser.open(&read_only_link).await;
     let cookie = set_cookie(response.headers()).unwrap();
     assert!(cookie.contains("SameSite=None") && cookie.contains("Partitioned"), "{cookie}");
     let (_, session) = browser.get("/api/session").await;
