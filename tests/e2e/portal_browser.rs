@@ -150,6 +150,46 @@ async fn a_customer_manages_an_endpoint_and_sees_its_deliveries_in_a_real_browse
     browser.execute("window.scrollTo(0, 0)", serde_json::json!([])).await;
     browser.screenshot(&shots.join("health.png")).await;
 
+    // A test event, from the page, through the real sender: the endpoint still fails every
+    // event's first request, and the page shows its answer.
+    browser.click(&browser.wait_for("#tab-deliveries", WAIT).await).await;
+    browser.click(&browser.wait_for("#send-test", WAIT).await).await;
+    let outcome = browser.wait_for("#test-outcome", Duration::from_secs(30)).await;
+    assert!(
+        browser.text(&outcome).await.starts_with("failed: HTTP 503"),
+        "{}",
+        browser.text(&outcome).await
+    );
+
+    // Readable on a phone: one column, the same log.
+    browser.set_window(390, 844).await;
+    browser.execute("window.scrollTo(0, 0)", serde_json::json!([])).await;
+    browser.screenshot(&shots.join("phone-deliveries.png")).await;
+    browser.set_window(1280, 1000).await;
+
+    // Edit: the form comes filled in; the change is stored.
+    browser.click(&browser.wait_for("#edit", WAIT).await).await;
+    let description = browser.wait_for("#f-description", WAIT).await;
+    let filled =
+        browser.execute("return document.getElementById('f-description').value", serde_json::json!([])).await;
+    assert_eq!(filled, "Grades sync");
+    browser.clear(&description).await;
+    browser.type_into(&description, "Grades sync (v2)").await;
+    browser.click(&browser.wait_for("#save-endpoint", WAIT).await).await;
+    browser.wait_for("#tab-deliveries.current", WAIT).await;
+    let edited =
+        control.get_subscription(api::GetSubscriptionRequest { id: endpoint.id.clone() }).await.unwrap();
+    let edited = edited.into_inner();
+    assert_eq!(edited.description, "Grades sync (v2)");
+    assert_eq!(edited.event_types, ["attempt.completed"], "the rest unchanged");
+
+    // Rotate the signing secret with a one-hour overlap: the new one is shown once.
+    browser.click(&browser.wait_for("#tab-secret", WAIT).await).await;
+    browser.click(&browser.wait_for("#f-overlap_seconds option[value='3600']", WAIT).await).await;
+    browser.click(&browser.wait_for("#rotate", WAIT).await).await;
+    let rotated = browser.wait_for("#new-secret", WAIT).await;
+    assert!(browser.text(&rotated).await.starts_with("whsec_"));
+
     // Pause: the page shows it and the API agrees.
     browser.click(&browser.wait_for("#pause", WAIT).await).await;
     browser.wait_for("#resume", WAIT).await;
@@ -186,4 +226,17 @@ async fn a_customer_manages_an_endpoint_and_sees_its_deliveries_in_a_real_browse
     browser.goto(&format!("{}/", stack.portal_url)).await;
     browser.wait_for("#endpoints", WAIT).await;
     assert_eq!(browser.text(&browser.wait_for("#portal", WAIT).await).await, theirs);
+
+    // Delete, after the browser's confirmation.
+    browser.click(&browser.wait_for("a.endpoint-link", WAIT).await).await;
+    browser.click(&browser.wait_for("#delete", WAIT).await).await;
+    browser.accept_dialog().await;
+    browser.wait_for("#no-endpoints", WAIT).await;
+    let left = control
+        .list_subscriptions(api::ListSubscriptionsRequest { portal_id: theirs.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .subscriptions;
+    assert!(left.is_empty(), "deleted through the page");
 }

@@ -179,6 +179,11 @@ impl Browser {
         self.post("/execute/sync", json!({"script": script, "args": args})).await.unwrap()
     }
 
+    /// Resizes the window (CSS pixels), e.g. to a phone's.
+    pub async fn set_window(&self, width: u32, height: u32) {
+        self.post("/window/rect", json!({"width": width, "height": height})).await.unwrap();
+    }
+
     /// Accepts a `confirm()` dialog.
     pub async fn accept_dialog(&self) {
         self.post("/alert/accept", json!({})).await.unwrap();
