@@ -155,11 +155,7 @@ async fn a_customer_manages_an_endpoint_and_sees_its_deliveries_in_a_real_browse
     browser.click(&browser.wait_for("#tab-deliveries", WAIT).await).await;
     browser.click(&browser.wait_for("#send-test", WAIT).await).await;
     let outcome = browser.wait_for("#test-outcome", Duration::from_secs(30)).await;
-    assert!(
-        browser.text(&outcome).await.starts_with("failed: HTTP 503"),
-        "{}",
-        browser.text(&outcome).await
-    );
+    assert!(browser.text(&outcome).await.starts_with("failed: HTTP 503"), "{}", browser.text(&outcome).await);
 
     // Readable on a phone: one column, the same log.
     browser.set_window(390, 844).await;

@@ -411,3 +411,43 @@ pub struct SessionInfo {
     pub title: String,
     pub has_logo: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_endpoint_maps_every_field_and_names_no_portal() {
+        let form: NewEndpoint = serde_json::from_value(serde_json::json!({
+            "url": "https://a.example", "event_types": ["user.updated"], "description": "d",
+            "basic_auth": {"username": "u", "password": "p"}, "enabled": false, "ordered": true,
+            "max_in_flight": 2, "rate_limit_per_sec": 3, "timeout_ms": 4, "omit_traceparent": true,
+            "request_id": "r",
+        }))
+        .unwrap();
+        let r = form.into_request("mine".into());
+        assert_eq!(
+            (r.portal_id.as_str(), r.url.as_str(), r.description.as_str()),
+            ("mine", "https://a.example", "d")
+        );
+        assert_eq!(r.basic_auth.map(|b| (b.username, b.password)), Some(("u".into(), "p".into())));
+        assert_eq!((r.enabled, r.ordered, r.omit_traceparent), (Some(false), true, true));
+        assert_eq!((r.max_in_flight, r.rate_limit_per_sec, r.timeout_ms), (Some(2), Some(3), Some(4)));
+        assert_eq!(r.request_id, "r");
+        let other_portal =
+            serde_json::from_value::<NewEndpoint>(serde_json::json!({"url": "x", "portal_id": "theirs"}));
+        assert!(other_portal.unwrap_err().to_string().contains("portal_id"));
+    }
+
+    #[test]
+    fn changes_leave_out_what_is_absent() {
+        let changes: EndpointChanges = serde_json::from_value(
+            serde_json::json!({"description": "new", "clear_rate_limit_per_sec": true}),
+        )
+        .unwrap();
+        let r = changes.into_request("sub_1".into());
+        assert_eq!((r.id.as_str(), r.description.as_deref()), ("sub_1", Some("new")));
+        assert!(r.url.is_none() && r.event_types.is_none() && r.enabled.is_none() && r.basic_auth.is_none());
+        assert!(r.clear_rate_limit_per_sec && !r.clear_basic_auth);
+    }
+}

@@ -54,6 +54,13 @@ pub enum PortalError {
     LogoType(String),
 }
 
+impl synap_runtime::Classify for PortalError {
+    /// Every one is a configuration the operator must fix: starting again changes nothing.
+    fn fault(&self) -> synap_runtime::Fault {
+        synap_runtime::Fault::Permanent
+    }
+}
+
 impl PortalWeb {
     pub fn new(
         config: PortalConfig,
