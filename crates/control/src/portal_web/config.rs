@@ -12,8 +12,8 @@ const MAX_SESSION_TTL_SECONDS: u64 = 7 * 24 * 60 * 60;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PortalConfig {
-    /// The portal's address as browsers reach it, e.g. `https://webhooks.synap.example` (sign-in
-    /// links start with it, and changes must come from its origin). Empty: no portal is served
+    /// The portal's origin as browsers reach it, e.g. `https://webhooks.synap.example` (sign-in
+    /// links start with it, and changes must come from it). No path: the page lives at its root. Empty: no portal is served
     /// and CreatePortalLink is UNAVAILABLE.
     pub public_url: String,
     /// Address the portal's HTTP server listens on (plain HTTP: put it behind the TLS-terminating
@@ -76,7 +76,7 @@ impl PortalConfig {
     }
 
     /// The public URL, checked: `https://`, or `http://` on a loopback host (a browser keeps
-    /// `Secure` cookies only from those), without query or fragment, no trailing slash.
+    /// `Secure` cookies only from those); an origin, with no path, query or fragment.
     pub fn public_url(&self) -> Result<url::Url, ConfigError> {
         const KEY: &str = "portal.public_url";
         let url =
@@ -90,6 +90,13 @@ impl PortalConfig {
         }
         if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
             return Err(rejected(KEY, "must have no query, fragment or credentials"));
+        }
+        // The page loads /assets and calls /api from the root of its origin.
+        if url.path() != "/" {
+            return Err(rejected(
+                KEY,
+                "must be an origin without a path, e.g. https://webhooks.synap.example",
+            ));
         }
         Ok(url)
     }

@@ -334,6 +334,7 @@ async function viewDeliveries(id) {
   if (query.outcome) params.set("outcome", query.outcome);
   if (query.event_type) params.set("event_type", query.event_type);
   if (query.sinceLocal) params.set("since", new Date(query.sinceLocal).toISOString());
+  if (query.page_token) params.set("page_token", query.page_token);
   const list = await api("GET", "/endpoints/" + enc(id) + "/attempts?" + params);
   const detail = h("div", { id: "attempt-detail" });
   const rows = list.attempts.map(a => {
@@ -357,10 +358,15 @@ async function viewDeliveries(id) {
       h("thead", {}, h("tr", {}, ["Finished", "Event type", "Event id", "Attempt", "Outcome", "Status", "Latency", ""].map(
         (t, i) => h("th", { scope: "col", class: i === 2 ? "wide" : null }, t)))),
       h("tbody", {}, rows)));
+  const paging = h("div", { class: "row" },
+    query.page_token ? h("button", { type: "button", class: "secondary", id: "newest",
+      onclick: () => { delete query.page_token; route(); } }, "Newest attempts") : null,
+    list.next_page_token ? h("button", { type: "button", class: "secondary", id: "older",
+      onclick: () => { query.page_token = list.next_page_token; route(); } }, "Older attempts") : null);
   const tools = canChange() ? toolsCard(e, types) : null;
   render(...endpointHeader(e, "deliveries"),
     attemptsFilter(e, types, query, q => { attemptQuery[id] = q; route(); }),
-    table, detail, tools);
+    table, paging, detail, tools);
 }
 
 function toolsCard(e, types) {
