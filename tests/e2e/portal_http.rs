@@ -16,6 +16,8 @@ use crate::control_support::{client, create, create_request, upsert};
 use crate::support::portal_id;
 
 const URL: &str = "https://hooks.example.com/synap";
+const LOGO: &str =
+    r#"<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>"#;
 
 /// A browser stand-in: keeps the session cookie and the CSRF token, sends the portal's Origin.
 struct Browser {
@@ -330,7 +332,12 @@ async fn a_portal_session_sees_and_changes_only_its_own_portal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_sessions_change_nothing_and_links_and_sessions_expire() {
+    let logo = std::env::temp_dir().join(format!("synap-logo-{}.svg", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&logo, LOGO).unwrap();
     let stack = Stack::start_with(&[
+        ("SYNAP_PORTAL__LOGO_FILE", logo.to_str().unwrap()),
+        ("SYNAP_PORTAL__ACCENT_COLOR", "#0b7a75"),
+        ("SYNAP_PORTAL__TITLE", "Acme webhooks"),
         ("SYNAP_PORTAL__LINK_TTL_SECONDS", "2"),
         ("SYNAP_PORTAL__SESSION_TTL_SECONDS", "4"),
         ("SYNAP_PORTAL__FRAME_ANCESTORS", "[\"https://app.synap.example\"]"),
@@ -418,6 +425,18 @@ async fn read_only_sessions_change_nothing_and_links_and_sessions_expire() {
     assert!(csp.ends_with("frame-ancestors https://app.synap.example"), "{csp}");
     assert!(r.headers().get("x-frame-options").is_none());
 
+    // Theme and logo from configuration.
+    assert_eq!(
+        (session["title"].as_str(), session["has_logo"].as_bool()),
+        (Some("Acme webhooks"), Some(true))
+    );
+    let theme = browser.request(reqwest::Method::GET, "/assets/theme.css").send().await.unwrap();
+    assert!(theme.text().await.unwrap().contains("--accent: #0b7a75"));
+    let served = browser.request(reqwest::Method::GET, "/assets/logo").send().await.unwrap();
+    assert_eq!(served.headers()["content-type"], "image/svg+xml");
+    assert_eq!(served.bytes().await.unwrap(), LOGO.as_bytes());
+    let _ = std::fs::remove_file(&logo);
+
     // An expired link is refused and starts no session.
     let late = link(&stack, &portal, false).await;
     tokio::time::sleep(Duration::from_millis(2_500)).await;
@@ -429,4 +448,23 @@ async fn read_only_sessions_change_nothing_and_links_and_sessions_expire() {
     tokio::time::sleep(Duration::from_millis(2_000)).await;
     let (status, body) = browser.get("/api/endpoints").await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("UNAUTHENTICATED")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_settings_control_cannot_run_with_stop_it_at_start_naming_the_key() {
+    let stack = Stack::start().await;
+    for (key, value, named) in [
+        ("SYNAP_PORTAL__LOGO_FILE", "/nonexistent/logo.png", "portal.logo_file"),
+        ("SYNAP_PORTAL__LOGO_FILE", "/etc/hostname", "portal.logo_file"),
+        ("SYNAP_PORTAL__FRAME_ANCESTORS", "[\"https://a.example; script-src *\"]", "portal.frame_ancestors"),
+        ("SYNAP_PORTAL__PUBLIC_URL", "http://webhooks.example", "portal.public_url"),
+        ("SYNAP_PORTAL__PUBLIC_URL", "https://webhooks.example/sub/path", "portal.public_url"),
+        ("SYNAP_PORTAL__ACCENT_COLOR", "red;}", "portal.accent_color"),
+        ("SYNAP_PORTAL__COOKIE_SAME_SITE", "sometimes", "portal"),
+    ] {
+        let (status, printed) =
+            stack.run_to_exit(synap_tests::Service::Control, &[(key, value)], Duration::from_secs(30)).await;
+        assert!(!status.success(), "{key}={value} started");
+        assert!(printed.contains(named), "{key}={value}: {printed}");
+    }
 }
