@@ -10,7 +10,7 @@ use synap_contract::EventType;
 use synap_proto::control::v1 as api;
 use synap_proto::control::v1::Plan;
 use synap_tests::browser::{Browser, screenshot_dir};
-use synap_tests::{Receiver, Stack};
+use synap_tests::{Receiver, Reply, Stack};
 
 use crate::delivery_support::publish;
 use crate::support::{NewSub, portal_id, subscribe, upsert_portal};
@@ -150,9 +150,33 @@ async fn a_customer_manages_an_endpoint_and_sees_its_deliveries_in_a_real_browse
     browser.execute("window.scrollTo(0, 0)", serde_json::json!([])).await;
     browser.screenshot(&shots.join("health.png")).await;
 
+    // An event that fails for good (503, then 500 on both retries), recovered from the page
+    // once the endpoint is back.
+    receiver.script("/mine", vec![Reply::Status(500), Reply::Status(500)]);
+    let lost = format!("evt-browser-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    publish(&stack, &mine, std::slice::from_ref(&lost)).await;
+    browser.click(&browser.wait_for("#tab-deliveries", WAIT).await).await;
+    let lost_row = format!("tr.attempt[data-event-id='{lost}']");
+    refresh_until(&browser, &lost_row, 3).await;
+    let newest = browser.find_all(&format!("{lost_row} .badge")).await;
+    assert_eq!(browser.text(&newest[0]).await, "failed", "the retry schedule ran out");
+    let since = browser.wait_for("#f-since", WAIT).await;
+    browser
+        .execute(
+            "const d = new Date(Date.now() - 3600e3); d.setMinutes(d.getMinutes() - d.getTimezoneOffset());
+             arguments[0].value = d.toISOString().slice(0, 16);",
+            serde_json::json!([since.reference()]),
+        )
+        .await;
+    browser.click(&browser.wait_for("#recover", WAIT).await).await;
+    let recovered = browser.wait_for("#recover-result .notice", WAIT).await;
+    assert_eq!(browser.text(&recovered).await, "1 sent again.");
+    refresh_until(&browser, &lost_row, 4).await;
+    let newest = browser.find_all(&format!("{lost_row} .badge")).await;
+    assert_eq!(browser.text(&newest[0]).await, "delivered", "recovered");
+
     // A test event, from the page, through the real sender: the endpoint still fails every
     // event's first request, and the page shows its answer.
-    browser.click(&browser.wait_for("#tab-deliveries", WAIT).await).await;
     browser.click(&browser.wait_for("#send-test", WAIT).await).await;
     let outcome = browser.wait_for("#test-outcome", Duration::from_secs(30)).await;
     assert!(browser.text(&outcome).await.starts_with("failed: HTTP 503"), "{}", browser.text(&outcome).await);

@@ -25,6 +25,13 @@ pub struct Browser {
 #[derive(Clone, Debug)]
 pub struct Element(String);
 
+impl Element {
+    /// The element as a script argument (`arguments[i]` in [`Browser::execute`]).
+    pub fn reference(&self) -> Value {
+        json!({ ELEMENT: self.0 })
+    }
+}
+
 /// Where ChromeDriver is: `SYNAP_CHROMEDRIVER`, else Debian's path.
 fn driver_path() -> PathBuf {
     std::env::var_os("SYNAP_CHROMEDRIVER")
