@@ -260,3 +260,66 @@ async fn a_customer_manages_an_endpoint_and_sees_its_deliveries_in_a_real_browse
         .subscriptions;
     assert!(left.is_empty(), "deleted through the page");
 }
+
+/// Serves, on `listener`, one HTML page that frames `src`: another site embedding the portal,
+/// as Synap's app does. Its address is `http://localhost:<port>`: another site than the portal's
+/// 127.0.0.1, and a secure context too.
+fn host_page(listener: tokio::net::TcpListener, src: &str) -> (String, tokio::task::JoinHandle<()>) {
+    let port = listener.local_addr().unwrap().port();
+    let html = format!(
+        "<!doctype html><title>Synap app</title><h1>Settings</h1>\
+         <iframe id=\"portal\" src=\"{src}\" width=\"1200\" height=\"800\"></iframe>"
+    );
+    let app =
+        axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(html) }));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://localhost:{port}/"), server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_site_embeds_the_portal_in_an_iframe_only_when_configured() {
+    // The origin that may frame the portal must be known before control starts.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let allowed_port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let allowed = format!("http://localhost:{allowed_port}");
+    let stack = Stack::start_with(&[
+        ("SYNAP_PORTAL__COOKIE_SAME_SITE", "none"),
+        ("SYNAP_PORTAL__FRAME_ANCESTORS", &format!("[\"{allowed}\"]")),
+    ])
+    .await;
+    let mut control = stack.control().await;
+    let portal = portal_id();
+    upsert_portal(&mut control, &portal, Plan::Pro, &[]).await;
+    let browser = Browser::start().await;
+
+    // The configured site: the portal works inside its iframe (the partitioned cookie is kept).
+    let link_url = link(&stack, &portal).await;
+    let html = format!(
+        "<!doctype html><title>Synap app</title><h1>Settings</h1>\
+         <iframe id=\"portal\" src=\"{link_url}\" width=\"1200\" height=\"800\"></iframe>"
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", allowed_port)).await.unwrap();
+    let app =
+        axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(html) }));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    browser.goto(&format!("{allowed}/")).await;
+    let frame = browser.wait_for("#portal", WAIT).await;
+    browser.switch_to_frame(Some(&frame)).await;
+    browser.wait_for("#new-endpoint", WAIT).await;
+    assert_eq!(browser.text(&browser.wait_for("#portal", WAIT).await).await, portal);
+    browser.switch_to_frame(None).await;
+    browser.screenshot(&screenshot_dir().join("embedded.png")).await;
+    server.abort();
+
+    // Any other site: the browser refuses to render the portal in its frame.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (page, server) = host_page(listener, &link(&stack, &portal).await);
+    browser.goto(&page).await;
+    let frame = browser.wait_for("#portal", WAIT).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    browser.switch_to_frame(Some(&frame)).await;
+    assert!(browser.find("#new-endpoint").await.is_none(), "framed by a site not in frame_ancestors");
+    browser.switch_to_frame(None).await;
+    server.abort();
+}

@@ -191,6 +191,12 @@ impl Browser {
         self.post("/window/rect", json!({"width": width, "height": height})).await.unwrap();
     }
 
+    /// Moves into an iframe of the page; `None`: back to the top-level page.
+    pub async fn switch_to_frame(&self, frame: Option<&Element>) {
+        let id = frame.map_or(Value::Null, Element::reference);
+        self.post("/frame", json!({"id": id})).await.unwrap();
+    }
+
     /// Accepts a `confirm()` dialog.
     pub async fn accept_dialog(&self) {
         self.post("/alert/accept", json!({})).await.unwrap();
