@@ -124,9 +124,33 @@ async fn a_customer_manages_an_endpoint_and_sees_its_deliveries_in_a_real_browse
     publish(&stack, &mine, std::slice::from_ref(&flaky)).await;
     let flaky_row = format!("tr.attempt[data-event-id='{flaky}']");
     refresh_until(&browser, &flaky_row, 2).await;
-    let outcomes = browser.find_all(&format!("{flaky_row} .badge")).await;
-    assert_eq!(browser.text(&outcomes[0]).await, "delivered", "newest first");
-    assert_eq!(browser.text(&outcomes[1]).await, "retrying");
+    // The log lists attempts as they were logged, newest first; the sender logs in batches, so
+    // two attempts a moment apart may be logged in either order: look them up by number.
+    let first = browser.wait_for(&format!("{flaky_row}[data-attempt='1'] .badge"), WAIT).await;
+    let second = browser.wait_for(&format!("{flaky_row}[data-attempt='2'] .badge"), WAIT).await;
+    assert_eq!(browser.text(&first).await, "retrying");
+    assert_eq!(browser.text(&second).await, "delivered");
+
+    // Filtered by outcome: only the retried attempt.
+    browser.click(&browser.wait_for("#f-filter_outcome option[value='retrying']", WAIT).await).await;
+    browser.click(&browser.wait_for("#refresh", WAIT).await).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        // The list re-renders when the filtered page arrives.
+        let badges = browser.find_all("tr.attempt .badge").await;
+        let mut outcomes = Vec::new();
+        for badge in &badges {
+            outcomes.push(browser.text(badge).await);
+        }
+        if outcomes == ["retrying"] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "filtered by outcome, the log shows {outcomes:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.click(&browser.wait_for("#f-filter_outcome option[value='']", WAIT).await).await;
+    browser.click(&browser.wait_for("#refresh", WAIT).await).await;
+    refresh_until(&browser, "tr.attempt", 4).await;
 
     // One attempt in full: the request's headers without their secrets, the response.
     browser.click(&browser.wait_for(&format!("{flaky_row}[data-attempt='1'] .details"), WAIT).await).await;
@@ -158,8 +182,8 @@ async fn a_customer_manages_an_endpoint_and_sees_its_deliveries_in_a_real_browse
     browser.click(&browser.wait_for("#tab-deliveries", WAIT).await).await;
     let lost_row = format!("tr.attempt[data-event-id='{lost}']");
     refresh_until(&browser, &lost_row, 3).await;
-    let newest = browser.find_all(&format!("{lost_row} .badge")).await;
-    assert_eq!(browser.text(&newest[0]).await, "failed", "the retry schedule ran out");
+    let last = browser.wait_for(&format!("{lost_row}[data-attempt='3'] .badge"), WAIT).await;
+    assert_eq!(browser.text(&last).await, "failed", "the retry schedule ran out");
     let since = browser.wait_for("#f-since", WAIT).await;
     browser
         .execute(
@@ -171,9 +195,14 @@ async fn a_customer_manages_an_endpoint_and_sees_its_deliveries_in_a_real_browse
     browser.click(&browser.wait_for("#recover", WAIT).await).await;
     let recovered = browser.wait_for("#recover-result .notice", WAIT).await;
     assert_eq!(browser.text(&recovered).await, "1 sent again.");
-    refresh_until(&browser, &lost_row, 4).await;
-    let newest = browser.find_all(&format!("{lost_row} .badge")).await;
-    assert_eq!(browser.text(&newest[0]).await, "delivered", "recovered");
+    // A recovered delivery starts again at attempt 1.
+    refresh_until(&browser, &format!("{lost_row}[data-attempt='1']"), 2).await;
+    let mut outcomes = Vec::new();
+    for badge in browser.find_all(&format!("{lost_row}[data-attempt='1'] .badge")).await {
+        outcomes.push(browser.text(&badge).await);
+    }
+    outcomes.sort();
+    assert_eq!(outcomes, ["delivered", "retrying"], "recovered");
 
     // A test event, from the page, through the real sender: the endpoint still fails every
     // event's first request, and the page shows its answer.

@@ -313,13 +313,14 @@ function attemptsFilter(e, types, query, onChange) {
   const type = h("select", { name: "event_type" }, h("option", { value: "" }, "any"),
     types.map(t => h("option", { value: t.code, selected: query.event_type === t.code }, t.code)));
   const since = h("input", { type: "datetime-local", name: "since", value: query.sinceLocal || "" });
+  const until = h("input", { type: "datetime-local", name: "until", value: query.untilLocal || "" });
   const form = h("form", { class: "row", id: "attempt-filter" },
     field("filter_outcome", "Outcome", outcome), field("filter_event_type", "Event type", type),
-    field("filter_since", "Since", since),
+    field("filter_since", "Since", since), field("filter_until", "Until", until),
     h("button", { type: "submit", class: "secondary", id: "refresh" }, "Refresh"));
   form.addEventListener("submit", ev => {
     ev.preventDefault();
-    onChange({ outcome: outcome.value, event_type: type.value, sinceLocal: since.value });
+    onChange({ outcome: outcome.value, event_type: type.value, sinceLocal: since.value, untilLocal: until.value });
   });
   return form;
 }
@@ -334,6 +335,7 @@ async function viewDeliveries(id) {
   if (query.outcome) params.set("outcome", query.outcome);
   if (query.event_type) params.set("event_type", query.event_type);
   if (query.sinceLocal) params.set("since", new Date(query.sinceLocal).toISOString());
+  if (query.untilLocal) params.set("until", new Date(query.untilLocal).toISOString());
   if (query.page_token) params.set("page_token", query.page_token);
   const list = await api("GET", "/endpoints/" + enc(id) + "/attempts?" + params);
   const detail = h("div", { id: "attempt-detail" });
