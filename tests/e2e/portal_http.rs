@@ -334,7 +334,7 @@ async fn a_portal_session_sees_and_changes_only_its_own_portal() {
 async fn read_only_sessions_change_nothing_and_links_and_sessions_expire() {
     let logo = std::env::temp_dir().join(format!("synap-logo-{}.svg", uuid::Uuid::new_v4().simple()));
     std::fs::write(&logo, LOGO).unwrap();
-    let stack = Stack::start_with(&[
+    let mut stack = Stack::start_with(&[
         ("SYNAP_PORTAL__LOGO_FILE", logo.to_str().unwrap()),
         ("SYNAP_PORTAL__ACCENT_COLOR", "#0b7a75"),
         ("SYNAP_PORTAL__TITLE", "Acme webhooks"),
@@ -448,6 +448,10 @@ async fn read_only_sessions_change_nothing_and_links_and_sessions_expire() {
     tokio::time::sleep(Duration::from_millis(2_000)).await;
     let (status, body) = browser.get("/api/endpoints").await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("UNAUTHENTICATED")));
+
+    // SIGTERM stops both servers and control exits cleanly (`stop` asserts the exit status).
+    stack.stop(synap_tests::Service::Control).await;
+    assert!(browser.request(reqwest::Method::GET, "/").send().await.is_err(), "the portal stopped too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,20 +69,36 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    let served = synap_control::server::serve(
+    let grpc = synap_control::server::serve(
         api,
         deliveries,
         Authenticator::new(&config.admin_token, pool),
         listener,
         tls,
         shutdown.clone(),
-    )
-    .await;
-    // Either server stopping stops both: the portal is part of this service.
-    shutdown.cancel();
-    if let Some(web) = web {
-        web.await.context("portal task")?.context("portal server")?;
-    }
+    );
+    // Either server stopping stops the other: the portal is part of this service, and a portal
+    // that failed must not leave a process that looks healthy.
+    let served = match web {
+        None => grpc.await,
+        Some(mut web) => {
+            tokio::pin!(grpc);
+            let portal_result = |joined: Result<std::io::Result<()>, tokio::task::JoinError>| {
+                joined.context("portal task")?.context("portal server")
+            };
+            tokio::select! {
+                served = &mut grpc => {
+                    shutdown.cancel();
+                    portal_result(web.await).and(served)
+                }
+                stopped = &mut web => {
+                    shutdown.cancel();
+                    let served = grpc.await;
+                    portal_result(stopped).and(served)
+                }
+            }
+        }
+    };
     served?;
     tracing::info!("control stopped");
     telemetry.shutdown();
