@@ -60,6 +60,14 @@ for doc in docs:
             mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
             assert any(control["tls_cert_file"].startswith(m + "/") for m in mounts), (control, mounts)
             assert any("secret" in v for v in pod["volumes"]), pod["volumes"]
+        # The web portal: served when it has a public URL, on the port the Service exposes.
+        portal = config["portal"]
+        service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-control"))
+        ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+        if portal.get("public_url"):
+            assert portal["listen_addr"] == "0.0.0.0:%d" % ports["portal"], (portal, ports)
+        else:
+            assert "portal" not in ports, ports
     # SYNAP_ENCRYPTION__KEYS must be a list the services read (a JSON array of strings).
     if doc["kind"] == "Secret" and "encryption-keys" in doc.get("stringData", {}):
         keys = json.loads(doc["stringData"]["encryption-keys"])

@@ -94,6 +94,13 @@ ensure_grpcurl() {
   export SYNAP_GRPCURL="$TOOLS/venv/bin/grpcurl"
 }
 
+# Chromium and its WebDriver server, for the portal's browser tests (tests/e2e/portal_browser.rs);
+# exports SYNAP_CHROMEDRIVER, where the test looks for it.
+ensure_browser() {
+  apt_install chromium chromium-driver
+  export SYNAP_CHROMEDRIVER=/usr/bin/chromedriver
+}
+
 ensure_infra() {
   ensure_packages
   ensure_postgres

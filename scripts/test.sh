@@ -6,6 +6,7 @@ cd "$ROOT"
 
 ensure_infra
 ensure_grpcurl
+ensure_browser
 
 if [ "${CI:-}" = true ]; then
   # Tests drop their own databases; only an interrupted run leaves one behind.

@@ -35,6 +35,9 @@ export SYNAP_CONTROL__ALLOW_HTTP_URLS=true
 export SYNAP_CONTROL__ALLOW_PLAINTEXT=true
 # Local receivers listen on loopback, which the outbound policy refuses by default.
 export SYNAP_OUTBOUND__ALLOW_CIDRS='["127.0.0.0/8"]'
+# The web portal on loopback (browsers keep its Secure cookie from http://127.0.0.1).
+export SYNAP_PORTAL__PUBLIC_URL=http://127.0.0.1:8080
+export SYNAP_PORTAL__LISTEN_ADDR=127.0.0.1:8080
 # For synapctl:
 export SYNAP_ENDPOINT=http://127.0.0.1:50051
 export SYNAP_TOKEN=$token
@@ -59,6 +62,14 @@ if ! grep -q SYNAP_CONTROL__ALLOW_PLAINTEXT "$ENV_FILE"; then
   source "$ENV_FILE"
 fi
 
+# Env files written before the web portal existed lack its address.
+if ! grep -q SYNAP_PORTAL__PUBLIC_URL "$ENV_FILE"; then
+  printf '%s\n' "export SYNAP_PORTAL__PUBLIC_URL=http://127.0.0.1:8080" \
+    "export SYNAP_PORTAL__LISTEN_ADDR=127.0.0.1:8080" >>"$ENV_FILE"
+  # shellcheck disable=SC1090
+  source "$ENV_FILE"
+fi
+
 "$ROOT/scripts/down.sh" --services-only
 
 say "migrating the database and provisioning topics"
@@ -79,6 +90,7 @@ start synap-sender env SYNAP_TELEMETRY__LISTEN_ADDR=127.0.0.1:9193 "$BIN/synap-s
 start synap-control env SYNAP_TELEMETRY__LISTEN_ADDR=127.0.0.1:9194 "$BIN/synap-control"
 start receiver "$BIN/synap-admin" receive --listen 127.0.0.1:9999
 wait_port 50051 30 synap-control
+wait_port 8080 10 "the web portal"
 wait_port 9999 10 receiver
 
 say "demo: a Pro portal with the store feature, subscribed to all 13 event types"
@@ -106,7 +118,12 @@ say "the demo receiver got $((now - before)) of 13 deliveries:"
 grep 'webhook-id=' "$LOGS/receiver.log" | tail -n "$((now - before))"
 [ "$((now - before))" -ge 13 ] || { echo "deliveries missing: see $LOGS" >&2; exit 1; }
 
+link=$("$BIN/synapctl" portal-link --portal demo 2>/dev/null)
 cat <<TXT
+
+The demo portal's web page (a sign-in link: it works once, for 5 minutes;
+\`synapctl portal-link --portal demo\` makes another):
+  $link
 
 The stack is up. Try it yourself:
   source .local/synap.env

@@ -7,7 +7,7 @@ use crate::support::portal_id;
 
 /// Runs `synapctl --json <args>` with the endpoint and token from the environment, as a user
 /// would; returns its JSON output, or its stderr when it failed.
-async fn synapctl(stack: &Stack, token: &str, args: &[&str]) -> Result<Value, String> {
+pub(crate) async fn synapctl(stack: &Stack, token: &str, args: &[&str]) -> Result<Value, String> {
     let exe = std::env::current_exe().unwrap();
     let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("synapctl");
     assert!(binary.exists(), "build the binaries first (`cargo build --workspace --bins`)");

@@ -20,6 +20,8 @@ mod delivery_retries;
 mod delivery_support;
 mod filters;
 mod hostile_corpus;
+mod portal_browser;
+mod portal_http;
 mod replicas;
 mod secrets;
 mod set_aside;

@@ -2,6 +2,7 @@
 //! service processes) on the shared broker and PostgreSQL that `scripts/test.sh` starts, and
 //! real HTTP receivers on loopback.
 
+pub mod browser;
 pub mod certs;
 pub mod kafka;
 pub mod postgres;

@@ -85,6 +85,8 @@ pub struct Stack {
     pub id: String,
     pub bootstrap: String,
     pub control_addr: String,
+    /// The web portal's base URL (`portal.public_url`, also where it listens).
+    pub portal_url: String,
     pub logs: PathBuf,
     /// Each replica's `/metrics`, `/healthz`, `/readyz` address (`telemetry.listen_addr`).
     telemetry_addrs: HashMap<Replica, String>,
@@ -175,8 +177,10 @@ impl Stack {
         let mut db_url = url::Url::parse(&admin_url).unwrap();
         db_url.set_path(&database);
 
-        let ports = free_ports(1 + Service::ALL.len());
+        let ports = free_ports(2 + Service::ALL.len());
         let control_addr = format!("127.0.0.1:{}", ports[0]);
+        let portal_addr = format!("127.0.0.1:{}", ports[1]);
+        let portal_url = format!("http://{portal_addr}");
         let logs = bin_dir().join("test-logs").join(&id);
         std::fs::create_dir_all(&logs).unwrap();
         // Beside the log folder, not in it: tests read every file there as a log.
@@ -193,6 +197,9 @@ impl Stack {
             ("SYNAP_CONTROL__ALLOW_HTTP_URLS", "true"),
             // Test clients call control on loopback without TLS (tests/e2e/control_tls.rs: with).
             ("SYNAP_CONTROL__ALLOW_PLAINTEXT", "true"),
+            // The web portal on loopback (a browser keeps Secure cookies from http://127.0.0.1).
+            ("SYNAP_PORTAL__PUBLIC_URL", &portal_url),
+            ("SYNAP_PORTAL__LISTEN_ADDR", &portal_addr),
             ("SYNAP_TOPICS__INBOUND_PARTITIONS", "2"),
             ("SYNAP_TOPICS__EVENT_PARTITIONS", "1"),
             ("SYNAP_TOPICS__DELIVERY_PARTITIONS", "2"),
@@ -217,7 +224,7 @@ impl Stack {
 
         let telemetry_addrs = Service::ALL
             .iter()
-            .zip(&ports[1..])
+            .zip(&ports[2..])
             .map(|(s, port)| (Replica::from(*s), format!("127.0.0.1:{port}")))
             .collect();
         let service_env = per_service.iter().map(|(s, k, v)| (*s, k.to_string(), v.to_string())).collect();
@@ -225,6 +232,7 @@ impl Stack {
             id,
             bootstrap,
             control_addr,
+            portal_url,
             logs,
             telemetry_addrs,
             admin_url,
@@ -396,7 +404,9 @@ impl Stack {
             .env("SYNAP_TELEMETRY__LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .kill_on_drop(true);
         if service == Service::Control {
-            command.env("SYNAP_CONTROL__LISTEN_ADDR", format!("127.0.0.1:{}", free_ports(1)[0]));
+            let ports = free_ports(2);
+            command.env("SYNAP_CONTROL__LISTEN_ADDR", format!("127.0.0.1:{}", ports[0]));
+            command.env("SYNAP_PORTAL__LISTEN_ADDR", format!("127.0.0.1:{}", ports[1]));
         }
         let output = tokio::time::timeout(timeout, command.output())
             .await
@@ -488,12 +498,18 @@ impl Stack {
         let port_taken = log.is_ok_and(|l| l.contains("Address already in use"));
         assert!(port_taken && *restarts < 3, "{replica:?} exited with {status}; see {}", self.logs.display());
         *restarts += 1;
-        let ports = free_ports(2);
+        let ports = free_ports(3);
         self.telemetry_addrs.insert(replica, format!("127.0.0.1:{}", ports[0]));
         if replica.service == Service::Control {
             self.control_addr = format!("127.0.0.1:{}", ports[1]);
-            self.env.retain(|(k, _)| k != "SYNAP_CONTROL__LISTEN_ADDR");
+            self.portal_url = format!("http://127.0.0.1:{}", ports[2]);
+            let portal_addr = self.portal_url.trim_start_matches("http://").to_owned();
+            let keys =
+                ["SYNAP_CONTROL__LISTEN_ADDR", "SYNAP_PORTAL__PUBLIC_URL", "SYNAP_PORTAL__LISTEN_ADDR"];
+            self.env.retain(|(k, _)| !keys.contains(&k.as_str()));
             self.env.push(("SYNAP_CONTROL__LISTEN_ADDR".into(), self.control_addr.clone()));
+            self.env.push(("SYNAP_PORTAL__PUBLIC_URL".into(), self.portal_url.clone()));
+            self.env.push(("SYNAP_PORTAL__LISTEN_ADDR".into(), portal_addr));
         }
         self.spawn(replica);
     }

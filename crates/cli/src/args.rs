@@ -57,6 +57,16 @@ pub enum Command {
     /// The attempt log; sending events again.
     #[command(subcommand)]
     Delivery(crate::deliveries::DeliveryCommand),
+    /// Prints a single-use sign-in link to the web portal for one portal (admin token, or a
+    /// portal key for its own portal). Open it within minutes; it works once.
+    PortalLink {
+        /// The portal to sign in to; a portal key may leave it out (its own).
+        #[arg(long)]
+        portal: Option<String>,
+        /// The session may look but not change anything.
+        #[arg(long)]
+        read_only: bool,
+    },
 }
 
 #[derive(Subcommand)]

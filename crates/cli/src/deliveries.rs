@@ -56,6 +56,11 @@ pub enum DeliveryCommand {
         #[arg(long)]
         since: String,
     },
+    /// A subscription's last 24 hours: success rate, latency per hour, last error, circuit.
+    Health {
+        #[arg(long)]
+        subscription: String,
+    },
 }
 
 fn timestamp(text: &str, flag: &str) -> anyhow::Result<synap_proto::Timestamp> {
@@ -169,6 +174,65 @@ pub async fn run<F: Interceptor>(
                 println!("{} deliveries sent again; {} no longer retained", r.resent, r.expired);
             }
         }
+        DeliveryCommand::Health { subscription } => {
+            let request = api::GetSubscriptionHealthRequest { subscription_id: subscription };
+            let h = client.get_subscription_health(request).await?.into_inner();
+            health(out, &h);
+        }
     }
     Ok(())
+}
+
+fn health(out: &Output, h: &api::SubscriptionHealth) {
+    let state = api::SubscriptionState::try_from(h.state)
+        .map(|s| s.as_str_name().trim_start_matches("SUBSCRIPTION_STATE_").to_lowercase())
+        .unwrap_or_default();
+    if out.json {
+        let buckets: Vec<Value> = h
+            .buckets
+            .iter()
+            .map(|b| {
+                json!({
+                    "start": time(&b.start), "delivered": b.delivered, "failed": b.failed,
+                    "mean_latency_ms": b.mean_latency_ms, "p95_latency_ms": b.p95_latency_ms,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "subscription_id": h.subscription_id, "since": time(&h.since), "buckets": buckets,
+                "success_rate": h.success_rate, "last_error_at": time(&h.last_error_at),
+                "last_error_class": h.last_error_class, "last_error": h.last_error,
+                "circuit_open": h.circuit_open, "circuit_opened_at": time(&h.circuit_opened_at),
+                "circuit_reason": h.circuit_reason, "state": state, "disabled_reason": h.disabled_reason,
+                "inactive_since": time(&h.inactive_since),
+            })
+        );
+        return;
+    }
+    let rate = h.success_rate.map_or_else(|| "no attempts".into(), |r| format!("{:.1} %", r * 100.0));
+    println!("success rate (24 h): {rate}");
+    if !h.last_error_class.is_empty() {
+        println!("last error: {} at {} {}", h.last_error_class, time(&h.last_error_at), h.last_error);
+    }
+    if h.circuit_open {
+        println!("circuit: open since {} ({})", time(&h.circuit_opened_at), h.circuit_reason);
+    }
+    println!("state: {state} {} {}", time(&h.inactive_since), h.disabled_reason);
+    table(
+        &["HOUR", "DELIVERED", "FAILED", "MEAN MS", "P95 MS"],
+        h.buckets
+            .iter()
+            .map(|b| {
+                vec![
+                    time(&b.start),
+                    b.delivered.to_string(),
+                    b.failed.to_string(),
+                    b.mean_latency_ms.to_string(),
+                    b.p95_latency_ms.to_string(),
+                ]
+            })
+            .collect(),
+    );
 }

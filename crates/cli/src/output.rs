@@ -281,6 +281,17 @@ impl Output {
         fields(&[new, ("previous secret valid until", time(&rotated.previous_expires_at))]);
     }
 
+    /// The link alone on stdout (for `$(synapctl portal-link …)`), its expiry on stderr.
+    pub fn portal_link(&self, link: &api::CreatePortalLinkResponse) {
+        if self.json {
+            return self.print(json!({
+                "url": link.url, "portal_id": link.portal_id, "expires_at": time_json(&link.expires_at),
+            }));
+        }
+        println!("{}", link.url);
+        eprintln!("single use, for portal {}, until {}", link.portal_id, time(&link.expires_at));
+    }
+
     pub fn test_send(&self, r: &api::TestSendResponse) {
         if self.json {
             return self.print(json!({

@@ -29,6 +29,12 @@ pub async fn run<F: Interceptor + Clone>(
         Command::Portal(c) => portal(&mut client, &out, c).await,
         Command::Key(c) => key(&mut client, &out, c).await,
         Command::Subscription(c) => subscription(&mut client, &out, c).await,
+        Command::PortalLink { portal, read_only } => {
+            let request = api::CreatePortalLinkRequest { portal_id: portal.unwrap_or_default(), read_only };
+            let link = client.create_portal_link(request).await?.into_inner();
+            out.portal_link(&link);
+            Ok(())
+        }
         Command::EventTypes { examples } => {
             let types = client.list_event_types(api::ListEventTypesRequest {}).await?.into_inner();
             out.event_types(&types.event_types, examples);

@@ -245,6 +245,20 @@ impl DeliveryService for DeliveryApi {
         tracing::info!(subscription_id = %r.subscription_id, resent, expired, "failed deliveries recovered");
         Ok(Response::new(api::RecoverFailedResponse { resent, expired }))
     }
+
+    async fn get_subscription_health(
+        &self,
+        request: Request<api::GetSubscriptionHealthRequest>,
+    ) -> Result<Response<api::SubscriptionHealth>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let id = request.into_inner().subscription_id;
+        validate::id("subscription_id", &id)?;
+        let sub = match synap_db::subscriptions::get(&self.pool, &id).await.map_err(db)? {
+            Some(sub) if caller.can_access(&sub.portal_id) => sub,
+            _ => return Err(not_found("subscription", &id)),
+        };
+        crate::health::of(&self.pool, sub).await.map(Response::new)
+    }
 }
 
 #[cfg(test)]

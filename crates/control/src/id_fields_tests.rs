@@ -42,6 +42,10 @@ fn control() -> ControlApi {
         secret_overlap: Duration::from_secs(60),
         request_id_ttl: Duration::from_secs(60),
         test_sender: None,
+        portal_links: Some(crate::portal_links::PortalLinks {
+            public_url: "https://webhooks.example".into(),
+            ttl: Duration::from_secs(60),
+        }),
     }
 }
 
@@ -141,6 +145,8 @@ async fn control_service_ids_follow_the_id_rule() {
         );
         let test = api::TestSendRequest { subscription_id: id.clone(), event_type: String::new() };
         assert_names(ControlService::test_send(&api, admin(test)).await, "subscription_id", what);
+        let link = api::CreatePortalLinkRequest { portal_id: id.clone(), read_only: false };
+        assert_names(ControlService::create_portal_link(&api, admin(link)).await, "portal_id", what);
     }
 }
 
@@ -199,7 +205,18 @@ async fn delivery_service_ids_follow_the_id_rule() {
             since: Some(prost_types::Timestamp { seconds: 0, nanos: 0 }),
         };
         assert_names(api.recover_failed(admin(recover)).await, "subscription_id", what);
+        let health = api::GetSubscriptionHealthRequest { subscription_id: bad.clone() };
+        assert_names(api.get_subscription_health(admin(health)).await, "subscription_id", what);
     }
     let list = api::ListAttemptsRequest { event_type: "exam.completed\0".into(), ..Default::default() };
     assert_names(api.list_attempts(admin(list)).await, "event_type", "an unknown event type");
+}
+
+#[tokio::test]
+async fn a_deployment_without_a_portal_mints_no_links() {
+    let api = ControlApi { portal_links: None, ..control() };
+    let link = api::CreatePortalLinkRequest { portal_id: "acme".into(), read_only: false };
+    let status = ControlService::create_portal_link(&api, admin(link)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(status.message().contains("portal.public_url"), "{}", status.message());
 }

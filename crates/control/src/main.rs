@@ -2,8 +2,12 @@
 
 use anyhow::Context;
 use clap::Parser;
+use std::sync::Arc;
 use synap_control::auth::Authenticator;
+
 use synap_control::config::ControlConfig;
+use synap_control::portal_links::PortalLinks;
+use synap_control::portal_web::{PortalConfig, PortalWeb};
 use synap_control::service::ControlApi;
 use synap_db::{DatabaseConfig, EncryptionConfig};
 use synap_kafka::KafkaConfig;
@@ -21,9 +25,11 @@ async fn main() -> anyhow::Result<()> {
     let encryption: EncryptionConfig = source.section("encryption")?;
     let kafka: KafkaConfig = source.section("kafka")?;
     let config: ControlConfig = source.section("control")?;
+    let portal: PortalConfig = source.section("portal")?;
     let outbound: OutboundConfig = source.section("outbound")?;
     let telemetry = synap_telemetry::init(&source, "synap-control")?;
     config.check()?;
+    portal.check()?;
     let secrets = encryption.secret_box()?;
     let policy = Policy::from_config(&outbound)
         .map_err(|e| ConfigError::Rejected { key: e.config_key(), reason: e.to_string() })?;
@@ -42,20 +48,58 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let api = ControlApi::new(&config, pool.clone(), secrets, &kafka, policy)?;
-    let deliveries = synap_control::deliveries::DeliveryApi::new(pool.clone(), &kafka)?;
+    let mut api = ControlApi::new(&config, pool.clone(), secrets, &kafka, policy)?;
+    if portal.enabled() {
+        api.portal_links = Some(PortalLinks {
+            public_url: portal.public_url.trim_end_matches('/').to_owned(),
+            ttl: std::time::Duration::from_secs(portal.link_ttl_seconds),
+        });
+    }
+    let api = Arc::new(api);
+    let deliveries = Arc::new(synap_control::deliveries::DeliveryApi::new(pool.clone(), &kafka)?);
     let listener = tokio::net::TcpListener::bind(&config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on control.listen_addr {:?}", config.listen_addr))?;
-    synap_control::server::serve(
+    let web = if portal.enabled() {
+        let listener = tokio::net::TcpListener::bind(&portal.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on portal.listen_addr {:?}", portal.listen_addr))?;
+        let web = PortalWeb::new(portal, api.clone(), deliveries.clone(), pool.clone())?;
+        Some(tokio::spawn(synap_control::portal_web::serve(Arc::new(web), listener, shutdown.clone())))
+    } else {
+        None
+    };
+    let grpc = synap_control::server::serve(
         api,
         deliveries,
         Authenticator::new(&config.admin_token, pool),
         listener,
         tls,
-        shutdown,
-    )
-    .await?;
+        shutdown.clone(),
+    );
+    // Either server stopping stops the other: the portal is part of this service, and a portal
+    // that failed must not leave a process that looks healthy.
+    let served = match web {
+        None => grpc.await,
+        Some(mut web) => {
+            tokio::pin!(grpc);
+            let portal_result = |joined: Result<std::io::Result<()>, tokio::task::JoinError>| {
+                joined.context("portal task")?.context("portal server")
+            };
+            tokio::select! {
+                served = &mut grpc => {
+                    shutdown.cancel();
+                    portal_result(web.await).and(served)
+                }
+                stopped = &mut web => {
+                    shutdown.cancel();
+                    let served = grpc.await;
+                    portal_result(stopped).and(served)
+                }
+            }
+        }
+    };
+    served?;
     tracing::info!("control stopped");
     telemetry.shutdown();
     Ok(())

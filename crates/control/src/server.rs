@@ -12,8 +12,8 @@ use crate::service::ControlApi;
 use crate::tls::ServerTls;
 
 pub async fn serve(
-    api: ControlApi,
-    deliveries: crate::deliveries::DeliveryApi,
+    api: std::sync::Arc<ControlApi>,
+    deliveries: std::sync::Arc<crate::deliveries::DeliveryApi>,
     auth: Authenticator,
     listener: tokio::net::TcpListener,
     tls: Option<ServerTls>,
@@ -28,8 +28,9 @@ pub async fn serve(
             // google.rpc.BadRequest & co., so that grpcurl can print error details.
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
-    let control = auth.wrap(ControlServiceServer::new(api));
-    let deliveries = auth.wrap(DeliveryServiceServer::new(deliveries));
+    // Shared with the web portal, which calls the same implementation.
+    let control = auth.wrap(ControlServiceServer::from_arc(api));
+    let deliveries = auth.wrap(DeliveryServiceServer::from_arc(deliveries));
     let addr: SocketAddr = listener.local_addr()?;
     let router = tonic::transport::Server::builder()
         .add_service(health_service)

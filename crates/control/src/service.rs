@@ -29,6 +29,8 @@ pub struct ControlApi {
     pub request_id_ttl: Duration,
     /// `None` when the deployment gives control no Kafka access: TestSend is then UNAVAILABLE.
     pub test_sender: Option<TestSender>,
+    /// `None` when the deployment serves no web portal: CreatePortalLink is then UNAVAILABLE.
+    pub portal_links: Option<crate::portal_links::PortalLinks>,
 }
 
 impl ControlApi {
@@ -52,6 +54,7 @@ impl ControlApi {
                 topics: kafka.topics(),
                 timeout: Duration::from_millis(config.test_send_timeout_ms),
             }),
+            portal_links: None,
         })
     }
 
@@ -307,5 +310,13 @@ impl ControlService for ControlApi {
     ) -> Result<Response<api::TestFilterResponse>, Status> {
         let caller = caller(&r)?;
         self.test_filter(&caller, r.into_inner()).await.map(Response::new)
+    }
+
+    async fn create_portal_link(
+        &self,
+        r: Request<api::CreatePortalLinkRequest>,
+    ) -> Result<Response<api::CreatePortalLinkResponse>, Status> {
+        let caller = caller(&r)?;
+        self.create_portal_link(&caller, r.into_inner()).await.map(Response::new)
     }
 }

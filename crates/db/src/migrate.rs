@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (50, "subscription_filters", include_str!("../migrations/0050_subscription_filters.sql")),
     (60, "signature_schemes", include_str!("../migrations/0060_signature_schemes.sql")),
     (61, "custom_headers", include_str!("../migrations/0061_custom_headers.sql")),
+    (70, "portal_sessions", include_str!("../migrations/0070_portal_sessions.sql")),
 ];
 
 /// Arbitrary constant naming the lock; any other user of advisory locks must avoid it.

@@ -90,6 +90,9 @@ encryption-key: {{ $s.encryptionKey | quote }}
 {{- $_ := set $control "allow_plaintext" (and (not .secretName) .allowPlaintext) }}
 {{- end }}
 {{- $_ := set $config "control" $control }}
+{{- $portal := default dict $config.portal }}
+{{- $_ := set $portal "listen_addr" (printf "0.0.0.0:%v" .Values.control.service.portalPort) }}
+{{- $_ := set $config "portal" $portal }}
 {{- range $section, $keys := $config }}
 [{{ $section }}]
 {{- range $key, $value := $keys }}
@@ -165,4 +168,9 @@ encryption-key: {{ $s.encryptionKey | quote }}
 {{- if eq .stage "ingest" }}{{ printf "%sinbound" $prefix }}
 {{- else if eq .stage "sender" }}{{ printf "%sdeliveries" $prefix }}
 {{- end }}
+{{- end }}
+
+{{/* Whether control serves the web portal (config.portal.public_url is set). */}}
+{{- define "synap.portalEnabled" -}}
+{{- if and .Values.config.portal .Values.config.portal.public_url }}true{{ end }}
 {{- end }}
