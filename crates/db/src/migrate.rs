@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (23, "endpoint_circuits", include_str!("../migrations/0023_endpoint_circuits.sql")),
     (30, "encryption_canaries", include_str!("../migrations/0030_encryption_canaries.sql")),
     (40, "partitioned_attempts", include_str!("../migrations/0040_partitioned_attempts.sql")),
+    (80, "change_notifications", include_str!("../migrations/0080_change_notifications.sql")),
 ];
 
 /// Arbitrary constant naming the lock; any other user of advisory locks must avoid it.
