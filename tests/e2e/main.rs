@@ -1,6 +1,7 @@
 //! End-to-end tests. Each test starts its own stack (see `synap_tests::Stack`).
 
 mod bench_smoke;
+mod cache_changes;
 mod cli;
 mod consumer_gaps;
 mod control;

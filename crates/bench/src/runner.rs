@@ -57,11 +57,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
     let profile = if args.smoke { Profile::smoke() } else { Profile::full() };
     let mut scenarios = profile.scenarios();
     if !args.scenarios.is_empty() {
+        // The scaling scenarios run only when named (`scaling` names them all).
+        scenarios.extend(profile.scaling_scenarios());
+        let scaling = args.scenarios.iter().any(|n| n == "scaling");
         let known: HashSet<String> = scenarios.iter().map(|s| s.name.clone()).collect();
-        if let Some(unknown) = args.scenarios.iter().find(|n| !known.contains(*n)) {
-            bail!("unknown scenario {unknown:?}; this profile has {known:?}");
+        if let Some(unknown) = args.scenarios.iter().find(|n| *n != "scaling" && !known.contains(*n)) {
+            bail!("unknown scenario {unknown:?}; this profile has {known:?} and `scaling`");
         }
-        scenarios.retain(|s| args.scenarios.contains(&s.name));
+        scenarios.retain(|s| args.scenarios.contains(&s.name) || (scaling && s.name.starts_with("scale-")));
     }
     let bin_dir = match &args.bin_dir {
         Some(dir) => dir.clone(),
@@ -324,12 +327,16 @@ impl Bench {
                     types: synap_contract::EventType::ALL.to_vec(),
                 })
                 .collect(),
-            Layout::FanOut { prefix, endpoints } => (0..*endpoints)
-                .map(|j| NewSubscription {
-                    portal: prefix.clone(),
-                    behaviour: layout.behaviour(j),
-                    path: format!("{prefix}/{j}"),
-                    types: vec![synap_contract::EventType::AttemptCompleted],
+            Layout::FanOut { prefix, endpoints, .. } => portals
+                .iter()
+                .enumerate()
+                .flat_map(|(i, portal)| {
+                    (0..*endpoints).map(move |j| NewSubscription {
+                        portal: portal.clone(),
+                        behaviour: crate::stats::Behaviour::Ok,
+                        path: format!("{prefix}/{i}-{j}"),
+                        types: vec![synap_contract::EventType::AttemptCompleted],
+                    })
                 })
                 .collect(),
             Layout::Tenants { prefix, per_portal, .. } => portals

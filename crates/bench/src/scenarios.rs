@@ -34,6 +34,12 @@ pub struct Profile {
     /// Portals of the isolation scenario; every tenth answers 500, the next never answers.
     pub isolation_portals: u64,
     pub isolation_events: u64,
+    /// Deliveries of each scaling scenario (`scale-per-event-<n>`, `scale-total-<n>`).
+    pub scaling_deliveries: u64,
+    /// Subscriptions per event of the `scale-per-event-<n>` scenarios.
+    pub scaling_per_event: Vec<u64>,
+    /// Subscriptions in all of the `scale-total-<n>` scenarios.
+    pub scaling_totals: Vec<u64>,
     /// Longest a scenario may take, publishing included.
     pub deadline_s: f64,
 }
@@ -57,6 +63,9 @@ impl Profile {
             tenant_events: 30_000,
             isolation_portals: 50,
             isolation_events: 60_000,
+            scaling_deliveries: 30_000,
+            scaling_per_event: vec![1, 10, 100, 1000],
+            scaling_totals: vec![1_000, 10_000, 50_000],
             deadline_s: 150.0,
         }
     }
@@ -80,6 +89,9 @@ impl Profile {
             tenant_events: 100,
             isolation_portals: 10,
             isolation_events: 200,
+            scaling_deliveries: 200,
+            scaling_per_event: vec![1, 10],
+            scaling_totals: vec![100],
             deadline_s: 30.0,
         }
     }
@@ -101,6 +113,17 @@ impl Profile {
         }
         all
     }
+
+    /// How cost grows with work (docs/BENCHMARKS.md, "Scaling"): run only when named, since
+    /// creating 50,000 subscriptions takes minutes. Each delivers `scaling_deliveries`.
+    pub fn scaling_scenarios(&self) -> Vec<Scenario> {
+        let mut all: Vec<_> = self.scaling_per_event.iter().map(|n| Scenario::per_event(self, *n)).collect();
+        all.extend(self.scaling_totals.iter().map(|n| Scenario::total(self, *n)));
+        for s in &mut all {
+            s.deadline = Duration::from_secs_f64(self.deadline_s);
+        }
+        all
+    }
 }
 
 /// Which endpoints receive which events.
@@ -109,8 +132,9 @@ pub enum Layout {
     /// `portals` portals, one subscription each to every type; endpoint `i` behaves as
     /// `behaviour(i)`. Event `seq` belongs to portal `seq % portals` and has type `seq % 13`.
     OnePerPortal { prefix: String, portals: u64, isolation: bool },
-    /// One portal, `endpoints` subscriptions to `attempt.completed`.
-    FanOut { prefix: String, endpoints: u64 },
+    /// `portals` portals (one keeps the prefix as its id), `endpoints` subscriptions each to
+    /// `attempt.completed`. Event `seq` goes to portal `seq % portals`.
+    FanOut { prefix: String, portals: u64, endpoints: u64 },
     /// `portals` portals with `per_portal` subscriptions each, subscription `j` to type `j`.
     /// Event `seq` goes to portal `seq % portals`, type `(seq / portals) % per_portal`: exactly
     /// one subscription matches, among `per_portal` routes.
@@ -123,7 +147,10 @@ impl Layout {
             Layout::OnePerPortal { prefix, portals, .. } | Layout::Tenants { prefix, portals, .. } => {
                 (0..*portals).map(|i| format!("{prefix}-{i}")).collect()
             }
-            Layout::FanOut { prefix, .. } => vec![prefix.clone()],
+            Layout::FanOut { prefix, portals: 1, .. } => vec![prefix.clone()],
+            Layout::FanOut { prefix, portals, .. } => {
+                (0..*portals).map(|i| format!("{prefix}-{i}")).collect()
+            }
         }
     }
 
@@ -146,7 +173,10 @@ impl Layout {
             Layout::OnePerPortal { prefix, portals, .. } => {
                 (format!("{prefix}-{}", seq % portals), all[(seq % all.len() as u64) as usize])
             }
-            Layout::FanOut { prefix, .. } => (prefix.clone(), EventType::AttemptCompleted),
+            Layout::FanOut { prefix, portals: 1, .. } => (prefix.clone(), EventType::AttemptCompleted),
+            Layout::FanOut { prefix, portals, .. } => {
+                (format!("{prefix}-{}", seq % portals), EventType::AttemptCompleted)
+            }
             Layout::Tenants { prefix, portals, per_portal } => {
                 (format!("{prefix}-{}", seq % portals), all[((seq / portals) % per_portal) as usize])
             }
@@ -221,7 +251,7 @@ impl Scenario {
         Self {
             name: format!("fanout-{endpoints}"),
             what: format!("{events} attempt.completed events ({how}) to {endpoints} endpoints of one portal"),
-            layout: Layout::FanOut { prefix: format!("fanout{endpoints}"), endpoints },
+            layout: Layout::FanOut { prefix: format!("fanout{endpoints}"), portals: 1, endpoints },
             events,
             rate: (rate > 0.0).then_some(rate),
             latency_warmup: Duration::ZERO,
@@ -245,6 +275,42 @@ impl Scenario {
                 per_portal: p.subscriptions_per_tenant,
             },
             events: p.tenant_events,
+            rate: None,
+            latency_warmup: Duration::ZERO,
+            deadline: Duration::ZERO,
+        }
+    }
+
+    /// `n` subscriptions per event, everything at once: 100 subscriptions in all (spread over
+    /// `100 / n` portals) up to 100 per event, then one portal with `n`.
+    fn per_event(p: &Profile, n: u64) -> Self {
+        let portals = (100 / n).max(1);
+        let events = (p.scaling_deliveries / n).max(1);
+        Self {
+            name: format!("scale-per-event-{n}"),
+            what: format!(
+                "{events} attempt.completed events at once, {n} subscriptions each ({portals} portals × {n})"
+            ),
+            layout: Layout::FanOut { prefix: format!("per{n}"), portals, endpoints: n },
+            events,
+            rate: None,
+            latency_warmup: Duration::ZERO,
+            deadline: Duration::ZERO,
+        }
+    }
+
+    /// `n` subscriptions in all (`n / 10` portals × 10, as `tenants`), one matching per event,
+    /// everything at once.
+    fn total(p: &Profile, n: u64) -> Self {
+        let portals = (n / 10).max(1);
+        Self {
+            name: format!("scale-total-{n}"),
+            what: format!(
+                "{} events at once over {portals} portals × 10 subscriptions ({n} in all), 1 matching per event",
+                p.scaling_deliveries
+            ),
+            layout: Layout::Tenants { prefix: format!("total{n}"), portals, per_portal: 10 },
+            events: p.scaling_deliveries,
             rate: None,
             latency_warmup: Duration::ZERO,
             deadline: Duration::ZERO,
@@ -308,9 +374,36 @@ mod tests {
     }
 
     #[test]
+    fn scaling_scenarios_deliver_the_same_work_with_the_stated_shape() {
+        let p = Profile::full();
+        for s in p.scaling_scenarios() {
+            assert_eq!(s.expected_deliveries(), p.scaling_deliveries, "{}", s.name);
+            let subscriptions = match &s.layout {
+                Layout::FanOut { portals, endpoints, .. } => {
+                    assert_eq!(s.layout.portals().len() as u64, *portals);
+                    portals * endpoints
+                }
+                Layout::Tenants { portals, per_portal, .. } => portals * per_portal,
+                Layout::OnePerPortal { .. } => panic!("{}", s.name),
+            };
+            if let Some(n) = s.name.strip_prefix("scale-total-") {
+                assert_eq!(subscriptions, n.parse::<u64>().unwrap());
+            }
+        }
+        let per_event: Vec<_> = p.scaling_scenarios().iter().map(|s| s.endpoints_per_event()).collect();
+        assert_eq!(per_event, [1, 10, 100, 1000, 1, 1, 1]);
+        // Every portal of a multi-portal fan-out gets events.
+        let s = Scenario::per_event(&p, 10);
+        let portals: std::collections::HashSet<_> = (0..100).map(|seq| s.layout.route(seq).0).collect();
+        assert_eq!(portals.len(), 10);
+    }
+
+    #[test]
     fn names_are_unique_and_usable_as_tags() {
         for profile in [Profile::full(), Profile::smoke()] {
-            let names: Vec<_> = profile.scenarios().into_iter().map(|s| s.name).collect();
+            let mut all = profile.scenarios();
+            all.extend(profile.scaling_scenarios());
+            let names: Vec<_> = all.into_iter().map(|s| s.name).collect();
             let unique: std::collections::HashSet<_> = names.iter().collect();
             assert_eq!(unique.len(), names.len());
             assert!(names.iter().all(|n| !n.contains('_') && !n.contains('/')), "{names:?}");

@@ -3,9 +3,11 @@
 pub mod api_keys;
 pub mod attempt_partitions;
 pub mod attempts;
+pub mod changes;
 pub mod circuits;
 pub mod custom_headers;
 pub mod delivery_state;
+pub mod freshness;
 pub mod health;
 pub mod keyring;
 pub mod migrate;
@@ -19,6 +21,8 @@ pub mod subscriptions;
 
 pub use api_keys::ApiKey;
 pub use attempt_partitions::AttemptsConfig;
+pub use changes::{Change, ChangeFeed};
+pub use freshness::{Freshness, Stamp};
 pub use pool::{DatabaseConfig, Pool, connect, watch_reachable};
 pub use portals::{Plan, Portal};
 pub use secret_box::{EncryptionConfig, KeyId, SecretBox, Slot};

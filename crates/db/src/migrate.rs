@@ -19,6 +19,8 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (60, "signature_schemes", include_str!("../migrations/0060_signature_schemes.sql")),
     (61, "custom_headers", include_str!("../migrations/0061_custom_headers.sql")),
     (70, "portal_sessions", include_str!("../migrations/0070_portal_sessions.sql")),
+    (80, "change_notifications", include_str!("../migrations/0080_change_notifications.sql")),
+    (81, "notify_custom_headers", include_str!("../migrations/0081_notify_custom_headers.sql")),
 ];
 
 /// Arbitrary constant naming the lock; any other user of advisory locks must avoid it.

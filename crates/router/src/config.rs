@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RouterConfig {
-    /// How long a portal's plan and subscriptions are cached. A change made through the control
-    /// API reaches routing within this time.
+    /// How long a portal's plan and subscriptions are cached at most. Changes reach routing
+    /// when PostgreSQL announces them (a listener, migration 80), within milliseconds; this
+    /// is the safety net should a notification ever be lost, so it can be long: a 10,000
+    /// subscription deployment then reloads rarely instead of every second. While the listener
+    /// is disconnected entries live 1 s ([`synap_db::changes::UNLISTENED_TTL`]).
     pub cache_ttl_ms: u64,
     /// Portals whose routes are cached at once.
     pub cache_capacity: u64,
@@ -16,6 +19,6 @@ pub struct RouterConfig {
 
 impl Default for RouterConfig {
     fn default() -> Self {
-        Self { cache_ttl_ms: 1000, cache_capacity: 100_000, max_in_flight: 2048 }
+        Self { cache_ttl_ms: 300_000, cache_capacity: 100_000, max_in_flight: 2048 }
     }
 }

@@ -29,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = shutdown_token();
     let topics = kafka.topics();
     let pool = synap_db::connect(&database)?;
+    let changes = synap_db::ChangeFeed::start(&database, "synap-router", shutdown.clone())?;
     let stage = Arc::new(Router {
         producer: kafka.producer("synap-router")?,
         topics: topics.clone(),
@@ -36,6 +37,8 @@ async fn main() -> anyhow::Result<()> {
             pool.clone(),
             Duration::from_millis(config.cache_ttl_ms),
             config.cache_capacity,
+            &changes,
+            &shutdown,
         ),
         shutdown: shutdown.clone(),
     });

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use moka::future::Cache;
 use synap_contract::{EventType, PlanRefusal};
-use synap_db::{Plan, Pool, Route};
+use synap_db::{Change, ChangeFeed, Freshness, Plan, Pool, Route, Stamp};
+use tokio_util::sync::CancellationToken;
 
 use crate::filtering::{self, EventView};
 
@@ -43,28 +44,79 @@ impl PortalRoutes {
     }
 }
 
-/// Routing state per portal, read through a short-lived cache.
+/// Routing state per portal, cached until a change to the portal or one of its subscriptions
+/// is announced ([`synap_db::changes`]); the TTL is only a safety net.
 #[derive(Clone)]
 pub struct RouteCache {
     pool: Pool,
-    cache: Cache<String, Arc<PortalRoutes>>,
+    cache: Cache<String, Cached>,
+    freshness: Arc<Freshness>,
+}
+
+/// A cache entry and when its read began.
+#[derive(Clone)]
+struct Cached {
+    stamp: Stamp,
+    routes: Arc<PortalRoutes>,
 }
 
 impl RouteCache {
-    pub fn new(pool: Pool, ttl: Duration, capacity: u64) -> Self {
-        Self { pool, cache: Cache::builder().time_to_live(ttl).max_capacity(capacity).build() }
+    /// A cache that follows `changes` until `shutdown`.
+    pub fn new(
+        pool: Pool,
+        ttl: Duration,
+        capacity: u64,
+        changes: &ChangeFeed,
+        shutdown: &CancellationToken,
+    ) -> Self {
+        let cache: Cache<String, Cached> = Cache::builder().time_to_live(ttl).max_capacity(capacity).build();
+        let freshness = Arc::new(Freshness::new(changes.clone()));
+        let (follower, entries) = (freshness.clone(), cache.clone());
+        changes.follow(shutdown.clone(), move |change| match change {
+            Change::Portal(portal_id) => follower.changed(&portal_id),
+            // A subscription's change names its portal too (migration 80).
+            Change::Subscription(_) => {}
+            Change::Unknown => {
+                follower.changed_all();
+                entries.invalidate_all();
+            }
+        });
+        Self { pool, cache, freshness }
     }
 
     pub async fn get(&self, portal_id: &str) -> Result<Arc<PortalRoutes>, Arc<synap_db::DbError>> {
+        // A hit (nearly every event) builds no loader.
+        if let Some(hit) = self.cache.get(portal_id).await {
+            if self.freshness.is_current(portal_id, &hit.stamp) {
+                return Ok(hit.routes);
+            }
+            self.cache.invalidate(portal_id).await;
+        }
+        let read = self.read(portal_id).await?;
+        if self.freshness.is_current(portal_id, &read.stamp) {
+            return Ok(read.routes);
+        }
+        // A change committed while it was being read: read once more; that read began after the
+        // change, so it holds it (a further change marks the entry again for the next event).
+        self.cache.invalidate(portal_id).await;
+        Ok(self.read(portal_id).await?.routes)
+    }
+
+    /// Reads through the cache: concurrent reads of one portal share one query.
+    async fn read(&self, portal_id: &str) -> Result<Cached, Arc<synap_db::DbError>> {
         let pool = self.pool.clone();
         let id = portal_id.to_owned();
+        let stamp = self.freshness.stamp();
         self.cache
             .try_get_with(portal_id.to_owned(), async move {
-                let Some(portal) = synap_db::portals::get(&pool, &id).await? else {
-                    return Ok(Arc::new(PortalRoutes::default()));
+                let routes = match synap_db::portals::get(&pool, &id).await? {
+                    None => PortalRoutes::default(),
+                    Some(portal) => {
+                        let routes = synap_db::subscriptions::enabled_routes(&pool, &id).await?;
+                        PortalRoutes { plan: Some(portal.plan), features: portal.features, routes }
+                    }
                 };
-                let routes = synap_db::subscriptions::enabled_routes(&pool, &id).await?;
-                Ok(Arc::new(PortalRoutes { plan: Some(portal.plan), features: portal.features, routes }))
+                Ok(Cached { stamp, routes: Arc::new(routes) })
             })
             .await
     }

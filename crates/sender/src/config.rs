@@ -18,8 +18,11 @@ pub struct SenderConfig {
     /// fill it. Larger is not faster: 8,192 cost a third more CPU per delivery than 4,096 in the
     /// benchmark (docs/BENCHMARKS.md).
     pub max_buffered: usize,
-    /// How long a subscription's URL, credentials and options are cached. While PostgreSQL is
-    /// unreachable the last values read keep being used.
+    /// How long a subscription's URL, credentials, signing secrets and options are cached at
+    /// most. Changes reach the sender when PostgreSQL announces them (a listener, migration 80),
+    /// within milliseconds, and an entry ends when a rotated-out secret in it expires; this is
+    /// the safety net should a notification ever be lost. While the listener is disconnected
+    /// entries live 1 s. While PostgreSQL is unreachable the last values read keep being used.
     pub cache_ttl_ms: u64,
     /// Delays before the second, third, … attempt (the first is immediate). Each delay is a
     /// retry tier topic (`<prefix>retry.<delay>`) where the delivery waits. After the last
@@ -80,7 +83,7 @@ impl Default for SenderConfig {
             connect_timeout_ms: 5_000,
             max_in_flight: 1024,
             max_buffered: 4096,
-            cache_ttl_ms: 1000,
+            cache_ttl_ms: 300_000,
             retry_delays_ms: vec![
                 5_000,
                 5 * MIN,

@@ -1,6 +1,7 @@
-//! Where a subscription's deliveries go and how, read through a short-lived cache. While
-//! PostgreSQL is unreachable the last values read keep being used, so an outage delays only
-//! subscriptions the sender has not seen yet.
+//! Where a subscription's deliveries go and how, cached until PostgreSQL announces a change to
+//! the subscription or its secrets ([`synap_db::changes`]), or a signing secret in it expires.
+//! While PostgreSQL is unreachable the last values read keep being used, so an outage delays
+//! only subscriptions the sender has not seen yet.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -8,7 +9,9 @@ use std::time::Duration;
 
 use moka::future::Cache;
 use synap_db::delivery_state::DeliveryOptions;
-use synap_db::{DbError, DeliveryTarget, Pool, SecretBox};
+use synap_db::{Change, ChangeFeed, DbError, DeliveryTarget, Freshness, Pool, SecretBox, Stamp};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// A subscription's target and delivery options.
 #[derive(Clone, Debug)]
@@ -43,57 +46,117 @@ impl Deref for Target {
 
 type Entry = Arc<Option<Target>>;
 
+/// A cache entry, when its read began, and when a signing secret in it expires (the one change
+/// no write announces: a rotated-out secret simply stops being valid).
+#[derive(Clone)]
+struct Cached {
+    stamp: Stamp,
+    secret_expires: Option<Instant>,
+    entry: Entry,
+}
+
 #[derive(Clone)]
 pub struct TargetCache {
     pool: Pool,
     secrets: SecretBox,
-    fresh: Cache<String, Entry>,
+    fresh: Cache<String, Cached>,
     last_known: Cache<String, Entry>,
+    freshness: Arc<Freshness>,
 }
 
 impl TargetCache {
-    pub fn new(pool: Pool, secrets: SecretBox, ttl: Duration) -> Self {
+    /// A cache that follows `changes` until `shutdown`; `ttl` is the safety net should a
+    /// notification ever be lost.
+    pub fn new(
+        pool: Pool,
+        secrets: SecretBox,
+        ttl: Duration,
+        changes: &ChangeFeed,
+        shutdown: &CancellationToken,
+    ) -> Self {
+        let fresh: Cache<String, Cached> = Cache::builder().time_to_live(ttl).max_capacity(100_000).build();
+        let freshness = Arc::new(Freshness::new(changes.clone()));
+        let (follower, entries) = (freshness.clone(), fresh.clone());
+        changes.follow(shutdown.clone(), move |change| match change {
+            Change::Subscription(subscription_id) => follower.changed(&subscription_id),
+            // The sender caches nothing per portal.
+            Change::Portal(_) => {}
+            Change::Unknown => {
+                follower.changed_all();
+                entries.invalidate_all();
+            }
+        });
         Self {
             pool,
             secrets,
-            fresh: Cache::builder().time_to_live(ttl).max_capacity(100_000).build(),
+            fresh,
             last_known: Cache::builder()
                 .time_to_idle(Duration::from_secs(24 * 3600))
                 .max_capacity(100_000)
                 .build(),
+            freshness,
         }
+    }
+
+    fn is_current(&self, subscription_id: &str, cached: &Cached) -> bool {
+        self.freshness.is_current(subscription_id, &cached.stamp)
+            && cached.secret_expires.is_none_or(|at| Instant::now() < at)
     }
 
     /// The subscription's target; `None` when it was deleted.
     pub async fn get(&self, subscription_id: &str) -> Result<Entry, Arc<DbError>> {
         // A hit (nearly every delivery) builds no loader: that clones the pool and the key.
-        if let Some(entry) = self.fresh.get(subscription_id).await {
-            return Ok(entry);
+        if let Some(hit) = self.fresh.get(subscription_id).await {
+            if self.is_current(subscription_id, &hit) {
+                return Ok(hit.entry);
+            }
+            self.fresh.invalidate(subscription_id).await;
         }
+        match self.read(subscription_id).await {
+            Ok(read) if self.is_current(subscription_id, &read) => Ok(read.entry),
+            // A change committed while it was being read: read once more; that read began after
+            // the change, so it holds it.
+            Ok(_) => {
+                self.fresh.invalidate(subscription_id).await;
+                Ok(self.read(subscription_id).await?.entry)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Reads through the cache (concurrent reads of one subscription share one query); while
+    /// PostgreSQL fails, the last target read stands in.
+    async fn read(&self, subscription_id: &str) -> Result<Cached, Arc<DbError>> {
         let (pool, secrets, id) = (self.pool.clone(), self.secrets.clone(), subscription_id.to_owned());
+        let stamp = self.freshness.stamp();
         let read = self
             .fresh
             .entry_by_ref(subscription_id)
             .or_try_insert_with(async move {
                 let Some(target) = synap_db::subscriptions::delivery_target(&pool, &secrets, &id).await?
                 else {
-                    return Ok(Arc::new(None));
+                    return Ok(Cached { stamp, secret_expires: None, entry: Arc::new(None) });
                 };
                 let options = synap_db::delivery_state::options(&pool, &id).await?.unwrap_or_default();
-                Ok::<_, DbError>(Arc::new(Some(Target::new(target, options))))
+                let secret_expires = synap_db::secrets::next_expiry(&pool, &id)
+                    .await?
+                    .map(|at| Instant::now() + (at - chrono::Utc::now()).to_std().unwrap_or_default());
+                let entry = Arc::new(Some(Target::new(target, options)));
+                Ok::<_, DbError>(Cached { stamp, secret_expires, entry })
             })
             .await;
         match read {
             Ok(entry) if entry.is_fresh() => {
-                let entry = entry.into_value();
-                self.last_known.insert(subscription_id.to_owned(), entry.clone()).await;
-                Ok(entry)
+                let cached = entry.into_value();
+                self.last_known.insert(subscription_id.to_owned(), cached.entry.clone()).await;
+                Ok(cached)
             }
             Ok(entry) => Ok(entry.into_value()),
             Err(error) => match self.last_known.get(subscription_id).await {
                 Some(entry) => {
                     tracing::debug!(subscription_id, %error, "database unavailable; using the last known target");
-                    Ok(entry)
+                    // Stamped now, not stored: the next delivery tries the database again.
+                    Ok(Cached { stamp: self.freshness.stamp(), secret_expires: None, entry })
                 }
                 None => Err(error),
             },

@@ -104,6 +104,7 @@ pub struct Metrics {
     circuits_open: Gauge,
     subscriptions_disabled: Gauge,
     attempt_log_backlog: Gauge,
+    change_listener_restarts: Counter,
     build_info: Family<BuildLabels, Gauge>,
 }
 
@@ -128,6 +129,7 @@ impl Metrics {
             circuits_open: Gauge::default(),
             subscriptions_disabled: Gauge::default(),
             attempt_log_backlog: Gauge::default(),
+            change_listener_restarts: Counter::default(),
             build_info: Family::default(),
         };
         registry.register(
@@ -216,6 +218,12 @@ impl Metrics {
             "attempt_log_backlog",
             "Delivery attempts waiting to be written to the attempt log in PostgreSQL",
             m.attempt_log_backlog.clone(),
+        );
+        registry.register(
+            "change_listener_restarts",
+            "Times the listener for portal and subscription changes (PostgreSQL LISTEN) lost its \
+             connection or failed to listen; each time the caches of this process were cleared",
+            m.change_listener_restarts.clone(),
         );
         registry.register(
             "build_info",
@@ -309,6 +317,11 @@ impl Metrics {
         &self.attempt_log_backlog
     }
 
+    /// The change listener lost its connection (or could not listen): caches were cleared.
+    pub fn change_listener_restarts(&self) -> &Counter {
+        &self.change_listener_restarts
+    }
+
     /// Records one HTTP attempt: its outcome code (`delivered`, `http_503`, `timeout`, …), the
     /// status code if a response came back, and how long it took.
     pub fn attempt_finished(&self, outcome: &str, status: Option<u16>, took: Duration) {
@@ -393,6 +406,7 @@ mod tests {
         m.event_to_delivery().observe(1.5);
         m.consumer_lag("synap.deliveries", 3).set(7);
         m.retries_pending("5s").set(2);
+        m.change_listener_restarts().inc();
         m.announce("test");
     }
 
@@ -416,6 +430,7 @@ mod tests {
             "synap_circuits_open",
             "synap_subscriptions_disabled",
             "synap_attempt_log_backlog",
+            "synap_change_listener_restarts",
         ] {
             assert!(text.contains(&format!("# HELP {name} ")), "{name} missing:\n{text}");
         }
