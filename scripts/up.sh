@@ -46,8 +46,6 @@ ENV
 fi
 # shellcheck disable=SC1090
 source "$ENV_FILE"
-# The local broker's own settings (see the file for why).
-export SYNAP_CONFIG="$ROOT/deploy/tansu.toml"
 # Env files written before the outbound policy existed lack the loopback allowlist.
 if ! grep -q SYNAP_OUTBOUND__ALLOW_CIDRS "$ENV_FILE"; then
   echo "export SYNAP_OUTBOUND__ALLOW_CIDRS='[\"127.0.0.0/8\"]'" >>"$ENV_FILE"

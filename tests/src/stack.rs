@@ -15,17 +15,13 @@ use tonic::transport::Channel;
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
-/// The configuration file of every test stack: the local broker's own settings
-/// (deploy/tansu.toml), and a consumer killed with SIGKILL leaves its group after seconds rather
-/// than librdkafka's default 45 s, so restart tests stay short.
-const TEST_CONFIG: &str = concat!(
-    include_str!("../../deploy/tansu.toml"),
-    r#"
+/// The configuration file of every test stack: a consumer killed with SIGKILL leaves its group
+/// after seconds rather than librdkafka's default 45 s, so restart tests stay short.
+const TEST_CONFIG: &str = r#"
 [kafka.consumer]
 "session.timeout.ms" = "6000"
 "heartbeat.interval.ms" = "500"
-"#
-);
+"#;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Service {

@@ -198,12 +198,13 @@ where
 
 /// The partition's committed offset, where a new tenure starts reading: what the first record
 /// read is checked against ([`Sequence`]). Asked of the group coordinator once per tenure; `None`
-/// when there is none yet or the coordinator does not answer in time (the check then starts
+/// when there is none yet or the coordinator does not answer within half a second (the check then starts
 /// from the first record).
 fn committed_offset(consumer: &Consumer, topic: &str, partition: i32) -> Option<i64> {
     let mut list = TopicPartitionList::new();
     list.add_partition(topic, partition);
-    let committed = consumer.committed_offsets(list, Duration::from_secs(2)).ok()?;
+    // Short: this holds up the partition's reading, and the check is only a safeguard.
+    let committed = consumer.committed_offsets(list, Duration::from_millis(500)).ok()?;
     match committed.find_partition(topic, partition)?.offset() {
         Offset::Offset(offset) => Some(offset),
         _ => None,
