@@ -418,6 +418,19 @@ async fn read_only_sessions_change_nothing_and_links_and_sessions_expire() {
         .unwrap()
         .into_inner();
     assert!(after.enabled, "read-only changed nothing");
+    // Trying a filter changes nothing: a read-only session may, still with the CSRF token.
+    let test = json!({"filter": "type == \"user.updated\"", "subscription_id": sub.id});
+    let (status, tried) = browser.post("/api/test-filter", test.clone()).await;
+    assert_eq!((status, tried["matched"].as_bool()), (StatusCode::OK, Some(true)), "{tried}");
+    let (status, _) = browser
+        .request(reqwest::Method::POST, "/api/test-filter")
+        .header("origin", &browser.base)
+        .json(&test)
+        .send()
+        .await
+        .map(|r| (r.status(), ()))
+        .unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF token");
 
     // frame-ancestors from configuration; no X-Frame-Options then (it would forbid the frame).
     let r = browser.request(reqwest::Method::GET, "/").send().await.unwrap();
