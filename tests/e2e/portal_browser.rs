@@ -224,6 +224,30 @@ async fn a_customer_manages_an_endpoint_and_sees_its_deliveries_in_a_real_browse
     assert_eq!(filled, "Grades sync");
     browser.clear(&description).await;
     browser.type_into(&description, "Grades sync (v2)").await;
+    // The wildcards are offered beside the catalogue's types.
+    browser.wait_for("#wildcards input[value='*']", WAIT).await;
+    browser.wait_for("#wildcards input[value='attempt.*']", WAIT).await;
+    // A filter: one that does not parse is refused next to the field, one that does is tested.
+    let filter = browser.wait_for("#f-filter", WAIT).await;
+    browser.type_into(&filter, "type ==").await;
+    browser.click(&browser.wait_for("#test-filter", WAIT).await).await;
+    let refused = browser.wait_for("#err-filter:not(:empty)", WAIT).await;
+    assert!(browser.text(&refused).await.contains("1:"), "{}", browser.text(&refused).await);
+    assert_eq!(browser.attribute(&filter, "aria-invalid").await.as_deref(), Some("true"));
+    browser.clear(&filter).await;
+    browser.type_into(&filter, r#"type == "attempt.completed""#).await;
+    browser.click(&browser.wait_for("#test-filter", WAIT).await).await;
+    let matched = browser.wait_for("#filter-result.delivered", WAIT).await;
+    assert!(browser.text(&matched).await.starts_with("Matched"), "{}", browser.text(&matched).await);
+    // Custom headers: a plain one and a secret one.
+    browser.click(&browser.wait_for("#add-header", WAIT).await).await;
+    browser.type_into(&browser.wait_for("#f-headers-0-name", WAIT).await, "X-Tenant").await;
+    browser.type_into(&browser.wait_for("#f-headers-0-value", WAIT).await, "t-1").await;
+    browser.click(&browser.wait_for("#add-header", WAIT).await).await;
+    browser.type_into(&browser.wait_for("#f-headers-1-name", WAIT).await, "X-Api-Key").await;
+    browser.type_into(&browser.wait_for("#f-headers-1-value", WAIT).await, "hush-1").await;
+    browser.click(&browser.wait_for("#f-headers-1-secret", WAIT).await).await;
+    browser.screenshot(&shots.join("endpoint-form-filter-headers.png")).await;
     browser.click(&browser.wait_for("#save-endpoint", WAIT).await).await;
     browser.wait_for("#tab-deliveries.current", WAIT).await;
     let edited =
@@ -231,6 +255,14 @@ async fn a_customer_manages_an_endpoint_and_sees_its_deliveries_in_a_real_browse
     let edited = edited.into_inner();
     assert_eq!(edited.description, "Grades sync (v2)");
     assert_eq!(edited.event_types, ["attempt.completed"], "the rest unchanged");
+    assert_eq!(edited.filter, r#"type == "attempt.completed""#);
+    let headers: Vec<_> =
+        edited.headers.iter().map(|h| (h.name.as_str(), h.value.as_str(), h.secret)).collect();
+    assert_eq!(headers, [("X-Tenant", "t-1", false), ("X-Api-Key", "", true)]);
+    let shown = browser.text(&browser.wait_for("#endpoint-headers", WAIT).await).await;
+    assert!(shown.contains("X-Api-Key: ••••") && !shown.contains("hush-1"), "{shown}");
+    let shown = browser.text(&browser.wait_for("#endpoint-filter", WAIT).await).await;
+    assert_eq!(shown, r#"type == "attempt.completed""#);
 
     // Rotate the signing secret with a one-hour overlap: the new one is shown once.
     browser.click(&browser.wait_for("#tab-secret", WAIT).await).await;

@@ -418,6 +418,19 @@ async fn read_only_sessions_change_nothing_and_links_and_sessions_expire() {
         .unwrap()
         .into_inner();
     assert!(after.enabled, "read-only changed nothing");
+    // Trying a filter changes nothing: a read-only session may, still with the CSRF token.
+    let test = json!({"filter": "type == \"user.updated\"", "subscription_id": sub.id});
+    let (status, tried) = browser.post("/api/test-filter", test.clone()).await;
+    assert_eq!((status, tried["matched"].as_bool()), (StatusCode::OK, Some(true)), "{tried}");
+    let (status, _) = browser
+        .request(reqwest::Method::POST, "/api/test-filter")
+        .header("origin", &browser.base)
+        .json(&test)
+        .send()
+        .await
+        .map(|r| (r.status(), ()))
+        .unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF token");
 
     // frame-ancestors from configuration; no X-Frame-Options then (it would forbid the frame).
     let r = browser.request(reqwest::Method::GET, "/").send().await.unwrap();
@@ -471,4 +484,120 @@ async fn portal_settings_control_cannot_run_with_stop_it_at_start_naming_the_key
         assert!(!status.success(), "{key}={value} started");
         assert!(printed.contains(named), "{key}={value}: {printed}");
     }
+}
+
+/// Issue 14's fields through the portal's JSON: a filter, a wildcard, v1a and a secret header;
+/// a bad filter names its field; the test-filter route evaluates without saving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_endpoints_take_filters_wildcards_v1a_and_headers() {
+    let stack = Stack::start().await;
+    let mut admin = client(&stack, Some(crate::control_support::admin_token())).await;
+    let mine = portal_id();
+    upsert(&mut admin, &mine, Plan::Pro, &[]).await;
+    let mut browser = Browser::new(&stack);
+    browser.open(&link(&stack, &mine, false).await).await;
+    let (_, session) = browser.get("/api/session").await;
+    browser.csrf = session["csrf_token"].as_str().unwrap().to_owned();
+
+    let filter = r#"data.exam.id == "exm_1c9a63d2f8""#;
+    let (status, created) = browser
+        .post(
+            "/api/endpoints",
+            json!({
+                "url": URL, "event_types": ["exam.*"], "filter": filter, "signature_scheme": "v1a",
+                "headers": [{"name": "X-Tenant", "value": "t1"},
+                            {"name": "X-Api-Key", "value": "hush-123", "secret": true}],
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["signing_secret"], "", "v1a has no shared secret");
+    let endpoint = &created["endpoint"];
+    assert_eq!(endpoint["event_types"], json!(["exam.*"]));
+    assert_eq!(endpoint["filter"], filter);
+    assert_eq!(endpoint["signature_scheme"], "v1a");
+    let keys = endpoint["signing_public_keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{endpoint}");
+    assert!(keys[0]["public_key"].as_str().unwrap().starts_with("whpk_"));
+    assert_eq!(
+        endpoint["headers"],
+        json!([{"name": "X-Tenant", "value": "t1", "secret": false},
+               {"name": "X-Api-Key", "value": "", "secret": true}])
+    );
+    let id = endpoint["id"].as_str().unwrap().to_owned();
+    let (_, got) = browser.get(&format!("/api/endpoints/{id}")).await;
+    assert!(!got.to_string().contains("hush-123"), "a secret value is never returned: {got}");
+    let (_, list) = browser.get("/api/endpoints").await;
+    assert!(!list.to_string().contains("hush-123"));
+
+    // Update: clear the filter, replace the headers.
+    let (status, changed) = browser
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/endpoints/{id}"),
+            Some(json!({"clear_filter": true, "headers": [{"name": "X-Api-Key", "value": "new", "secret": true}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["filter"], "");
+    assert_eq!(changed["headers"], json!([{"name": "X-Api-Key", "value": "", "secret": true}]));
+
+    // Refusals name the field the form shows them next to.
+    let (status, body) = browser
+        .post(
+            "/api/endpoints",
+            json!({"url": URL, "event_types": ["exam.completed"], "filter": "data.exam.id =="}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(violated(&body), "filter");
+    let (_, body) = browser
+        .post(
+            "/api/endpoints",
+            json!({"url": URL, "event_types": ["user.updated"], "headers": [{"name": "a b", "value": "x"}]}),
+        )
+        .await;
+    assert_eq!(violated(&body), "headers[0].name");
+    let (_, body) = browser
+        .post(
+            "/api/endpoints",
+            json!({"url": URL, "event_types": ["user.updated"], "signature_scheme": "v2"}),
+        )
+        .await;
+    assert_eq!(violated(&body), "signature_scheme");
+
+    // Test filter: matched, not matched, refused.
+    let (status, r) = browser
+        .post(
+            "/api/test-filter",
+            json!({"filter": filter, "event_types": ["exam.*"], "event_type": "exam.completed"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r, json!({"matched": true, "error": "", "event_type": "exam.completed"}));
+    let (_, r) = browser
+        .post(
+            "/api/test-filter",
+            json!({"filter": r#"data.exam.id == "other""#, "event_type": "exam.completed"}),
+        )
+        .await;
+    assert_eq!((r["matched"].as_bool(), r["error"].as_str()), (Some(false), Some("")), "{r}");
+    let (status, r) = browser
+        .post("/api/test-filter", json!({"filter": "data.exam.id ==", "event_type": "exam.completed"}))
+        .await;
+    assert_eq!((status, violated(&r)), (StatusCode::BAD_REQUEST, "filter"));
+
+    // Rotation moves a v1 endpoint to v1a.
+    let (_, v1) = browser.post("/api/endpoints", json!({"url": URL, "event_types": ["user.updated"]})).await;
+    assert_eq!(v1["endpoint"]["signature_scheme"], "v1");
+    let v1_id = v1["endpoint"]["id"].as_str().unwrap();
+    let (status, rotated) = browser
+        .post(&format!("/api/endpoints/{v1_id}/rotate-secret"), json!({"signature_scheme": "v1a"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert_eq!(
+        (rotated["signature_scheme"].as_str(), rotated["signing_secret"].as_str()),
+        (Some("v1a"), Some(""))
+    );
+    assert!(rotated["public_key"].as_str().unwrap().starts_with("whpk_"));
 }

@@ -101,7 +101,7 @@ pub async fn create_endpoint(
     bytes: Bytes,
 ) -> ApiResult<(StatusCode, Json<dto::CreatedEndpoint>)> {
     let form: dto::NewEndpoint = required_body(&bytes)?;
-    let request = form.into_request(s.portal_id.clone());
+    let request = form.into_request(s.portal_id.clone()).map_err(|(f, m)| ApiError::invalid(&f, m))?;
     let r = ControlService::create_subscription(&*p.control, s.request(request)).await?.into_inner();
     Ok((
         StatusCode::CREATED,
@@ -179,12 +179,22 @@ pub async fn rotate_secret(
                 .map_err(|_| ApiError::invalid("overlap_seconds", "is too large"))
         })
         .transpose()?;
-    let request = api::RotateSigningSecretRequest { subscription_id: id, overlap, ..Default::default() };
+    let scheme = rotation.scheme().map_err(|(f, m)| ApiError::invalid(&f, m))?;
+    let request =
+        api::RotateSigningSecretRequest { subscription_id: id, overlap, signature_scheme: scheme as i32 };
     let r = ControlService::rotate_signing_secret(&*p.control, s.request(request)).await?.into_inner();
-    Ok(Json(dto::Rotated {
-        signing_secret: r.signing_secret,
-        previous_expires_at: dto::time(r.previous_expires_at),
-    }))
+    Ok(Json(dto::Rotated::from_response(r)))
+}
+
+/// TestFilter: a filter tried on one event; nothing is written or sent.
+pub async fn test_filter(
+    State(p): Portal,
+    Extension(s): Extension<Session>,
+    bytes: Bytes,
+) -> ApiResult<Json<dto::FilterResult>> {
+    let test: dto::FilterTest = required_body(&bytes)?;
+    let r = ControlService::test_filter(&*p.control, s.request(api::TestFilterRequest::from(test))).await?;
+    Ok(Json(r.into_inner().into()))
 }
 
 pub async fn test_send(

@@ -41,8 +41,64 @@ pub struct Endpoint {
     pub rate_limit_per_sec: Option<u32>,
     pub timeout_ms: Option<u32>,
     pub omit_traceparent: bool,
+    /// The CEL filter; empty: none.
+    pub filter: String,
+    /// v1 or v1a.
+    pub signature_scheme: &'static str,
+    pub signing_public_keys: Vec<PublicKey>,
+    /// A secret header's value is never returned (empty).
+    pub headers: Vec<CustomHeader>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
+}
+
+fn scheme_code(scheme: i32) -> &'static str {
+    match api::SignatureScheme::try_from(scheme) {
+        Ok(api::SignatureScheme::V1a) => "v1a",
+        _ => "v1",
+    }
+}
+
+/// `v1`/`v1a` to the proto enum; absent or empty: UNSPECIFIED (the service's default).
+fn scheme(field: &str, code: Option<&str>) -> Result<api::SignatureScheme, (String, String)> {
+    match code.unwrap_or_default() {
+        "" => Ok(api::SignatureScheme::Unspecified),
+        "v1" => Ok(api::SignatureScheme::V1),
+        "v1a" => Ok(api::SignatureScheme::V1a),
+        _ => Err((field.to_owned(), "must be v1 or v1a".to_owned())),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PublicKey {
+    pub public_key: String,
+    /// Absent for the current key.
+    pub expires_at: Option<String>,
+}
+
+/// An extra request header; `value` is write-only when `secret` is set.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomHeader {
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+impl From<CustomHeader> for api::CustomHeader {
+    fn from(h: CustomHeader) -> Self {
+        api::CustomHeader { name: h.name, value: h.value, secret: h.secret }
+    }
+}
+
+impl From<api::CustomHeader> for CustomHeader {
+    fn from(h: api::CustomHeader) -> Self {
+        // The service already empties a secret value; the portal does not rely on it.
+        let value = if h.secret { String::new() } else { h.value };
+        CustomHeader { name: h.name, value, secret: h.secret }
+    }
 }
 
 impl From<api::Subscription> for Endpoint {
@@ -60,6 +116,14 @@ impl From<api::Subscription> for Endpoint {
             rate_limit_per_sec: s.rate_limit_per_sec,
             timeout_ms: s.timeout_ms,
             omit_traceparent: s.omit_traceparent,
+            filter: s.filter,
+            signature_scheme: scheme_code(s.signature_scheme),
+            signing_public_keys: s
+                .signing_public_keys
+                .into_iter()
+                .map(|k| PublicKey { public_key: k.public_key, expires_at: time(k.expires_at) })
+                .collect(),
+            headers: s.headers.into_iter().map(Into::into).collect(),
             created_at: time(s.created_at),
             updated_at: time(s.updated_at),
         }
@@ -104,6 +168,12 @@ pub struct NewEndpoint {
     pub timeout_ms: Option<u32>,
     #[serde(default)]
     pub omit_traceparent: bool,
+    #[serde(default)]
+    pub filter: String,
+    /// v1 (the default) or v1a.
+    pub signature_scheme: Option<String>,
+    #[serde(default)]
+    pub headers: Vec<CustomHeader>,
     /// Makes a retried submit safe (the page sends one per form).
     #[serde(default)]
     pub request_id: String,
@@ -113,8 +183,8 @@ impl NewEndpoint {
     // `..Default::default()`: a field added to the proto stays at its default until the portal
     // surfaces it.
     #[allow(clippy::needless_update)]
-    pub fn into_request(self, portal_id: String) -> api::CreateSubscriptionRequest {
-        api::CreateSubscriptionRequest {
+    pub fn into_request(self, portal_id: String) -> Result<api::CreateSubscriptionRequest, (String, String)> {
+        Ok(api::CreateSubscriptionRequest {
             portal_id,
             url: self.url,
             event_types: self.event_types,
@@ -127,15 +197,18 @@ impl NewEndpoint {
             rate_limit_per_sec: self.rate_limit_per_sec,
             timeout_ms: self.timeout_ms,
             omit_traceparent: self.omit_traceparent,
+            filter: self.filter,
+            signature_scheme: scheme("signature_scheme", self.signature_scheme.as_deref())? as i32,
+            headers: self.headers.into_iter().map(Into::into).collect(),
             ..Default::default()
-        }
+        })
     }
 }
 
 #[derive(Debug, Serialize)]
 pub struct CreatedEndpoint {
     pub endpoint: Option<Endpoint>,
-    /// Shown once, at creation.
+    /// Shown once, at creation; empty for v1a (the endpoint's `signing_public_keys` verify).
     pub signing_secret: String,
 }
 
@@ -160,6 +233,13 @@ pub struct EndpointChanges {
     #[serde(default)]
     pub clear_timeout_ms: bool,
     pub omit_traceparent: Option<bool>,
+    pub filter: Option<String>,
+    #[serde(default)]
+    pub clear_filter: bool,
+    /// Replaces every header; a secret one must carry its value again.
+    pub headers: Option<Vec<CustomHeader>>,
+    #[serde(default)]
+    pub clear_headers: bool,
 }
 
 impl EndpointChanges {
@@ -181,6 +261,12 @@ impl EndpointChanges {
             clear_rate_limit_per_sec: self.clear_rate_limit_per_sec,
             clear_timeout_ms: self.clear_timeout_ms,
             omit_traceparent: self.omit_traceparent,
+            filter: self.filter,
+            clear_filter: self.clear_filter,
+            headers: self.headers.map(|headers| api::CustomHeaderList {
+                headers: headers.into_iter().map(Into::into).collect(),
+            }),
+            clear_headers: self.clear_headers,
             ..Default::default()
         }
     }
@@ -191,12 +277,77 @@ impl EndpointChanges {
 pub struct Rotation {
     /// How long the previous secret keeps signing; absent: the deployment's default.
     pub overlap_seconds: Option<u64>,
+    /// The new key's scheme (v1 or v1a); absent: the current one.
+    pub signature_scheme: Option<String>,
+}
+
+impl Rotation {
+    pub fn scheme(&self) -> Result<api::SignatureScheme, (String, String)> {
+        scheme("signature_scheme", self.signature_scheme.as_deref())
+    }
 }
 
 #[derive(Debug, Serialize)]
 pub struct Rotated {
+    /// The new v1 secret; empty for v1a.
     pub signing_secret: String,
     pub previous_expires_at: Option<String>,
+    pub signature_scheme: &'static str,
+    /// The new v1a public key; empty for v1.
+    pub public_key: String,
+}
+
+impl Rotated {
+    pub fn from_response(r: api::RotateSigningSecretResponse) -> Self {
+        Rotated {
+            signing_secret: r.signing_secret,
+            previous_expires_at: time(r.previous_expires_at),
+            signature_scheme: scheme_code(r.signature_scheme),
+            public_key: r.public_key,
+        }
+    }
+}
+
+/// A filter to try on one event (TestFilter).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterTest {
+    #[serde(default)]
+    pub filter: String,
+    #[serde(default)]
+    pub event_type: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    #[serde(default)]
+    pub subscription_id: String,
+}
+
+impl From<FilterTest> for api::TestFilterRequest {
+    fn from(t: FilterTest) -> Self {
+        api::TestFilterRequest {
+            filter: t.filter,
+            event_type: t.event_type,
+            body: t.body,
+            event_types: t.event_types,
+            subscription_id: t.subscription_id,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct FilterResult {
+    pub matched: bool,
+    /// Why the filter gave no answer; empty when it gave one.
+    pub error: String,
+    pub event_type: String,
+}
+
+impl From<api::TestFilterResponse> for FilterResult {
+    fn from(r: api::TestFilterResponse) -> Self {
+        FilterResult { matched: r.matched, error: r.error, event_type: r.event_type }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -425,7 +576,7 @@ mod tests {
             "request_id": "r",
         }))
         .unwrap();
-        let r = form.into_request("mine".into());
+        let r = form.into_request("mine".into()).unwrap();
         assert_eq!(
             (r.portal_id.as_str(), r.url.as_str(), r.description.as_str()),
             ("mine", "https://a.example", "d")
@@ -437,6 +588,38 @@ mod tests {
         let other_portal =
             serde_json::from_value::<NewEndpoint>(serde_json::json!({"url": "x", "portal_id": "theirs"}));
         assert!(other_portal.unwrap_err().to_string().contains("portal_id"));
+    }
+
+    #[test]
+    fn filters_schemes_and_headers_map_both_ways_and_a_secret_value_never_leaves() {
+        let form: NewEndpoint = serde_json::from_value(serde_json::json!({
+            "url": "https://a.example", "event_types": ["user.*"], "filter": "type == \"user.updated\"",
+            "signature_scheme": "v1a", "headers": [{"name": "X-K", "value": "s", "secret": true}],
+        }))
+        .unwrap();
+        let r = form.into_request("mine".into()).unwrap();
+        assert_eq!(
+            (r.filter.as_str(), r.signature_scheme),
+            ("type == \"user.updated\"", api::SignatureScheme::V1a as i32)
+        );
+        assert_eq!(r.headers, [api::CustomHeader { name: "X-K".into(), value: "s".into(), secret: true }]);
+        let bad: NewEndpoint =
+            serde_json::from_value(serde_json::json!({"url": "x", "signature_scheme": "v2"})).unwrap();
+        assert_eq!(bad.into_request("mine".into()).unwrap_err().0, "signature_scheme");
+
+        let changes: EndpointChanges =
+            serde_json::from_value(serde_json::json!({"clear_filter": true, "headers": []})).unwrap();
+        let r = changes.into_request("sub_1".into());
+        assert!(r.clear_filter && r.filter.is_none() && !r.clear_headers);
+        assert_eq!(r.headers, Some(api::CustomHeaderList { headers: vec![] }));
+
+        let shown = Endpoint::from(api::Subscription {
+            signature_scheme: api::SignatureScheme::V1a as i32,
+            headers: vec![api::CustomHeader { name: "X-K".into(), value: "leak".into(), secret: true }],
+            ..Default::default()
+        });
+        assert_eq!(shown.signature_scheme, "v1a");
+        assert!(!serde_json::to_string(&shown).unwrap().contains("leak"));
     }
 
     #[test]

@@ -122,6 +122,7 @@ impl PortalWeb {
             .route("/endpoints/{id}/recover", post(api::recover))
             .route("/endpoints/{id}/health", get(api::health))
             .route("/attempts/{id}", get(api::get_attempt))
+            .route("/test-filter", post(api::test_filter))
             .fallback(pages::api_not_found)
             .layer(axum::middleware::from_fn_with_state(self.clone(), session::require));
         Router::new()

@@ -170,12 +170,111 @@ async function endpointForm(endpoint) {
   const url = h("input", { type: "url", name: "url", required: true, value: endpoint ? endpoint.url : "",
     placeholder: "https://example.com/webhooks", autocomplete: "off" });
   const description = h("input", { type: "text", name: "description", value: endpoint ? endpoint.description : "" });
-  const typeBoxes = types.map(t => h("label", {},
-    h("input", { type: "checkbox", name: "event_types", value: t.code, checked: chosen.has(t.code) }),
-    h("span", {}, h("strong", {}, t.code), " ", h("span", { class: "desc" }, t.description + " (" + t.plan_rule + ")"))));
+  // The wildcards: `*` and one `group.*` per group of the catalogue's codes (the part before the dot).
+  const groups = [...new Set(types.map(t => t.code.split(".")[0]))];
+  const wildcards = [["*", "every event type, including ones added later"]].concat(
+    groups.map(g => [g + ".*", "every " + g + " event type, including ones added later"]));
+  const typeBox = (code, desc) => h("label", {},
+    h("input", { type: "checkbox", name: "event_types", value: code, checked: chosen.has(code) }),
+    h("span", {}, h("strong", {}, code), " ", h("span", { class: "desc" }, desc)));
+  const typeBoxes = types.map(t => typeBox(t.code, t.description + " (" + t.plan_rule + ")"));
   const typesField = h("fieldset", { class: "types", id: "f-event_types", "aria-describedby": "err-event_types" },
-    h("legend", {}, "Event types"), typeBoxes,
+    h("legend", {}, "Event types"),
+    h("div", { class: "wildcards", id: "wildcards" }, wildcards.map(([code, desc]) => typeBox(code, desc))),
+    typeBoxes,
     h("p", { class: "field-error", id: "err-event_types", "data-error-for": "event_types" }));
+  const checkedTypes = () => [...form.querySelectorAll("input[name=event_types]:checked")].map(b => b.value);
+  // The filter, with a test on the first checked type's example body.
+  const filter = h("textarea", { name: "filter", rows: "3", spellcheck: "false", autocomplete: "off",
+    placeholder: 'data.exam.id == "exm_1c9a63d2f8"' });
+  filter.value = endpoint ? endpoint.filter : "";
+  const filterResult = h("p", { id: "filter-result", class: "hint", "aria-live": "polite" });
+  const testFilter = h("button", { type: "button", class: "secondary", id: "test-filter", onclick: async () => {
+    filterResult.replaceChildren("Testing…");
+    filter.removeAttribute("aria-invalid");
+    form.querySelector("#err-filter").textContent = "";
+    try {
+      const r = await api("POST", "/test-filter", { filter: filter.value, event_types: checkedTypes() });
+      filterResult.className = r.error ? "hint failed" : r.matched ? "hint delivered" : "hint";
+      filterResult.replaceChildren((r.matched ? "Matched" : "Not matched") + " on the example body of " +
+        r.event_type + (r.error ? " — " + r.error : "") + ".");
+    } catch (e) {
+      filterResult.replaceChildren();
+      const v = e instanceof ApiError ? e.fieldViolations.find(v => v.field === "filter" || v.field.startsWith("event_types")) : null;
+      if (v && v.field === "filter") {
+        form.querySelector("#err-filter").textContent = v.description;
+        filter.setAttribute("aria-invalid", "true");
+      } else filterResult.replaceChildren(h("span", { class: "failed" }, describeError(e)));
+    }
+  } }, "Test filter");
+  const filterField = field("filter", "Filter (optional)", filter,
+    "A CEL expression over the event (type, data, …); only events for which it is true are delivered. " +
+    "Test runs it on the example body of the first checked type.");
+  filterField.insertBefore(h("div", { class: "row" }, testFilter), filterField.querySelector(".field-error"));
+  filterField.append(filterResult);
+  const clearFilter = endpoint && endpoint.filter;
+  // The signature scheme: chosen at creation; a later change is a rotation (Signing tab).
+  const scheme = h("select", { name: "signature_scheme" },
+    h("option", { value: "v1" }, "v1: HMAC-SHA256 with a shared secret"),
+    h("option", { value: "v1a" }, "v1a: Ed25519, you verify with a public key"));
+  const schemeField = endpoint
+    ? null
+    : field("signature_scheme", "Signature scheme", scheme, "v1 is what most Standard Webhooks libraries verify.");
+  // Custom headers: rows of name, value, secret. A secret value is never shown: on edit it must be
+  // typed again, or the save is refused.
+  const headerRows = h("div", { id: "header-rows" });
+  let headerCount = 0;
+  const addHeader = header => {
+    const n = headerCount++;
+    const name = h("input", { type: "text", name: "headers[" + n + "].name", id: "f-headers-" + n + "-name",
+      autocomplete: "off", value: header ? header.name : "", "aria-describedby": "err-headers-" + n + "-name" });
+    const secret = h("input", { type: "checkbox", name: "headers[" + n + "].secret", id: "f-headers-" + n + "-secret",
+      checked: header ? header.secret : false });
+    const value = h("input", { type: "text", name: "headers[" + n + "].value", id: "f-headers-" + n + "-value",
+      autocomplete: "off", value: header && !header.secret ? header.value : "",
+      placeholder: header && header.secret ? "•••• (type it again to keep it)" : "",
+      "aria-describedby": "err-headers-" + n + "-value" });
+    secret.addEventListener("change", () => { value.type = secret.checked ? "password" : "text"; });
+    if (secret.checked) value.type = "password";
+    const row = h("div", { class: "header-row", "data-header-row": String(n) },
+      h("div", { class: "field" }, h("label", { for: name.id }, "Name"), name,
+        h("p", { class: "field-error", id: "err-headers-" + n + "-name", "data-error-for": "headers[" + n + "].name" })),
+      h("div", { class: "field" }, h("label", { for: value.id }, "Value"), value,
+        h("p", { class: "field-error", id: "err-headers-" + n + "-value", "data-error-for": "headers[" + n + "].value" })),
+      h("label", { class: "secret-box" }, secret, " Secret"),
+      h("button", { type: "button", class: "link remove-header", "aria-label": "Remove header " + (n + 1),
+        onclick: () => { row.remove(); renumberHeaders(); } }, "Remove"));
+    headerRows.append(row);
+  };
+  // The API names a header by its position in the list sent: keep the rows' names in step.
+  const renumberHeaders = () => {
+    [...headerRows.querySelectorAll(".header-row")].forEach((row, i) => {
+      for (const part of ["name", "value"]) {
+        const input = row.querySelector("input[name$='." + part + "']");
+        const err = row.querySelector(".field-error[data-error-for$='." + part + "']");
+        input.name = "headers[" + i + "]." + part;
+        input.id = "f-headers-" + i + "-" + part;
+        input.setAttribute("aria-describedby", "err-headers-" + i + "-" + part);
+        input.previousSibling.setAttribute("for", input.id);
+        err.id = "err-headers-" + i + "-" + part;
+        err.setAttribute("data-error-for", "headers[" + i + "]." + part);
+      }
+      row.querySelector("input[type=checkbox]").name = "headers[" + i + "].secret";
+      row.querySelector(".remove-header").setAttribute("aria-label", "Remove header " + (i + 1));
+    });
+  };
+  for (const header of endpoint ? endpoint.headers : []) addHeader(header);
+  const hadHeaders = endpoint && endpoint.headers.length > 0;
+  const headersField = h("fieldset", { id: "f-headers", "aria-describedby": "err-headers" },
+    h("legend", {}, "Custom headers (optional)"),
+    h("p", { class: "hint" }, "Sent with every delivery. A secret value is never shown again" +
+      (hadHeaders ? "; to keep a secret header, type its value again." : ".")),
+    headerRows,
+    h("button", { type: "button", class: "secondary", id: "add-header", onclick: () => {
+      addHeader(null); renumberHeaders();
+      headerRows.lastElementChild.querySelector("input").focus();
+    } }, "Add header"),
+    h("p", { class: "field-error", id: "err-headers", "data-error-for": "headers" }));
   const user = h("input", { type: "text", name: "basic_auth.username", autocomplete: "off",
     value: endpoint && endpoint.basic_auth_username ? endpoint.basic_auth_username : "" });
   const password = h("input", { type: "password", name: "basic_auth.password", autocomplete: "new-password" });
@@ -190,6 +289,9 @@ async function endpointForm(endpoint) {
     field("url", "URL", url, "Where events are POSTed (HTTPS)."),
     field("description", "Description", description),
     typesField,
+    filterField,
+    schemeField,
+    headersField,
     h("fieldset", {}, h("legend", {}, "Basic auth (optional)"),
       field("basic_auth.username", "User name", user),
       field("basic_auth.password", "Password", password, endpoint && endpoint.basic_auth_username
@@ -211,9 +313,21 @@ async function endpointForm(endpoint) {
     const body = {
       url: url.value.trim(),
       description: description.value,
-      event_types: [...form.querySelectorAll("input[name=event_types]:checked")].map(b => b.value),
+      event_types: checkedTypes(),
       ordered: ordered.checked,
     };
+    const filterText = filter.value.trim();
+    if (filterText !== "") body.filter = filterText;
+    else if (clearFilter) body.clear_filter = true;
+    else if (!endpoint) body.filter = "";
+    if (!endpoint) body.signature_scheme = scheme.value;
+    const headers = [...headerRows.querySelectorAll(".header-row")].map(row => ({
+      name: row.querySelector("input[name$='.name']").value.trim(),
+      value: row.querySelector("input[name$='.value']").value,
+      secret: row.querySelector("input[type=checkbox]").checked,
+    }));
+    if (headers.length > 0) body.headers = headers;
+    else if (hadHeaders) body.clear_headers = true;
     const limit = rate.value.trim();
     if (limit !== "") body.rate_limit_per_sec = Number(limit);
     else if (endpoint && endpoint.rate_limit_per_sec) body.clear_rate_limit_per_sec = true;
@@ -239,10 +353,14 @@ async function endpointForm(endpoint) {
 
 function showCreated(created) {
   const e = created.endpoint;
+  const key = e.signing_public_keys.length > 0 ? e.signing_public_keys[0].public_key : "";
   render(h("h1", {}, "Endpoint created"),
     h("div", { class: "card" },
-      h("p", {}, "Signing secret for ", h("strong", {}, e.url), ". It is shown this once: store it now to verify signatures."),
-      h("p", { class: "secret", id: "signing-secret" }, created.signing_secret),
+      e.signature_scheme === "v1a"
+        ? [h("p", {}, "Public key for ", h("strong", {}, e.url), " (v1a). Verify signatures with it; it is also shown on the endpoint."),
+          h("p", { class: "secret", id: "public-key" }, key)]
+        : [h("p", {}, "Signing secret for ", h("strong", {}, e.url), ". It is shown this once: store it now to verify signatures."),
+          h("p", { class: "secret", id: "signing-secret" }, created.signing_secret)],
       h("a", { class: "button", href: "#/ep/" + enc(e.id) + "/deliveries", id: "open-endpoint" }, "Open the endpoint")));
 }
 
@@ -273,6 +391,14 @@ function endpointHeader(e, tab) {
     h("dl", { class: "facts" },
       h("dt", {}, "State"), h("dd", {}, stateBadge(e.state, "state"), e.disabled_reason ? " (" + e.disabled_reason + ")" : ""),
       h("dt", {}, "Event types"), h("dd", {}, e.event_types.join(", ")),
+      h("dt", {}, "Filter"), h("dd", { id: "endpoint-filter" }, e.filter ? h("code", {}, e.filter) : "none"),
+      h("dt", {}, "Signatures"), h("dd", { id: "endpoint-scheme" }, e.signature_scheme),
+      e.signing_public_keys.length > 0 ? [h("dt", {}, "Public keys"), h("dd", { id: "endpoint-keys" },
+        e.signing_public_keys.map(k => h("div", {}, h("code", {}, k.public_key),
+          k.expires_at ? " (until " + when(k.expires_at) + ")" : " (current)")))] : null,
+      h("dt", {}, "Headers"), h("dd", { id: "endpoint-headers" }, e.headers.length === 0 ? "none"
+        : e.headers.map(x => h("div", {}, h("code", {}, x.name + ": " + (x.secret ? "••••" : x.value)),
+          x.secret ? " (secret)" : ""))),
       e.description ? [h("dt", {}, "Description"), h("dd", {}, e.description)] : null,
       h("dt", {}, "Basic auth"), h("dd", {}, e.basic_auth_username ? "user " + e.basic_auth_username : "none"),
       h("dt", {}, "Delivery"), h("dd", {}, (e.ordered ? "ordered" : "unordered") +
@@ -372,7 +498,9 @@ async function viewDeliveries(id) {
 }
 
 function toolsCard(e, types) {
-  const testType = h("select", { name: "test_event_type" }, e.event_types.map(t => h("option", { value: t }, t)));
+  // A wildcard sends its group's first type the portal receives (the API's choice for an empty type).
+  const testType = h("select", { name: "test_event_type" }, e.event_types.map(t =>
+    h("option", { value: t.includes("*") ? "" : t }, t.includes("*") ? t + " (its first type)" : t)));
   const testForm = h("form", { class: "card", id: "test-form" },
     h("h2", {}, "Send a test event"),
     h("p", { class: "form-error", role: "alert" }),
@@ -512,16 +640,26 @@ async function viewSecret(id) {
     h("p", { class: "form-error", role: "alert" }),
     h("p", {}, "A new secret signs every delivery from now on. During the overlap the previous secret signs too, so your receiver can switch without losing a delivery."),
     field("overlap_seconds", "Previous secret stays valid for", overlap),
+    e.signature_scheme === "v1"
+      ? h("div", { class: "field" }, h("label", {}, h("input", { type: "checkbox", name: "signature_scheme", id: "f-signature_scheme" }),
+          " Move to v1a (Ed25519)"),
+        h("p", { class: "hint" }, "The new key is an Ed25519 key: you verify with its public key. During the overlap every request carries both signatures."),
+        h("p", { class: "field-error", id: "err-signature_scheme", "data-error-for": "signature_scheme" }))
+      : h("p", { class: "hint" }, "This endpoint signs with v1a: the new key's public key is shown once rotated."),
     h("button", { type: "submit", id: "rotate" }, "Rotate signing secret"),
     h("div", { id: "rotate-result" }));
   form.addEventListener("submit", async ev => {
     ev.preventDefault();
     try {
       const body = overlap.value === "" ? {} : { overlap_seconds: Number(overlap.value) };
+      const toV1a = form.querySelector("#f-signature_scheme");
+      if (toV1a && toV1a.checked) body.signature_scheme = "v1a";
       const r = await api("POST", "/endpoints/" + enc(e.id) + "/rotate-secret", body);
-      form.querySelector("#rotate-result").replaceChildren(
-        h("p", {}, "New secret (shown this once); the previous one stops at " + when(r.previous_expires_at) + ":"),
-        h("p", { class: "secret", id: "new-secret" }, r.signing_secret));
+      form.querySelector("#rotate-result").replaceChildren(...(r.signature_scheme === "v1a"
+        ? [h("p", {}, "New public key (v1a); the previous key stops at " + when(r.previous_expires_at) + ":"),
+          h("p", { class: "secret", id: "new-public-key" }, r.public_key)]
+        : [h("p", {}, "New secret (shown this once); the previous one stops at " + when(r.previous_expires_at) + ":"),
+          h("p", { class: "secret", id: "new-secret" }, r.signing_secret)]));
     } catch (err) { showErrors(form, err); }
   });
   render(...endpointHeader(e, "secret"), form);
