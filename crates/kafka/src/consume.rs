@@ -15,8 +15,8 @@
 //!
 //! No record can stop its partition: a handler that finds a record can never be handled returns
 //! [`Handled::SetAside`], and a handler that panics on one is caught; either way the record goes to
-//! the stage's dead-letter topic ([`DeadLetters`]) and the offset moves on. Only shutdown holds an
-//! offset back ([`Handled::Abandoned`]).
+//! the stage's dead-letter topic ([`DeadLetters`]) and the offset moves on. Only the end of a
+//! tenure (revocation or shutdown) holds an offset back ([`Handled::Abandoned`]).
 
 use std::collections::HashMap;
 use std::future::Future;
