@@ -101,43 +101,34 @@ impl Row {
                     }
                 })
                 .collect(),
-            Row::SigningSecret(after) => client
-                .query(
-                    "SELECT id, subscription_id, secret FROM subscription_secrets
-                     WHERE id > $1 AND substring(secret from 1 for octet_length($2::bytea)) <> $2::bytea
-                     ORDER BY id LIMIT $3",
-                    &[after, &current, &limit],
+            Row::SigningSecret(after) => {
+                let (table, column) = SEALED_COLUMNS[1];
+                by_row_id(
+                    client,
+                    table,
+                    column,
+                    *after,
+                    current,
+                    limit,
+                    crate::secrets::slot,
+                    Row::SigningSecret,
                 )
                 .await?
-                .iter()
-                .map(|row| {
-                    let (id, subscription): (i64, String) = (row.get(0), row.get(1));
-                    Sealed {
-                        slot: crate::secrets::slot(&subscription, id),
-                        row: Row::SigningSecret(id),
-                        value: row.get(2),
-                    }
-                })
-                .collect(),
-            Row::HeaderValue(after) => client
-                .query(
-                    "SELECT id, subscription_id, sealed_value FROM subscription_headers
-                     WHERE id > $1 AND sealed_value IS NOT NULL
-                       AND substring(sealed_value from 1 for octet_length($2::bytea)) <> $2::bytea
-                     ORDER BY id LIMIT $3",
-                    &[after, &current, &limit],
+            }
+            Row::HeaderValue(after) => {
+                let (table, column) = SEALED_COLUMNS[2];
+                by_row_id(
+                    client,
+                    table,
+                    column,
+                    *after,
+                    current,
+                    limit,
+                    crate::custom_headers::slot,
+                    Row::HeaderValue,
                 )
                 .await?
-                .iter()
-                .map(|row| {
-                    let (id, subscription): (i64, String) = (row.get(0), row.get(1));
-                    Sealed {
-                        slot: crate::custom_headers::slot(&subscription, id),
-                        row: Row::HeaderValue(id),
-                        value: row.get(2),
-                    }
-                })
-                .collect(),
+            }
         };
         Ok(rows)
     }
@@ -272,4 +263,35 @@ async fn not_under(pool: &Pool, current: &[u8]) -> Result<BTreeMap<String, u64>,
         }
     }
     Ok(remaining)
+}
+
+/// The next `limit` rows after `after` of a column kept in rows of their own (an `i64` id and a
+/// `subscription_id`) whose value is set and does not start with `current`: signing secrets and
+/// secret header values, which seal the same way (bound to subscription and row id).
+#[allow(clippy::too_many_arguments)]
+async fn by_row_id(
+    client: &impl GenericClient,
+    table: &str,
+    column: &str,
+    after: i64,
+    current: &[u8],
+    limit: i64,
+    slot: fn(&str, i64) -> Slot,
+    row: fn(i64) -> Row,
+) -> Result<Vec<Sealed>, DbError> {
+    let query = format!(
+        "SELECT id, subscription_id, {column} FROM {table}
+         WHERE id > $1 AND {column} IS NOT NULL
+           AND substring({column} from 1 for octet_length($2::bytea)) <> $2::bytea
+         ORDER BY id LIMIT $3"
+    );
+    Ok(client
+        .query(&query, &[&after, &current, &limit])
+        .await?
+        .iter()
+        .map(|r| {
+            let (id, subscription): (i64, String) = (r.get(0), r.get(1));
+            Sealed { slot: slot(&subscription, id), row: row(id), value: r.get(2) }
+        })
+        .collect())
 }
