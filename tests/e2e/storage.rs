@@ -259,3 +259,53 @@ async fn a_request_id_replays_the_secret_only_within_its_window() {
         .into_inner();
     assert_eq!(listed.subscriptions.len(), 1, "a late replay creates nothing");
 }
+
+/// Maintenance takes its locks in PostgreSQL's own order, the table before its partitions, so DDL
+/// an operator (or a migration) runs on the attempt log meanwhile waits for it or it for the DDL,
+/// never both. It used to read the default partition before locking the table: `ALTER TABLE
+/// delivery_attempts ADD CONSTRAINT …` arriving between the two deadlocked with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_and_ddl_on_the_attempt_log_never_deadlock() {
+    // Only the run started below maintains.
+    let stack = Stack::start_with(&[("SYNAP_ATTEMPTS__MAINTAIN_EVERY_SECONDS", "0")]).await;
+    let mut db = stack.database().await;
+    let ddl = db.transaction().await.unwrap();
+    // The DDL's first step: the table itself (PostgreSQL's ALTER TABLE takes it, then each partition).
+    ddl.batch_execute(
+        "SET LOCAL lock_timeout = '10s'; LOCK TABLE ONLY delivery_attempts IN ACCESS EXCLUSIVE MODE",
+    )
+    .await
+    .unwrap();
+    let maintain = tokio::spawn(stack.admin_command(&["attempts", "maintain"]));
+
+    // Once the run waits on the table, the DDL goes on to the partitions.
+    let observer = stack.database().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'delivery_attempts'::regclass",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the maintenance run never reached the table");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ddl.batch_execute("LOCK TABLE delivery_attempts_default IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("the DDL gets the partition: the maintenance run holds none of it while it waits");
+    ddl.commit().await.unwrap();
+
+    let output = maintain.await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the maintenance run goes on after the DDL: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

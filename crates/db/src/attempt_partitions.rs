@@ -184,6 +184,11 @@ pub async fn maintain(pool: &Pool, config: &AttemptsConfig) -> Result<Option<Mai
     let existing = list(&tx, false).await?;
     let due = due(&existing, now, cutoff, config.partition_seconds, config.partitions_ahead);
     let expired: Vec<&Partition> = existing.iter().filter(|p| p.to <= cutoff).collect();
+    // Every lock below is taken table first, partitions after, as PostgreSQL's own DDL on the
+    // table takes them (an operator's `ALTER TABLE delivery_attempts ADD CONSTRAINT`, a
+    // migration). Reading the default partition before holding the table would take them the
+    // other way round and deadlock with such DDL; `ONLY` keeps this lock off the partitions.
+    tx.batch_execute("LOCK TABLE ONLY delivery_attempts IN ACCESS SHARE MODE").await?;
     let stale: bool = tx
         .query_one(
             &format!("SELECT EXISTS (SELECT 1 FROM {DEFAULT_PARTITION} WHERE finished_at < $1)"),
