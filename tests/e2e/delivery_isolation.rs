@@ -20,7 +20,7 @@ async fn hanging_failing_and_unreachable_endpoints_do_not_slow_a_healthy_one() {
         ("SYNAP_SENDER__RETRY_DELAYS_MS", "[1000, 1000, 1000]"),
         ("SYNAP_SENDER__BREAKER_FAILURES", "3"),
         ("SYNAP_SENDER__BREAKER_COOLDOWN_MS", "5000"),
-        ("SYNAP_SENDER__REQUEST_TIMEOUT_MS", "10000"),
+        ("SYNAP_SENDER__REQUEST_TIMEOUT_MS", "30000"),
     ])
     .await;
     let (healthy, hanging, failing) =
@@ -42,13 +42,13 @@ async fn hanging_failing_and_unreachable_endpoints_do_not_slow_a_healthy_one() {
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), n, "every event reached the healthy endpoint");
-    // Generous: about 2 s on an idle machine. Without isolation the hanging endpoint's 10 s
-    // requests hold the shared slots first.
-    assert!(took < Duration::from_secs(20), "healthy endpoint got its {n} deliveries in {took:?}");
+    // Generous: about 2 s on an idle machine, 4 to 8 s on a loaded CI runner. Without isolation
+    // the hanging endpoint's 30 s requests hold the shared slots first.
+    assert!(took < Duration::from_secs(28), "healthy endpoint got its {n} deliveries in {took:?}");
     // The hanging endpoint never had more than its 4 requests open: none of them can finish
-    // (time out) within 9 s of the first. (16, all shared slots, without the limit.)
+    // (time out) within 29 s of the first. (16, all shared slots, without the limit.)
     let hung = hanging.at("/hook");
-    let window = hung[0].at + Duration::from_secs(9);
+    let window = hung[0].at + Duration::from_secs(29);
     let open = hung.iter().filter(|r| r.at < window).count();
     assert!(open <= 4, "{open} requests open at once to the hanging endpoint");
     let log = wait_for_log(&stack, &healthy_sub, WAIT, |log| log.len() >= n).await;
