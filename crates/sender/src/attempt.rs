@@ -86,11 +86,11 @@ impl Attempted {
     }
 }
 
-/// The headers of EVENTS.md §4 for attempt number `attempt`.
-pub fn headers(delivery: &Delivery, target: &Target, attempt: u32, unix_seconds: i64) -> HeaderMap {
+/// The headers every request to `target` carries, built once per cache load: the
+/// subscription's own headers first, so that the system's (these and [`headers`]'s) replace any
+/// that slipped past the control API's check (it refuses every name the system sets).
+pub fn fixed_headers(target: &synap_db::DeliveryTarget) -> HeaderMap {
     let mut h = HeaderMap::new();
-    // The subscription's own headers first, so that the system's below replace any that slipped
-    // past the control API's check (it refuses every name set here).
     for custom in &target.headers {
         let (Ok(name), Ok(mut value)) =
             (HeaderName::from_bytes(custom.name.as_bytes()), HeaderValue::from_str(&custom.value))
@@ -101,31 +101,43 @@ pub fn headers(delivery: &Delivery, target: &Target, attempt: u32, unix_seconds:
         h.append(name, value);
     }
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let mut put = |name: &'static str, value: &str| {
+    if let Some(auth) = &target.basic_auth {
+        let token = STANDARD.encode(format!("{}:{}", auth.username, auth.password));
+        if let Ok(mut v) = HeaderValue::from_str(&format!("Basic {token}")) {
+            v.set_sensitive(true);
+            h.insert(AUTHORIZATION, v);
+        }
+    }
+    h
+}
+
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+const EVENT_TYPE: HeaderName = HeaderName::from_static("synap-event-type");
+const PORTAL_ID: HeaderName = HeaderName::from_static("synap-portal-id");
+const DELIVERY_ATTEMPT: HeaderName = HeaderName::from_static("synap-delivery-attempt");
+
+/// The headers of EVENTS.md §4 for attempt number `attempt`.
+pub fn headers(delivery: &Delivery, target: &Target, attempt: u32, unix_seconds: i64) -> HeaderMap {
+    let mut h = target.fixed_headers.clone();
+    let mut put = |name: HeaderName, value: &str| {
         // Ids come from validated records; a value that is not a legal header is left out rather
         // than sent mangled.
         if let Ok(v) = HeaderValue::from_str(value) {
             h.insert(name, v);
         }
     };
-    put("webhook-id", &delivery.event_id);
-    put("webhook-timestamp", &unix_seconds.to_string());
-    put("synap-event-type", &delivery.event_type);
-    put("synap-portal-id", &delivery.portal_id);
-    put("synap-delivery-attempt", &attempt.to_string());
-    if !target.signing_keys.is_empty() {
-        let signature =
-            sign::signature(&target.signing_keys, &delivery.event_id, unix_seconds, &delivery.data);
+    put(WEBHOOK_ID, &delivery.event_id);
+    put(WEBHOOK_TIMESTAMP, &unix_seconds.to_string());
+    put(EVENT_TYPE, &delivery.event_type);
+    put(PORTAL_ID, &delivery.portal_id);
+    put(DELIVERY_ATTEMPT, &attempt.to_string());
+    if !target.signers.is_empty() {
+        let signature = sign::signature(&target.signers, &delivery.event_id, unix_seconds, &delivery.data);
         if let Ok(mut v) = HeaderValue::from_str(&signature) {
             v.set_sensitive(true);
-            h.insert("webhook-signature", v);
-        }
-    }
-    if let Some(auth) = &target.basic_auth {
-        let token = STANDARD.encode(format!("{}:{}", auth.username, auth.password));
-        if let Ok(mut v) = HeaderValue::from_str(&format!("Basic {token}")) {
-            v.set_sensitive(true);
-            h.insert(AUTHORIZATION, v);
+            h.insert(WEBHOOK_SIGNATURE, v);
         }
     }
     h

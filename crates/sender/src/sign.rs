@@ -3,48 +3,76 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::Signer;
+use ed25519_dalek::Signer as _;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use synap_db::secrets::SigningKey;
 
+/// A signing key made ready once per cache load: the `whsec_` secret decoded and the HMAC keyed
+/// (its inner and outer pads hashed), so that an attempt only hashes its own content.
+#[derive(Clone)]
+pub enum Signer {
+    V1(Hmac<Sha256>),
+    V1a(ed25519_dalek::SigningKey),
+}
+
+impl Signer {
+    /// A secret that is not `whsec_<base64>` signs with its raw bytes, so a damaged secret still
+    /// yields a signature the customer can see is wrong rather than none at all.
+    pub fn new(key: &SigningKey) -> Self {
+        match key {
+            SigningKey::V1(secret) => {
+                let encoded = secret.strip_prefix(synap_db::secrets::PREFIX).unwrap_or(secret);
+                let key = STANDARD.decode(encoded).unwrap_or_else(|_| encoded.as_bytes().to_vec());
+                Signer::V1(Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes keys of any length"))
+            }
+            SigningKey::V1a(key) => Signer::V1a(key.clone()),
+        }
+    }
+}
+
+/// Key material stays out of `Debug` output (targets are logged at debug level).
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Signer::V1(_) => "Signer::V1(<redacted>)",
+            Signer::V1a(_) => "Signer::V1a(<redacted>)",
+        })
+    }
+}
+
 /// The `webhook-signature` value: one `v1,<base64 HMAC>` or `v1a,<base64 Ed25519 signature>`
 /// per valid key, current first, space-separated (several during a rotation overlap, of either
 /// scheme when a subscription moves from v1 to v1a).
-pub fn signature(keys: &[SigningKey], id: &str, timestamp: i64, body: &[u8]) -> String {
-    keys.iter()
-        .map(|key| match key {
-            SigningKey::V1(secret) => format!("v1,{}", hmac_one(secret, id, timestamp, body)),
-            SigningKey::V1a(key) => format!("v1a,{}", ed25519_one(key, id, timestamp, body)),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The signed content: `{id}.{timestamp}.{body}`.
-fn signed_content(id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
+pub fn signature(signers: &[Signer], id: &str, timestamp: i64, body: &[u8]) -> String {
     let timestamp = timestamp.to_string();
-    let mut content = Vec::with_capacity(id.len() + timestamp.len() + 2 + body.len());
-    content.extend_from_slice(id.as_bytes());
-    content.push(b'.');
-    content.extend_from_slice(timestamp.as_bytes());
-    content.push(b'.');
-    content.extend_from_slice(body);
-    content
-}
-
-/// A secret that is not `whsec_<base64>` signs with its raw bytes, so a damaged secret still
-/// yields a signature the customer can see is wrong rather than none at all.
-fn hmac_one(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
-    let encoded = secret.strip_prefix(synap_db::secrets::PREFIX).unwrap_or(secret);
-    let key = STANDARD.decode(encoded).unwrap_or_else(|_| encoded.as_bytes().to_vec());
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes keys of any length");
-    mac.update(&signed_content(id, timestamp, body));
-    STANDARD.encode(mac.finalize().into_bytes())
-}
-
-fn ed25519_one(key: &ed25519_dalek::SigningKey, id: &str, timestamp: i64, body: &[u8]) -> String {
-    STANDARD.encode(key.sign(&signed_content(id, timestamp, body)).to_bytes())
+    let mut value = String::with_capacity(signers.len() * 92);
+    for (n, signer) in signers.iter().enumerate() {
+        if n > 0 {
+            value.push(' ');
+        }
+        match signer {
+            Signer::V1(keyed) => {
+                // The content is fed in parts: no copy of the body per signature.
+                let mut mac = keyed.clone();
+                for part in [id.as_bytes(), b".", timestamp.as_bytes(), b".", body] {
+                    mac.update(part);
+                }
+                value.push_str("v1,");
+                STANDARD.encode_string(mac.finalize().into_bytes(), &mut value);
+            }
+            Signer::V1a(key) => {
+                // Ed25519 hashes its message twice, so it takes it whole.
+                let mut content = Vec::with_capacity(id.len() + timestamp.len() + 2 + body.len());
+                for part in [id.as_bytes(), b".", timestamp.as_bytes(), b".", body] {
+                    content.extend_from_slice(part);
+                }
+                value.push_str("v1a,");
+                STANDARD.encode_string(key.sign(&content).to_bytes(), &mut value);
+            }
+        }
+    }
+    value
 }
 
 #[cfg(test)]
@@ -52,8 +80,12 @@ mod tests {
     use super::*;
     use ed25519_dalek::Verifier;
 
-    fn v1(secret: &str) -> SigningKey {
-        SigningKey::V1(secret.to_owned())
+    fn v1(secret: &str) -> Signer {
+        Signer::new(&SigningKey::V1(secret.to_owned()))
+    }
+
+    fn v1a(key: ed25519_dalek::SigningKey) -> Signer {
+        Signer::new(&SigningKey::V1a(key))
     }
 
     /// The example of the Standard Webhooks specification.
@@ -92,8 +124,7 @@ mod tests {
         ];
         let key = ed25519_dalek::SigningKey::from_bytes(&seed);
         let body = br#"{"test": 2432232314}"#;
-        let header =
-            signature(&[SigningKey::V1a(key.clone())], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        let header = signature(&[v1a(key.clone())], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
         let encoded = header.strip_prefix("v1a,").expect("v1a identifier");
         let bytes: [u8; 64] = STANDARD.decode(encoded).unwrap().try_into().unwrap();
         let content = br#"msg_p5jXN8AQM9LWM0D4loKWxJek.1614265330.{"test": 2432232314}"#;
@@ -104,10 +135,7 @@ mod tests {
                 .verify(b"msg_other.1614265330.{}", &ed25519_dalek::Signature::from_bytes(&bytes))
                 .is_err()
         );
-        assert_eq!(
-            header,
-            signature(&[SigningKey::V1a(key)], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
-        );
+        assert_eq!(header, signature(&[v1a(key)], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body));
     }
 
     #[test]
@@ -116,7 +144,7 @@ mod tests {
             &synap_db::secrets::generate_key(synap_db::secrets::Scheme::V1a).secret,
         )
         .unwrap();
-        let value = signature(&[SigningKey::V1a(new), v1("whsec_c2Vjb25k")], "evt_1", 1, b"{}");
+        let value = signature(&[v1a(new), v1("whsec_c2Vjb25k")], "evt_1", 1, b"{}");
         let parts: Vec<&str> = value.split(' ').collect();
         assert_eq!(parts.len(), 2);
         assert!(parts[0].starts_with("v1a,") && parts[1].starts_with("v1,"), "{value}");

@@ -25,15 +25,23 @@ pub struct Target {
     pub endpoint: String,
     /// The circuit breaker's key: the portal's circuit for the endpoint ([`crate::breaker::key`]).
     pub circuit: String,
+    /// The signing keys made ready to sign, current first.
+    pub signers: Vec<crate::sign::Signer>,
+    /// The request headers that do not change from one attempt to the next
+    /// ([`crate::attempt::fixed_headers`]).
+    pub fixed_headers: reqwest::header::HeaderMap,
 }
 
 impl Target {
-    /// Built once per cache load, so that no delivery parses its URL or builds its circuit key.
+    /// Built once per cache load, so that no delivery parses its URL, builds its circuit key,
+    /// decodes a signing secret or encodes its credentials.
     pub fn new(target: DeliveryTarget, options: DeliveryOptions) -> Self {
         let parsed = url::Url::parse(&target.url).map_err(|e| e.to_string());
         let endpoint = synap_db::circuits::endpoint(&target.url);
         let circuit = crate::breaker::key(&target.portal_id, &endpoint);
-        Self { target, options, parsed, endpoint, circuit }
+        let signers = target.signing_keys.iter().map(crate::sign::Signer::new).collect();
+        let fixed_headers = crate::attempt::fixed_headers(&target);
+        Self { target, options, parsed, endpoint, circuit, signers, fixed_headers }
     }
 }
 
