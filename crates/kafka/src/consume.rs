@@ -159,7 +159,10 @@ where
                     let turn = turns.next(&topic, partition, &tenure);
                     // The handler may do work before its future starts (the sender takes the
                     // record's place in line there): a panic in either part is caught.
-                    let work = std::panic::catch_unwind(AssertUnwindSafe(|| handler(message.clone(), turn)));
+                    // Boxed, the handler's future (kilobytes: the sender's holds a whole HTTP
+                    // exchange) is written once; inline, the runtime would copy it into the task
+                    // and copy the task's state out again at its end, for every record.
+                    let work = std::panic::catch_unwind(AssertUnwindSafe(|| Box::pin(handler(message.clone(), turn))));
                     let (dead_letters, token) = (dead_letters.clone(), shutdown.clone());
                     tasks.spawn(async move {
                         let handled = match work {
@@ -168,7 +171,7 @@ where
                         }
                         .unwrap_or_else(|panic| Handled::SetAside(SetAside::panic(panic.as_ref())));
                         let handled = match handled {
-                            Handled::SetAside(why) => dead_letters.message(&message, &why, &token).await,
+                            Handled::SetAside(why) => Box::pin(dead_letters.message(&message, &why, &token)).await,
                             other => other,
                         };
                         (Read { topic, partition, offset, tenure }, handled)

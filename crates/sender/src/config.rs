@@ -13,10 +13,12 @@ pub struct SenderConfig {
     /// Requests in flight at once, over all subscriptions.
     pub max_in_flight: usize,
     /// Delivery records the sender holds at once (read, not yet finished): those in flight and
-    /// those waiting in memory for their subscription. Bounds memory (about 4 KB each); keep it
-    /// several times `max_waiting_per_subscription`, so that a few slow endpoints' queues cannot
-    /// fill it. Larger is not faster: 8,192 cost a third more CPU per delivery than 4,096 in the
-    /// benchmark (docs/BENCHMARKS.md).
+    /// those waiting in memory for their subscription. Bounds memory: each costs about 20 KB of
+    /// peak heap with its request, response and log row, so 2,048 keep the sender's peak RSS
+    /// under 256 MiB however large a burst is. Keep it several times
+    /// `max_waiting_per_subscription`, so that a few slow endpoints' queues cannot fill it.
+    /// Larger is not faster: 4,096 delivered no more than 2,048, and 8,192 cost a third more CPU
+    /// per delivery, in the benchmark (docs/BENCHMARKS.md).
     pub max_buffered: usize,
     /// How long a subscription's URL, credentials, signing secrets and options are cached at
     /// most. Changes reach the sender when PostgreSQL announces them (a listener, migration 80),
@@ -82,7 +84,7 @@ impl Default for SenderConfig {
             request_timeout_ms: 15_000,
             connect_timeout_ms: 5_000,
             max_in_flight: 1024,
-            max_buffered: 4096,
+            max_buffered: 2048,
             cache_ttl_ms: 300_000,
             retry_delays_ms: vec![
                 5_000,
