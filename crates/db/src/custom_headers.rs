@@ -242,13 +242,20 @@ pub async fn opened(
     subscription_id: &str,
 ) -> Result<Vec<CustomHeader>, DbError> {
     let client = pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT id, name, value, sealed_value FROM subscription_headers
-             WHERE subscription_id = $1 ORDER BY position",
-            &[&subscription_id],
-        )
-        .await?;
+    let rows = client.query(OPENED_SQL, &[&subscription_id]).await?;
+    opened_rows(&rows, secrets, subscription_id)
+}
+
+/// The subscription's headers (`$1`) in order: what [`opened_rows`] reads.
+pub(crate) const OPENED_SQL: &str = "SELECT id, name, value, sealed_value FROM subscription_headers
+     WHERE subscription_id = $1 ORDER BY position";
+
+/// The headers of [`OPENED_SQL`]'s rows, secret values opened.
+pub(crate) fn opened_rows(
+    rows: &[tokio_postgres::Row],
+    secrets: &SecretBox,
+    subscription_id: &str,
+) -> Result<Vec<CustomHeader>, DbError> {
     rows.iter()
         .map(|row| {
             let (row_id, name, value, sealed): (i64, String, Option<String>, Option<Vec<u8>>) =

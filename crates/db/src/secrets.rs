@@ -186,14 +186,21 @@ pub async fn valid(
     subscription_id: &str,
 ) -> Result<Vec<SigningKey>, DbError> {
     let client = pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT id, secret, scheme FROM subscription_secrets
-             WHERE subscription_id = $1 AND (expires_at IS NULL OR expires_at > now())
-             ORDER BY (expires_at IS NULL) DESC, created_at DESC, id DESC",
-            &[&subscription_id],
-        )
-        .await?;
+    let rows = client.query(VALID_SQL, &[&subscription_id]).await?;
+    opened_keys(&rows, secrets, subscription_id)
+}
+
+/// The subscription's valid secrets (`$1`), current first: what [`opened_keys`] reads.
+pub(crate) const VALID_SQL: &str = "SELECT id, secret, scheme FROM subscription_secrets
+     WHERE subscription_id = $1 AND (expires_at IS NULL OR expires_at > now())
+     ORDER BY (expires_at IS NULL) DESC, created_at DESC, id DESC";
+
+/// The keys of [`VALID_SQL`]'s rows, opened.
+pub(crate) fn opened_keys(
+    rows: &[tokio_postgres::Row],
+    secrets: &SecretBox,
+    subscription_id: &str,
+) -> Result<Vec<SigningKey>, DbError> {
     rows.iter()
         .map(|row| {
             let (row_id, sealed, scheme): (i64, Vec<u8>, String) = (row.get(0), row.get(1), row.get(2));

@@ -141,15 +141,13 @@ impl TargetCache {
             .fresh
             .entry_by_ref(subscription_id)
             .or_try_insert_with(async move {
-                let Some(target) = synap_db::subscriptions::delivery_target(&pool, &secrets, &id).await?
-                else {
+                let Some(state) = synap_db::subscriptions::sending_state(&pool, &secrets, &id).await? else {
                     return Ok(Cached { stamp, secret_expires: None, entry: Arc::new(None) });
                 };
-                let options = synap_db::delivery_state::options(&pool, &id).await?.unwrap_or_default();
-                let secret_expires = synap_db::secrets::next_expiry(&pool, &id)
-                    .await?
+                let secret_expires = state
+                    .secret_expires
                     .map(|at| Instant::now() + (at - chrono::Utc::now()).to_std().unwrap_or_default());
-                let entry = Arc::new(Some(Target::new(target, options)));
+                let entry = Arc::new(Some(Target::new(state.target, state.options)));
                 Ok::<_, DbError>(Cached { stamp, secret_expires, entry })
             })
             .await;
