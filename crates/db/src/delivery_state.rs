@@ -41,19 +41,6 @@ impl DeliveryOptions {
     }
 }
 
-/// The subscription's options; `None` when it does not exist.
-pub async fn options(pool: &Pool, subscription_id: &str) -> Result<Option<DeliveryOptions>, DbError> {
-    let client = pool.get().await?;
-    let row = client
-        .query_opt(
-            "SELECT ordered, max_in_flight, rate_limit_per_sec, timeout_ms, omit_traceparent
-             FROM subscriptions WHERE id = $1",
-            &[&subscription_id],
-        )
-        .await?;
-    Ok(row.as_ref().map(DeliveryOptions::from_row))
-}
-
 /// Sets the options (for the control API). Returns false when the subscription does not exist.
 pub async fn set_options(
     pool: &Pool,

@@ -215,20 +215,6 @@ pub(crate) fn opened_keys(
         .collect()
 }
 
-/// When the next of the subscription's valid secrets expires (a previous secret in its rotation
-/// overlap), if any: a cache of [`valid`] must not outlive it.
-pub async fn next_expiry(pool: &Pool, subscription_id: &str) -> Result<Option<DateTime<Utc>>, DbError> {
-    let client = pool.get().await?;
-    let row = client
-        .query_one(
-            "SELECT min(expires_at) FROM subscription_secrets
-             WHERE subscription_id = $1 AND expires_at > now()",
-            &[&subscription_id],
-        )
-        .await?;
-    Ok(row.get(0))
-}
-
 /// Makes `key` current; the previous current key stays valid until `overlap_until`.
 pub async fn rotate(
     pool: &Pool,

@@ -450,7 +450,11 @@ pub struct SendingState {
 /// pipelined on one connection (with 10,000 subscriptions a sender makes thousands of these
 /// first reads, which as five queries each cost PostgreSQL and the sender more than the
 /// deliveries themselves). `None` when the subscription does not exist.
-pub async fn sending_state(pool: &Pool, secrets: &SecretBox, id: &str) -> Result<Option<SendingState>, DbError> {
+pub async fn sending_state(
+    pool: &Pool,
+    secrets: &SecretBox,
+    id: &str,
+) -> Result<Option<SendingState>, DbError> {
     const SUBSCRIPTION: &str = "SELECT id, portal_id, url, enabled, basic_auth_username, basic_auth_password,
                 ordered, max_in_flight, rate_limit_per_sec, timeout_ms, omit_traceparent,
                 (SELECT min(expires_at) FROM subscription_secrets
