@@ -51,10 +51,17 @@ pub struct RunArgs {
     /// Folder for report.json, report.md and the service logs.
     #[arg(long, default_value = "target/bench/latest")]
     pub out: PathBuf,
+    /// Events of the `steady` burst instead of the profile's (60,000 in full): run it at several
+    /// sizes to see that the services' peak memory does not grow with the burst.
+    #[arg(long)]
+    pub steady_events: Option<u64>,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
-    let profile = if args.smoke { Profile::smoke() } else { Profile::full() };
+    let mut profile = if args.smoke { Profile::smoke() } else { Profile::full() };
+    if let Some(events) = args.steady_events {
+        profile.steady_events = events.max(1);
+    }
     let mut scenarios = profile.scenarios();
     if !args.scenarios.is_empty() {
         // The scaling scenarios run only when named (`scaling` names them all).
