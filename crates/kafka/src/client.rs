@@ -150,12 +150,6 @@ impl KafkaConfig {
             // Some brokers (tansu among them) answer a fetch only when this wait expires, so a
             // long wait is a long hop. Apache Kafka answers as soon as data arrives either way.
             .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
-            // Records read ahead of the handlers, per consumer. librdkafka's default (64 MiB)
-            // holds tens of thousands of records no stage needs yet: the sender works on at most
-            // `sender.max_buffered` (2,048) at a time, and in a 240,000-event burst the larger
-            // read-ahead cost the sender 50-60 MiB and ingest 70 MiB of peak memory for no
-            // throughput (docs/BENCHMARKS.md).
-            .set("queued.max.messages.kbytes", "16384")
             // Feeds `synap_consumer_lag` (see `LagStatistics`).
             .set("statistics.interval.ms", "5000");
         for (key, value) in &self.consumer {
