@@ -370,23 +370,14 @@ async fn reseal_never_overwrites_a_value_changed_while_it_runs() {
     use_keys(&mut stack, &[KEY_B, ENCRYPTION_KEY]);
     let reseal = tokio::spawn(stack.admin_command(&["reseal"]));
     let watcher = stack.database().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let waiting: i64 = watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE subscriptions%'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting > 0 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "reseal never reached the locked row");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    synap_tests::postgres::until_waiting(
+        &watcher,
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE subscriptions%'",
+        Duration::from_secs(30),
+        "reseal never reached the locked row",
+    )
+    .await;
     // What control would write with the old key order: a new password, under key A.
     let under_a = SecretBox::from_base64(ENCRYPTION_KEY).unwrap();
     let newer = under_a.seal(b"after", &synap_db::subscriptions::password_slot(&sub));

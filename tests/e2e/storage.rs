@@ -280,22 +280,13 @@ async fn maintenance_and_ddl_on_the_attempt_log_never_deadlock() {
 
     // Once the run waits on the table, the DDL goes on to the partitions.
     let observer = stack.database().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let waiting: i64 = observer
-            .query_one(
-                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'delivery_attempts'::regclass",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting > 0 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the maintenance run never reached the table");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    synap_tests::postgres::until_waiting(
+        &observer,
+        "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'delivery_attempts'::regclass",
+        Duration::from_secs(20),
+        "the maintenance run never reached the table",
+    )
+    .await;
     ddl.batch_execute("LOCK TABLE delivery_attempts_default IN ACCESS EXCLUSIVE MODE")
         .await
         .expect("the DDL gets the partition: the maintenance run holds none of it while it waits");

@@ -77,3 +77,23 @@ impl Drop for Throwaway {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Waits until `count_sql` (a `SELECT count(*)` of waiting sessions, in `pg_locks` or
+/// `pg_stat_activity`) finds one, so that a test can act while another session is blocked;
+/// panics with `what` after `within`.
+pub async fn until_waiting(
+    client: &tokio_postgres::Client,
+    count_sql: &str,
+    within: std::time::Duration,
+    what: &str,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let waiting: i64 = client.query_one(count_sql, &[]).await.unwrap().get(0);
+        if waiting > 0 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
