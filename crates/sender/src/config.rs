@@ -14,8 +14,9 @@ pub struct SenderConfig {
     pub max_in_flight: usize,
     /// Delivery records the sender holds at once (read, not yet finished): those in flight and
     /// those waiting in memory for their subscription. Bounds memory: each costs about 20 KB of
-    /// peak heap with its request, response and log row, so 2,048 keep the sender's peak RSS
-    /// under 256 MiB however large a burst is. Keep it several times
+    /// peak heap with its request, response and log row, so with 2,048 the sender's own heap
+    /// peaks near 150 MiB however large a burst is (librdkafka's read-ahead comes on top: the
+    /// consumer's `queued.max.messages.kbytes`, docs/BENCHMARKS.md). Keep it several times
     /// `max_waiting_per_subscription`, so that a few slow endpoints' queues cannot fill it.
     /// Larger is not faster: 4,096 delivered no more than 2,048, and 8,192 cost a third more CPU
     /// per delivery, in the benchmark (docs/BENCHMARKS.md).
