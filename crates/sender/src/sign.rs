@@ -46,7 +46,8 @@ impl std::fmt::Debug for Signer {
 /// scheme when a subscription moves from v1 to v1a).
 pub fn signature(signers: &[Signer], id: &str, timestamp: i64, body: &[u8]) -> String {
     let timestamp = timestamp.to_string();
-    let mut value = String::with_capacity(signers.len() * 92);
+    // "v1a,", 88 base64 characters and a separating space: the most one signature takes.
+    let mut value = String::with_capacity(signers.len() * 93);
     for (n, signer) in signers.iter().enumerate() {
         if n > 0 {
             value.push(' ');
