@@ -89,6 +89,8 @@ impl std::fmt::Debug for KafkaConfig {
 const FETCH_WAIT_MS: u32 = 5;
 /// The same for [`KafkaConfig::background_consumer`].
 const BACKGROUND_FETCH_WAIT_MS: u32 = 250;
+/// `queued.max.messages.kbytes` of every consumer unless `[kafka.consumer]` sets it.
+const READ_AHEAD_KBYTES: &str = "16384";
 
 impl KafkaConfig {
     fn base(&self) -> ClientConfig {
@@ -139,6 +141,13 @@ impl KafkaConfig {
     }
 
     fn consumer_waiting(&self, group: &str, fetch_wait_ms: u32) -> Result<Consumer, KafkaError> {
+        self.consumer_config(group, fetch_wait_ms)
+            .create_with_context(StageContext::default())
+            .map_err(|source| KafkaError::Client { what: "consumer", source })
+    }
+
+    /// A consumer's settings: ours, then `[kafka.consumer]` over them.
+    fn consumer_config(&self, group: &str, fetch_wait_ms: u32) -> ClientConfig {
         let mut config = self.base();
         config
             .set("group.id", format!("{}{group}", self.topic_prefix))
@@ -150,14 +159,17 @@ impl KafkaConfig {
             // Some brokers (tansu among them) answer a fetch only when this wait expires, so a
             // long wait is a long hop. Apache Kafka answers as soon as data arrives either way.
             .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
+            // Records read ahead and not yet handed to the stage: 16 MiB is thousands of records,
+            // seconds of work for any stage. librdkafka's default (64 MiB) kept up to 173 MB of
+            // decompressed batches alive in the sender during a large backlog (heaptrack,
+            // docs/BENCHMARKS.md), memory that bought no throughput.
+            .set("queued.max.messages.kbytes", READ_AHEAD_KBYTES)
             // Feeds `synap_consumer_lag` (see `LagStatistics`).
             .set("statistics.interval.ms", "5000");
         for (key, value) in &self.consumer {
             config.set(key, value);
         }
         config
-            .create_with_context(StageContext::default())
-            .map_err(|source| KafkaError::Client { what: "consumer", source })
     }
 
     pub fn topics(&self) -> super::Topics {
@@ -270,6 +282,21 @@ mod tests {
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2-scram") && !debug.contains("key-pass"), "{debug}");
         assert!(debug.contains("SASL_SSL"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn consumers_read_ahead_16_mib_unless_the_deployment_says_otherwise() {
+        let config = KafkaConfig::default();
+        let ours = config.consumer_config("sender", FETCH_WAIT_MS);
+        assert_eq!(ours.get("queued.max.messages.kbytes"), Some("16384"));
+        assert_eq!(ours.get("fetch.wait.max.ms"), Some("5"));
+
+        let mut config = KafkaConfig::default();
+        config.consumer.insert("queued.max.messages.kbytes".into(), "65536".into());
+        let theirs = config.consumer_config("sender", BACKGROUND_FETCH_WAIT_MS);
+        assert_eq!(theirs.get("queued.max.messages.kbytes"), Some("65536"));
+        assert_eq!(theirs.get("fetch.wait.max.ms"), Some("250"));
+        config.consumer("sender").map(|_| ()).expect("librdkafka accepts the settings");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! `/metrics`, `/healthz` and `/readyz`.
 
 pub mod config;
+mod json_fields;
 pub mod metrics;
 pub mod propagation;
 pub mod readiness;
@@ -87,9 +88,13 @@ fn install_subscriber(log: &LogConfig, provider: &SdkTracerProvider) {
     let fmt = fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
     let fmt = match log.format {
         // The current span's fields (event id, trace id) go on every line.
-        LogFormat::Json => {
-            fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).boxed()
-        }
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .fmt_fields(json_fields::AppendingJsonFields::default())
+            .boxed(),
         LogFormat::Text => fmt.boxed(),
     };
     // Only our own spans become trace spans: the exporter's gRPC client (tonic, h2, hyper) would
