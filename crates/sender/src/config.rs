@@ -16,8 +16,9 @@ pub struct SenderConfig {
     /// those waiting in memory for their subscription. Bounds memory: each costs about 20 KB of
     /// peak heap with its request, response and log row, so with 2,048 the sender's own heap
     /// peaks near 150 MiB however large a burst is (librdkafka's read-ahead comes on top: the
-    /// consumer's `queued.max.messages.kbytes`, 16 MiB by default, docs/BENCHMARKS.md). Keep it several times
-    /// `max_waiting_per_subscription`, so that a few slow endpoints' queues cannot fill it.
+    /// consumer's `queued.max.messages.kbytes`, 16 MiB by default, docs/BENCHMARKS.md). Keep it
+    /// several times `max_waiting_per_subscription`, so that a few slow endpoints' queues cannot
+    /// fill it.
     /// Larger is not faster: 4,096 delivered no more than 2,048, and 8,192 cost a third more CPU
     /// per delivery, in the benchmark (docs/BENCHMARKS.md).
     pub max_buffered: usize,
