@@ -181,7 +181,8 @@ async fn a_sealed_value_copied_into_another_row_or_column_does_not_open() {
     let (pool, secrets) = (pool(&stack), SecretBox::from_base64(ENCRYPTION_KEY).unwrap());
 
     // Read where they were written, they open.
-    let target = synap_db::subscriptions::delivery_target(&pool, &secrets, &other).await.unwrap().unwrap();
+    let target =
+        synap_db::subscriptions::sending_state(&pool, &secrets, &other).await.unwrap().unwrap().target;
     assert_eq!(target.basic_auth.unwrap().password, "pa55-two");
 
     let db = stack.database().await;
@@ -193,7 +194,7 @@ async fn a_sealed_value_copied_into_another_row_or_column_does_not_open() {
     )
     .await
     .unwrap();
-    let error = synap_db::subscriptions::delivery_target(&pool, &secrets, &other).await.unwrap_err();
+    let error = synap_db::subscriptions::sending_state(&pool, &secrets, &other).await.unwrap_err();
     assert!(
         matches!(&error, DbError::Secret(SecretError::Open { slot, .. }) if slot.row == other),
         "{error}"
@@ -226,7 +227,7 @@ async fn a_sealed_value_copied_into_another_row_or_column_does_not_open() {
     )
     .await
     .unwrap();
-    let error = synap_db::subscriptions::delivery_target(&pool, &secrets, &source).await.unwrap_err();
+    let error = synap_db::subscriptions::sending_state(&pool, &secrets, &source).await.unwrap_err();
     assert!(matches!(error, DbError::Secret(SecretError::Open { .. })), "{error}");
 
     // A reseal under a new key cannot open them either: it leaves them as they are, says where
@@ -338,7 +339,7 @@ async fn secrets_sealed_before_key_ids_still_open_and_are_resealed() {
     }
     let only_b = SecretBox::from_base64(KEY_B).unwrap();
     let target =
-        synap_db::subscriptions::delivery_target(&pool(&stack), &only_b, &sub).await.unwrap().unwrap();
+        synap_db::subscriptions::sending_state(&pool(&stack), &only_b, &sub).await.unwrap().unwrap().target;
     assert_eq!(target.basic_auth.unwrap().password, "old-pa55");
     assert_eq!(target.signing_keys, [synap_db::secrets::SigningKey::V1(signing_secret)]);
     assert_eq!(
@@ -397,7 +398,7 @@ async fn reseal_never_overwrites_a_value_changed_while_it_runs() {
     // The newer value survived, and the next pass resealed it under B.
     let only_b = SecretBox::from_base64(KEY_B).unwrap();
     let target =
-        synap_db::subscriptions::delivery_target(&pool(&stack), &only_b, &sub).await.unwrap().unwrap();
+        synap_db::subscriptions::sending_state(&pool(&stack), &only_b, &sub).await.unwrap().unwrap().target;
     assert_eq!(target.basic_auth.unwrap().password, "after");
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use deadpool_postgres::GenericClient;
 
 use crate::secret_box::Slot;
-use crate::{DbError, Pool, SecretBox};
+use crate::{DbError, SecretBox};
 
 /// At most this many headers per subscription.
 pub const MAX_HEADERS: usize = 20;
@@ -235,22 +235,12 @@ pub async fn shown(
     Ok(out)
 }
 
-/// The subscription's headers with secret values opened, for the sender.
-pub async fn opened(
-    pool: &Pool,
-    secrets: &SecretBox,
-    subscription_id: &str,
-) -> Result<Vec<CustomHeader>, DbError> {
-    let client = pool.get().await?;
-    let rows = client.query(OPENED_SQL, &[&subscription_id]).await?;
-    opened_rows(&rows, secrets, subscription_id)
-}
-
 /// The subscription's headers (`$1`) in order: what [`opened_rows`] reads.
 pub(crate) const OPENED_SQL: &str = "SELECT id, name, value, sealed_value FROM subscription_headers
      WHERE subscription_id = $1 ORDER BY position";
 
-/// The headers of [`OPENED_SQL`]'s rows, secret values opened.
+/// The headers of [`OPENED_SQL`]'s rows, secret values opened (for the sender:
+/// [`crate::subscriptions::sending_state`]).
 pub(crate) fn opened_rows(
     rows: &[tokio_postgres::Row],
     secrets: &SecretBox,

@@ -428,14 +428,6 @@ pub struct DeliveryTarget {
     pub headers: Vec<crate::custom_headers::CustomHeader>,
 }
 
-pub async fn delivery_target(
-    pool: &Pool,
-    secrets: &SecretBox,
-    id: &str,
-) -> Result<Option<DeliveryTarget>, DbError> {
-    Ok(sending_state(pool, secrets, id).await?.map(|state| state.target))
-}
-
 /// Everything the sender reads about a subscription before its first delivery: the target, its
 /// delivery options, and when the next of its signing secrets expires (a cache of the target
 /// must not outlive it).
