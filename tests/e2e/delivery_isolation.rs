@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 use synap_tests::{Receiver, Reply, Service, Stack};
 
-use crate::delivery_support::{add_subscription, event_ids, portal_with_subscription, publish, wait_for_log};
+use crate::delivery_support::{
+    add_subscription, assert_all_delivered, event_ids, portal_with_subscription, publish, wait_for_log,
+    wait_until_all,
+};
 
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -96,11 +99,13 @@ async fn hanging_failing_and_unreachable_endpoints_do_not_slow_a_healthy_one() {
 async fn a_burst_to_a_slow_but_answering_endpoint_waits_its_turn_in_memory() {
     // 2 requests at a time, 150 ms each: 30 events take about 2.3 s, far past the 300 ms a
     // delivery may wait without the subscription moving. They wait in memory all the same,
-    // because a request finishes every 75 ms; none takes a detour through a retry tier. (One
-    // event first: until an endpoint has answered once, only 4 deliveries per slot may wait.)
+    // because a request finishes every 75 ms and the last gets its turn before the first tier
+    // (5 s) would hand it back; none takes a detour through a retry tier. (One event first:
+    // until an endpoint has answered once, only 4 deliveries per slot may wait.)
     let stack = Stack::start_with(&[
         ("SYNAP_SENDER__MAX_IN_FLIGHT_PER_SUBSCRIPTION", "2"),
         ("SYNAP_SENDER__SLOT_WAIT_MS", "300"),
+        ("SYNAP_SENDER__RETRY_DELAYS_MS", "[5000]"),
     ])
     .await;
     let receiver = Receiver::start().await;
@@ -118,6 +123,55 @@ async fn a_burst_to_a_slow_but_answering_endpoint_waits_its_turn_in_memory() {
     assert!(log.iter().all(|a| a.outcome == "delivered" && a.attempt == 1), "{log:?}");
     let (_, metrics) = stack.telemetry_get(Service::Sender, "/metrics").await;
     assert!(!metrics.contains("synap_deliveries_deferred_total{"), "nothing deferred: {metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_endpoint_queues_only_what_it_sends_before_the_first_tier_is_back() {
+    // The first tier and the stall time are 1 s. The slow endpoint takes 500 ms a request, 2 at
+    // a time: 4 a second, so only about 4 of its deliveries wait in memory and the rest go round
+    // the tier, keeping the sender's buffer for the fast endpoint of the same portal. Nothing is
+    // lost, and a deferral uses up no attempt.
+    let stack = Stack::start_with(&[
+        ("SYNAP_SENDER__MAX_IN_FLIGHT_PER_SUBSCRIPTION", "2"),
+        ("SYNAP_SENDER__SLOT_WAIT_MS", "1000"),
+        ("SYNAP_SENDER__RETRY_DELAYS_MS", "[1000, 1000, 1000]"),
+    ])
+    .await;
+    let (slow, fast) = (Receiver::start().await, Receiver::start().await);
+    slow.always("/slow", Reply::Slow(Duration::from_millis(500)));
+    fast.always("/fast", Reply::Slow(Duration::from_millis(5)));
+    let (portal, slow_sub, _) = portal_with_subscription(&stack, slow.url("/slow")).await;
+    let fast_sub = add_subscription(&stack, &portal, fast.url("/fast")).await;
+
+    // Both answer once first: until then only 4 per slot may wait, whatever the pace.
+    let first = event_ids("first", 1);
+    publish(&stack, &portal, &first).await;
+    wait_for_log(&stack, &slow_sub, WAIT, |log| !log.is_empty()).await;
+    wait_for_log(&stack, &fast_sub, WAIT, |log| !log.is_empty()).await;
+    let deferred = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("synap_deliveries_deferred_total{reason=\"queue_full\"} "))
+            .map_or(0.0, |v| v.parse::<f64>().unwrap())
+    };
+
+    let n = 24;
+    let ids = event_ids("burst", n);
+    publish(&stack, &portal, &ids).await;
+    fast.wait_for("/fast", n + 1, WAIT).await;
+    let (_, metrics) = stack.telemetry_get(Service::Sender, "/metrics").await;
+    let when_fast_done = deferred(&metrics);
+    // 2 slots and 4 waiting take 6 of the 24 at once; the rest were turned away, some more
+    // than once (each comes back to a queue still full).
+    assert!(when_fast_done >= (n - 6) as f64, "{when_fast_done} deferrals: {metrics}");
+
+    let all: Vec<String> = first.into_iter().chain(ids).collect();
+    wait_until_all(&slow, "/slow", &all, Duration::from_secs(60)).await;
+    assert_all_delivered(&slow, "/slow", &all);
+    let log = wait_for_log(&stack, &slow_sub, WAIT, |log| log.len() > n).await;
+    assert!(log.iter().all(|a| a.outcome == "delivered" && a.attempt == 1), "{log:#?}");
+    let log = wait_for_log(&stack, &fast_sub, WAIT, |log| log.len() > n).await;
+    assert!(log.iter().all(|a| a.outcome == "delivered" && a.attempt == 1), "{log:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,8 +17,7 @@ pub struct SenderConfig {
     /// peak heap with its request, response and log row, so with 2,048 the sender's own heap
     /// peaks near 150 MiB however large a burst is (librdkafka's read-ahead comes on top: the
     /// consumer's `queued.max.messages.kbytes`, 16 MiB by default, docs/BENCHMARKS.md). Keep it
-    /// several times `max_waiting_per_subscription`, so that a few slow endpoints' queues cannot
-    /// fill it.
+    /// above `max_waiting_per_subscription`, so that one subscription's queue cannot fill it.
     /// Larger is not faster: 4,096 delivered no more than 2,048, and 8,192 cost a third more CPU
     /// per delivery, in the benchmark (docs/BENCHMARKS.md).
     pub max_buffered: usize,
@@ -48,9 +47,12 @@ pub struct SenderConfig {
     /// endpoint), or its rate limit would hold the delivery back longer, the delivery waits in
     /// the first retry tier instead, without using up an attempt.
     pub slot_wait_ms: u64,
-    /// Deliveries that may wait in memory for one subscription; more go to the first retry tier.
-    /// Until the subscription's endpoint has answered once (since start, or since it last
-    /// stalled), at most 4 per in-flight slot may wait.
+    /// Deliveries that may wait in memory for one subscription at most; more go to the first
+    /// retry tier. Fewer may wait for a slow endpoint: only as many as would get a slot before
+    /// the first tier's delay at the pace of its recent requests (with 16 slots and 5 s, 80 for
+    /// an endpoint taking 1 s). Until the subscription's endpoint has answered once (since start,
+    /// or since it last stalled), at most 4 per in-flight slot may wait. Half of `max_buffered`
+    /// by default, so one subscription's burst leaves the other half to the rest.
     pub max_waiting_per_subscription: usize,
     /// Consecutive failures that say an endpoint is down (no answer, 5xx, 429, 408) that open a
     /// portal's circuit for it (its URL without the query): no requests of that portal go there
@@ -104,7 +106,7 @@ impl Default for SenderConfig {
             retry_tier_max_in_flight: 1_000,
             max_in_flight_per_subscription: 16,
             slot_wait_ms: 2_000,
-            max_waiting_per_subscription: 512,
+            max_waiting_per_subscription: 1024,
             breaker_failures: 5,
             breaker_cooldown_ms: 30_000,
             disable_after_failing_ms: 72 * HOUR,

@@ -4,10 +4,19 @@
 //! A delivery that finds its subscription's slots taken waits in memory (its record stays
 //! uncommitted in Kafka, so a crash loses nothing) for as long as the subscription keeps making
 //! progress. It is turned away, to wait in a retry tier instead, only when the subscription has
-//! not started or finished a request for `stall` (a hanging endpoint), when `max_waiting`
-//! deliveries already wait for it, or when its rate limit would hold it back longer than
-//! `stall`. So a burst to a healthy endpoint drains at the endpoint's pace, and a dead endpoint
-//! never holds more than its slots and a short queue of the consumer's buffer.
+//! not started or finished a request for `stall` (a hanging endpoint), when its queue is full,
+//! or when its rate limit would hold it back longer than `stall`. So a burst to a healthy
+//! endpoint drains at the endpoint's pace, and a dead endpoint never holds more than its slots
+//! and a short queue of the consumer's buffer.
+//!
+//! A queue is full when the delivery would not get a slot before the first retry tier (the
+//! `horizon`) could hand it back, at the pace the subscription's recent requests took: a fast
+//! endpoint may queue up to `max_waiting`, a slow one only what it can send meanwhile. Deferring
+//! costs the sender a write and a read of the record and the delivery a tier's delay, so it is
+//! worth it only when the delivery would wait longer in memory, holding a place of the buffer
+//! that other subscriptions' deliveries could use. (A fixed cap of 512 sent a third of a
+//! 240,000-event burst to healthy endpoints through the 5 s tier, for a quarter more of the
+//! sender's CPU: docs/BENCHMARKS.md.)
 //!
 //! Until a subscription has shown that it answers (a request of it finished, and none stalled
 //! since), its queue is kept to a few times its in-flight limit: a hanging endpoint would
@@ -32,10 +41,27 @@ struct Health {
     finished: Option<Instant>,
     /// When the subscription was last seen stalled.
     stalled: Option<Instant>,
+    /// How long its recent requests held their slot (a moving average): the pace its queue
+    /// drains at is its in-flight limit over this.
+    request_time: Option<Duration>,
+}
+
+impl Health {
+    /// Whether a request has finished since the subscription was last seen stalled.
+    fn answers(&self) -> bool {
+        match (self.finished, self.stalled) {
+            (Some(finished), Some(stalled)) => finished >= stalled,
+            (finished, _) => finished.is_some(),
+        }
+    }
 }
 
 /// Deliveries that may wait per in-flight slot for a subscription not yet seen answering.
 const UNPROVEN_QUEUE_PER_SLOT: usize = 4;
+
+/// Weight of the newest request in a subscription's average request time: the average follows
+/// an endpoint that slows down within a few dozen requests.
+const REQUEST_TIME_WEIGHT: u32 = 8;
 
 /// Why a delivery was not admitted now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +104,7 @@ impl Limit {
             in_flight: Arc::new(Semaphore::new(capacity as usize)),
             capacity,
             waiting: AtomicUsize::new(0),
-            health: Mutex::new(Health { progress: now, finished: None, stalled: None }),
+            health: Mutex::new(Health { progress: now, finished: None, stalled: None, request_time: None }),
             next_start: Mutex::new(now),
         })
     }
@@ -95,11 +121,19 @@ impl Limit {
         self.health().progress
     }
 
-    fn finished_now(&self) {
+    /// A slot taken at `started` was given back; `None` if no request was made with it.
+    fn finished(&self, started: Option<Instant>) {
         let now = Instant::now();
         let mut health = self.health();
         health.finished = Some(now);
         health.progress = now;
+        if let Some(started) = started {
+            let took = now - started;
+            health.request_time = Some(match health.request_time {
+                Some(mean) => (mean * (REQUEST_TIME_WEIGHT - 1) + took) / REQUEST_TIME_WEIGHT,
+                None => took,
+            });
+        }
     }
 
     fn stalled(&self) -> Refusal {
@@ -107,12 +141,20 @@ impl Limit {
         Refusal::Stalled
     }
 
-    /// Whether a request has finished since the subscription was last seen stalled.
-    fn answers(&self) -> bool {
+    /// How many deliveries may wait: as many as would get a slot within `horizon` at the pace of
+    /// the subscription's recent requests, at most `max_waiting`; a few per slot until it answers.
+    fn queue_limit(&self, horizon: Duration, max_waiting: usize) -> usize {
         let health = self.health();
-        match (health.finished, health.stalled) {
-            (Some(finished), Some(stalled)) => finished >= stalled,
-            (finished, _) => finished.is_some(),
+        let slots = self.capacity as usize;
+        if !health.answers() {
+            return max_waiting.min(UNPROVEN_QUEUE_PER_SLOT * slots);
+        }
+        match health.request_time {
+            Some(took) if !took.is_zero() => {
+                let per_slot = horizon.as_secs_f64() / took.as_secs_f64();
+                max_waiting.min((per_slot * slots as f64) as usize)
+            }
+            _ => max_waiting,
         }
     }
 }
@@ -120,6 +162,7 @@ impl Limit {
 pub struct Limits {
     subscriptions: Cache<String, Arc<Limit>>,
     stall: Duration,
+    horizon: Duration,
     max_waiting: usize,
 }
 
@@ -127,11 +170,26 @@ pub struct Limits {
 pub struct Slot {
     _permit: OwnedSemaphorePermit,
     limit: Arc<Limit>,
+    /// When the slot was taken; `None` once it is known no request was made with it.
+    started: Option<Instant>,
+}
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, limit: Arc<Limit>) -> Self {
+        limit.progressed();
+        Self { _permit: permit, limit, started: Some(Instant::now()) }
+    }
+
+    /// Gives the slot back without a request made (the endpoint's circuit was open), so that
+    /// its time does not count as the subscription's pace.
+    pub fn unused(mut self) {
+        self.started = None;
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.limit.finished_now();
+        self.limit.finished(self.started);
     }
 }
 
@@ -153,9 +211,11 @@ impl Drop for Waiting<'_> {
 
 impl Limits {
     /// `stall`: how long a subscription with every slot taken may go without a request starting
-    /// or finishing before its waiting deliveries are turned away; `max_waiting`: deliveries
-    /// that may wait for one subscription.
-    pub fn new(stall: Duration, max_waiting: usize) -> Self {
+    /// or finishing before its waiting deliveries are turned away; `horizon`: how soon a
+    /// delivery turned away is back (the first retry tier), so the longest a delivery is let wait
+    /// in memory at the subscription's pace; `max_waiting`: deliveries that may wait for one
+    /// subscription at most.
+    pub fn new(stall: Duration, horizon: Duration, max_waiting: usize) -> Self {
         // Idle subscriptions' entries expire; a busy one's entry is kept alive by its use.
         Self {
             subscriptions: Cache::builder()
@@ -163,6 +223,7 @@ impl Limits {
                 .max_capacity(100_000)
                 .build(),
             stall,
+            horizon,
             max_waiting,
         }
     }
@@ -199,8 +260,7 @@ impl Limits {
             }
             None => None,
         };
-        limit.progressed();
-        let slot = Slot { _permit: permit, limit };
+        let slot = Slot::new(permit, limit);
         if let Some(start) = start {
             tokio::time::sleep_until(start).await;
         }
@@ -212,11 +272,7 @@ impl Limits {
         if stalled_at(limit) <= Instant::now() {
             return Err(limit.stalled());
         }
-        let max_waiting = if limit.answers() {
-            self.max_waiting
-        } else {
-            self.max_waiting.min(UNPROVEN_QUEUE_PER_SLOT * limit.capacity as usize)
-        };
+        let max_waiting = limit.queue_limit(self.horizon, self.max_waiting);
         let _waiting = Waiting::enter(&limit.waiting, max_waiting).ok_or(Refusal::QueueFull)?;
         loop {
             let deadline = stalled_at(limit);
@@ -240,8 +296,7 @@ impl Limits {
         let limit = self.limit(subscription_id, capacity);
         let permit =
             limit.in_flight.clone().acquire_owned().await.expect("subscription semaphores are never closed");
-        limit.progressed();
-        let slot = Slot { _permit: permit, limit };
+        let slot = Slot::new(permit, limit);
         if let Some(per_sec) = per_sec {
             let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
             if let Some(start) = rate_start(&slot.limit, per_sec, far) {
@@ -268,10 +323,12 @@ mod tests {
     use super::*;
 
     const STALL: Duration = Duration::from_millis(2000);
+    /// Long, so that only the tests of it see the queue cut short by the subscription's pace.
+    const HORIZON: Duration = Duration::from_secs(3600);
 
     #[tokio::test(start_paused = true)]
     async fn waits_while_the_subscription_moves() {
-        let limits = Arc::new(Limits::new(STALL, 100));
+        let limits = Arc::new(Limits::new(STALL, HORIZON, 100));
         let first = limits.acquire("s", 1, None).await.unwrap();
         let waiter = {
             let limits = limits.clone();
@@ -287,8 +344,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_long_queue_behind_a_moving_subscription_keeps_waiting() {
         // 1 slot, each request 1 s: the tenth waiter waits 10 s, far past the stall time,
-        // because every second something finishes.
-        let limits = Arc::new(Limits::new(STALL, 100));
+        // because every second something finishes (and within the horizon).
+        let limits = Arc::new(Limits::new(STALL, HORIZON, 100));
         drop(limits.acquire("s", 1, None).await.unwrap()); // seen answering
         let started = Instant::now();
         let mut tasks = Vec::new();
@@ -307,9 +364,92 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_secs(10));
     }
 
+    /// Requests of `s` that each hold their slot for `took`, `n` in all, one after another.
+    async fn requests(limits: &Limits, slots: u32, took: Duration, n: usize) {
+        for _ in 0..n {
+            let slot = limits.acquire("s", slots, None).await.unwrap();
+            tokio::time::sleep(took).await;
+            drop(slot);
+        }
+    }
+
+    /// Until `n` deliveries wait for `s`.
+    async fn waiting(limits: &Limits, slots: u32, n: usize) {
+        while limits.limit("s", slots).waiting.load(Ordering::Acquire) < n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Waiters for `s` that hold their slot for no time, once they get one.
+    fn waiters(
+        limits: &Arc<Limits>,
+        slots: u32,
+        n: usize,
+    ) -> Vec<tokio::task::JoinHandle<Result<(), Refusal>>> {
+        (0..n)
+            .map(|_| {
+                let limits = limits.clone();
+                tokio::spawn(async move { limits.acquire("s", slots, None).await.map(drop) })
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_holds_what_the_subscription_sends_before_the_first_tier_is_back() {
+        // 2 slots, 1 s a request: 2 deliveries a second, so 10 get a slot within the 5 s the
+        // first tier would take; the 11th would wait longer in memory, so it goes to the tier.
+        let limits = Arc::new(Limits::new(STALL, Duration::from_secs(5), 100));
+        requests(&limits, 2, Duration::from_secs(1), 2).await;
+        let held = [limits.acquire("s", 2, None).await.unwrap(), limits.acquire("s", 2, None).await.unwrap()];
+        let queued = waiters(&limits, 2, 10);
+        waiting(&limits, 2, 10).await;
+        assert_eq!(limits.acquire("s", 2, None).await.err(), Some(Refusal::QueueFull));
+        drop(held);
+        for w in queued {
+            w.await.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fast_subscription_queues_up_to_max_waiting() {
+        // 10 ms a request: 500 would get the one slot within 5 s; the cap is 100.
+        let limits = Arc::new(Limits::new(STALL, Duration::from_secs(5), 100));
+        requests(&limits, 1, Duration::from_millis(10), 1).await;
+        let held = limits.acquire("s", 1, None).await.unwrap();
+        let queued = waiters(&limits, 1, 100);
+        waiting(&limits, 1, 100).await;
+        assert_eq!(limits.acquire("s", 1, None).await.err(), Some(Refusal::QueueFull));
+        drop(held);
+        for w in queued {
+            w.await.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_shrinks_as_the_endpoint_slows_down() {
+        let limits = Limits::new(STALL, Duration::from_secs(5), 1000);
+        let queue_limit =
+            |limits: &Limits| limits.limit("s", 1).queue_limit(limits.horizon, limits.max_waiting);
+        requests(&limits, 1, Duration::from_millis(10), 1).await;
+        assert_eq!(queue_limit(&limits), 500);
+        // A slot given back without a request (the circuit was open) says nothing of the pace
+        // (counted as a request of no time, it would raise the limit to 571).
+        limits.acquire("s", 1, None).await.unwrap().unused();
+        assert_eq!(queue_limit(&limits), 500);
+        // One slow answer among fast ones moves the average, not all of it.
+        requests(&limits, 1, Duration::from_secs(1), 1).await;
+        assert!((30..=50).contains(&queue_limit(&limits)), "{}", queue_limit(&limits));
+        // An endpoint that stays slow is soon taken at its new pace: 1 a second, a queue of 5.
+        requests(&limits, 1, Duration::from_secs(1), 30).await;
+        assert_eq!(queue_limit(&limits), 5);
+        // And one that is fast again gets its long queue back as quickly.
+        requests(&limits, 1, Duration::from_millis(10), 40).await;
+        assert!(queue_limit(&limits) > 250, "{}", queue_limit(&limits));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_hanging_subscription_turns_its_queue_away() {
-        let limits = Arc::new(Limits::new(STALL, 100));
+        let limits = Arc::new(Limits::new(STALL, HORIZON, 100));
         let _hung = limits.acquire("s", 1, None).await.unwrap();
         let started = Instant::now();
         assert_eq!(limits.acquire("s", 1, None).await.err(), Some(Refusal::Stalled));
@@ -322,19 +462,19 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_stall_takes_the_long_queue_away_until_a_request_finishes() {
-        let limits = Limits::new(STALL, 100);
+        let limits = Limits::new(STALL, HORIZON, 100);
         drop(limits.acquire("s", 1, None).await.unwrap());
-        assert!(limits.limit("s", 1).answers());
+        assert!(limits.limit("s", 1).health().answers());
         let hung = limits.acquire("s", 1, None).await.unwrap();
         assert_eq!(limits.acquire("s", 1, None).await.err(), Some(Refusal::Stalled));
-        assert!(!limits.limit("s", 1).answers(), "seen stalled");
+        assert!(!limits.limit("s", 1).health().answers(), "seen stalled");
         drop(hung);
-        assert!(limits.limit("s", 1).answers(), "answering again");
+        assert!(limits.limit("s", 1).health().answers(), "answering again");
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_unproven_subscription_queues_a_few_per_slot() {
-        let limits = Arc::new(Limits::new(STALL, 100));
+        let limits = Arc::new(Limits::new(STALL, HORIZON, 100));
         let held = limits.acquire("s", 1, None).await.unwrap();
         let spawn_waiter = || {
             let limits = limits.clone();
@@ -364,7 +504,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_queue_is_bounded() {
-        let limits = Arc::new(Limits::new(STALL, 2));
+        let limits = Arc::new(Limits::new(STALL, HORIZON, 2));
         let _held = limits.acquire("s", 1, None).await.unwrap();
         let waiters: Vec<_> = (0..2)
             .map(|_| {
@@ -381,7 +521,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn rate_limit_spaces_starts() {
-        let limits = Limits::new(STALL, 100);
+        let limits = Limits::new(STALL, HORIZON, 100);
         let started = Instant::now();
         for _ in 0..3 {
             limits.acquire("s", 10, Some(20)).await.unwrap();
@@ -390,14 +530,14 @@ mod tests {
         // One per second, one already booked: the next start is a second away, within 2 s.
         limits.acquire("r", 10, Some(1)).await.unwrap();
         limits.acquire("r", 10, Some(1)).await.unwrap();
-        let limits = Limits::new(Duration::from_millis(10), 100);
+        let limits = Limits::new(Duration::from_millis(10), HORIZON, 100);
         limits.acquire("r", 10, Some(1)).await.unwrap();
         assert_eq!(limits.acquire("r", 10, Some(1)).await.err(), Some(Refusal::RateLimited));
     }
 
     #[tokio::test(start_paused = true)]
     async fn patient_acquire_never_refuses() {
-        let limits = Arc::new(Limits::new(STALL, 0));
+        let limits = Arc::new(Limits::new(STALL, HORIZON, 0));
         let held = limits.acquire_patiently("s", 1, None).await;
         let waiter = {
             let limits = limits.clone();

@@ -127,10 +127,15 @@ async fn main() -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
     };
     let longest_wait = schedule.longest_delay();
+    let stall = Duration::from_millis(config.slot_wait_ms);
+    // A delivery turned away from a full queue is back after the first tier's delay: it waits in
+    // memory only if it would get a slot sooner. At least the stall time, which a delivery may
+    // wait anyway: a tier shorter than that (0 s, say) would only send it round and round.
+    let horizon = schedule.shortest_tier().unwrap_or_default().max(stall);
     let stage = Arc::new(Sender {
         io,
         schedule,
-        limits: Limits::new(Duration::from_millis(config.slot_wait_ms), config.max_waiting_per_subscription),
+        limits: Limits::new(stall, horizon, config.max_waiting_per_subscription),
         breakers: Breakers::new(config.breaker_failures, Duration::from_millis(config.breaker_cooldown_ms)),
         lanes: Lanes::default(),
         config: config.clone(),

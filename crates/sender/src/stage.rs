@@ -186,7 +186,7 @@ impl<I: Io> Sender<I> {
         let ticket = match self.breakers.admit(&target.circuit) {
             Admission::Send(ticket) => ticket,
             Admission::Open { .. } => {
-                drop(slot);
+                slot.unused();
                 // Retried no sooner than the circuit's probe (earlier tries could only find it
                 // open again): one full cool-down, which is a tier of its own.
                 return self.defer(delivery, self.breakers.cooldown(), circuit_open(), read).await;
@@ -225,7 +225,7 @@ impl<I: Io> Sender<I> {
                 Admission::Send(ticket) => ticket,
                 Admission::Open { probe_in } => {
                     // Waits in place for the probe, using up no attempt.
-                    drop(slot);
+                    slot.unused();
                     metrics().deferred(circuit_open()).inc();
                     let wait =
                         if probe_in.is_zero() { PROBE_POLL.min(self.breakers.cooldown()) } else { probe_in };

@@ -190,7 +190,7 @@ fn sender(retry_delays_ms: &[u64], breaker_failures: u32) -> Arc<Sender<Recorded
     Arc::new(Sender {
         io: Recorded::default(),
         schedule,
-        limits: Limits::new(Duration::from_secs(2), 100),
+        limits: Limits::new(Duration::from_secs(2), Duration::from_secs(5), 100),
         breakers: Breakers::new(breaker_failures, COOLDOWN),
         lanes: Lanes::default(),
         config: SenderConfig::default(),
