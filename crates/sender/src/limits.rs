@@ -373,25 +373,27 @@ mod tests {
         }
     }
 
-    /// Until `n` deliveries wait for `s`.
-    async fn waiting(limits: &Limits, slots: u32, n: usize) {
-        while limits.limit("s", slots).waiting.load(Ordering::Acquire) < n {
-            tokio::task::yield_now().await;
+    /// With every one of its `slots` taken, exactly `n` deliveries may wait for `s`: the next is
+    /// turned away. Then the `n` get their slots.
+    async fn queue_holds(limits: &Arc<Limits>, slots: u32, n: usize) {
+        let mut held = Vec::new();
+        for _ in 0..slots {
+            held.push(limits.acquire("s", slots, None).await.unwrap());
         }
-    }
-
-    /// Waiters for `s` that hold their slot for no time, once they get one.
-    fn waiters(
-        limits: &Arc<Limits>,
-        slots: u32,
-        n: usize,
-    ) -> Vec<tokio::task::JoinHandle<Result<(), Refusal>>> {
-        (0..n)
+        let queued: Vec<_> = (0..n)
             .map(|_| {
                 let limits = limits.clone();
                 tokio::spawn(async move { limits.acquire("s", slots, None).await.map(drop) })
             })
-            .collect()
+            .collect();
+        while limits.limit("s", slots).waiting.load(Ordering::Acquire) < n {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(limits.acquire("s", slots, None).await.err(), Some(Refusal::QueueFull));
+        drop(held);
+        for w in queued {
+            w.await.unwrap().unwrap();
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -400,14 +402,7 @@ mod tests {
         // first tier would take; the 11th would wait longer in memory, so it goes to the tier.
         let limits = Arc::new(Limits::new(STALL, Duration::from_secs(5), 100));
         requests(&limits, 2, Duration::from_secs(1), 2).await;
-        let held = [limits.acquire("s", 2, None).await.unwrap(), limits.acquire("s", 2, None).await.unwrap()];
-        let queued = waiters(&limits, 2, 10);
-        waiting(&limits, 2, 10).await;
-        assert_eq!(limits.acquire("s", 2, None).await.err(), Some(Refusal::QueueFull));
-        drop(held);
-        for w in queued {
-            w.await.unwrap().unwrap();
-        }
+        queue_holds(&limits, 2, 10).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -415,14 +410,7 @@ mod tests {
         // 10 ms a request: 500 would get the one slot within 5 s; the cap is 100.
         let limits = Arc::new(Limits::new(STALL, Duration::from_secs(5), 100));
         requests(&limits, 1, Duration::from_millis(10), 1).await;
-        let held = limits.acquire("s", 1, None).await.unwrap();
-        let queued = waiters(&limits, 1, 100);
-        waiting(&limits, 1, 100).await;
-        assert_eq!(limits.acquire("s", 1, None).await.err(), Some(Refusal::QueueFull));
-        drop(held);
-        for w in queued {
-            w.await.unwrap().unwrap();
-        }
+        queue_holds(&limits, 1, 100).await;
     }
 
     #[tokio::test(start_paused = true)]
