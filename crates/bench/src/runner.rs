@@ -317,6 +317,7 @@ impl Bench {
         self.prepare(&scenario.layout).await?;
         // Consumers joining their groups, caches filling: paid here, not by the measurement.
         self.warm_up(scenario, receiver).await?;
+        self.settle().await?;
         progress(&format!("{}: {}", scenario.name, scenario.what));
         self.measure(scenario, receiver).await
     }
@@ -378,6 +379,35 @@ impl Bench {
             if tokio::time::Instant::now() > deadline {
                 bail!("warm-up of {}: not every event arrived within 60 s", scenario.name);
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Waits until the sender has stored the warm-up's attempt-log rows (its backlog is 0 two
+    /// polls running, 10 s at most: in `isolation` failing endpoints keep adding rows): the
+    /// warm-up's deliveries have all arrived, but thousands of rows may still be on their way to
+    /// PostgreSQL, and the first measured events would share the machine with them
+    /// (`fanout-1000`'s first event was 100–300 ms late in some runs).
+    async fn settle(&mut self) -> anyhow::Result<()> {
+        let Some(addr) = self.stack.telemetry_addr("synap-sender") else { return Ok(()) };
+        let url = format!("http://{addr}/metrics");
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut quiet = 0;
+        while quiet < 2 {
+            self.stack.check_alive()?;
+            if tokio::time::Instant::now() > deadline {
+                progress("the sender's attempt-log backlog did not empty within 10 s; measuring anyway");
+                break;
+            }
+            let metrics = client.get(&url).send().await?.error_for_status()?.text().await?;
+            let backlog = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("synap_attempt_log_backlog "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+            quiet = if backlog == 0.0 { quiet + 1 } else { 0 };
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(())

@@ -29,6 +29,8 @@ pub struct Stack {
     pub admin_token: String,
     pub processes: Vec<(String, Child)>,
     pub env: Vec<(String, String)>,
+    /// Each service's telemetry address (`/metrics`, `/readyz`).
+    telemetry: Vec<(String, String)>,
     admin_database_url: String,
     database: String,
     bin_dir: PathBuf,
@@ -70,6 +72,7 @@ impl Stack {
             admin_token,
             processes: Vec::new(),
             env,
+            telemetry: Vec::new(),
             admin_database_url: options.admin_database_url.clone(),
             database,
             bin_dir: options.bin_dir.clone(),
@@ -78,8 +81,10 @@ impl Stack {
         stack.admin(&["topics"]).await?;
         std::fs::create_dir_all(&options.logs)?;
         for (binary, port) in SERVICES.iter().zip(&ports[1..]) {
-            let child = stack.spawn(binary, &format!("127.0.0.1:{port}"), &options.logs)?;
+            let addr = format!("127.0.0.1:{port}");
+            let child = stack.spawn(binary, &addr, &options.logs)?;
             stack.processes.push((binary.to_string(), child));
+            stack.telemetry.push((binary.to_string(), addr));
         }
         stack.wait_for_control().await?;
         Ok(stack)
@@ -138,6 +143,11 @@ impl Stack {
             }
         }
         Ok(())
+    }
+
+    /// Where `binary` serves `/metrics`.
+    pub fn telemetry_addr(&self, binary: &str) -> Option<&str> {
+        self.telemetry.iter().find(|(name, _)| name == binary).map(|(_, addr)| addr.as_str())
     }
 
     pub fn pids(&self) -> Vec<(String, u32)> {
