@@ -208,11 +208,7 @@ async fn wait_for_listeners(db: &tokio_postgres::Client) {
 
 /// `synap_change_listener_restarts_total` of one service.
 async fn restarts(stack: &Stack, service: Service) -> u64 {
-    let (_, metrics) = stack.telemetry_get(service, "/metrics").await;
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("synap_change_listener_restarts_total "))
-        .map_or(0, |v| v.trim().parse().unwrap())
+    stack.metric(service, "synap_change_listener_restarts_total").await.map_or(0, |v| v as u64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

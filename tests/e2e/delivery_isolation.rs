@@ -148,22 +148,18 @@ async fn a_slow_endpoint_queues_only_what_it_sends_before_the_first_tier_is_back
     publish(&stack, &portal, &first).await;
     wait_for_log(&stack, &slow_sub, WAIT, |log| !log.is_empty()).await;
     wait_for_log(&stack, &fast_sub, WAIT, |log| !log.is_empty()).await;
-    let deferred = |metrics: &str| {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("synap_deliveries_deferred_total{reason=\"queue_full\"} "))
-            .map_or(0.0, |v| v.parse::<f64>().unwrap())
-    };
 
     let n = 24;
     let ids = event_ids("burst", n);
     publish(&stack, &portal, &ids).await;
     fast.wait_for("/fast", n + 1, WAIT).await;
-    let (_, metrics) = stack.telemetry_get(Service::Sender, "/metrics").await;
-    let when_fast_done = deferred(&metrics);
+    let when_fast_done = stack
+        .metric(Service::Sender, "synap_deliveries_deferred_total{reason=\"queue_full\"}")
+        .await
+        .unwrap_or(0.0);
     // 2 slots and 4 waiting take 6 of the 24 at once; the rest were turned away, some more
     // than once (each comes back to a queue still full).
-    assert!(when_fast_done >= (n - 6) as f64, "{when_fast_done} deferrals: {metrics}");
+    assert!(when_fast_done >= (n - 6) as f64, "{when_fast_done} deferrals");
 
     let all: Vec<String> = first.into_iter().chain(ids).collect();
     wait_until_all(&slow, "/slow", &all, Duration::from_secs(60)).await;

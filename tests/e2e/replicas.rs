@@ -288,12 +288,8 @@ async fn a_rolling_restart_of_every_replica_loses_nothing_and_keeps_order() {
 async fn wait_for_disabled_gauge(stack: &Stack, replica: synap_tests::Replica, want: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, metrics) = stack.telemetry_get(replica, "/metrics").await;
-        let value = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("synap_subscriptions_disabled "))
-            .map(|v| v.trim().to_owned());
-        if value.as_deref() == Some(want.to_string().as_str()) {
+        let value = stack.metric(replica, "synap_subscriptions_disabled").await;
+        if value == Some(want as f64) {
             return;
         }
         assert!(tokio::time::Instant::now() < deadline, "{replica:?} reports {value:?}, not {want}");

@@ -560,6 +560,16 @@ impl Stack {
         (status, response.text().await.unwrap_or_default())
     }
 
+    /// The value of one sample in a replica's `/metrics` (`name` with its labels, as written
+    /// there: `synap_deliveries_deferred_total{reason="queue_full"}`); `None` if it has none.
+    pub async fn metric(&self, replica: impl Into<Replica>, sample: &str) -> Option<f64> {
+        let (_, metrics) = self.telemetry_get(replica, "/metrics").await;
+        metrics.lines().find_map(|line| {
+            let value = line.strip_prefix(sample)?.strip_prefix(' ')?;
+            Some(value.trim().parse().unwrap_or_else(|e| panic!("{sample}: {value:?}: {e}")))
+        })
+    }
+
     /// Waits until every running replica answers 200 on `/readyz`.
     pub async fn wait_ready(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
