@@ -76,7 +76,7 @@ async fn smoke_run_reports_every_scenario() {
 
     let scenarios = report["scenarios"].as_array().unwrap();
     let names: Vec<&str> = scenarios.iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["steady", "latency-100", "fanout-20", "tenants", "isolation"]);
+    assert_eq!(names, ["steady", "latency-100", "fanout-20", "tenants", "backlog", "isolation"]);
     for s in scenarios {
         let name = s["name"].as_str().unwrap();
         assert_eq!(s["complete"], true, "{name} did not finish: {s}");
@@ -97,7 +97,10 @@ async fn smoke_run_reports_every_scenario() {
     // endpoints were tried, and only the healthy ones count as delivered.
     let fanout = &scenarios[2]["receiver"];
     assert_eq!((fanout["complete_events"].as_u64(), fanout["endpoints"].as_u64()), (Some(5), Some(20)));
-    let isolation = &scenarios[4];
+    // The backlog scenario's sender held retries from every tier while it delivered the burst.
+    let backlog = &scenarios[4];
+    assert!(number(backlog, "/retries_held") > 0.0, "{backlog}");
+    let isolation = &scenarios[5];
     assert!(isolation["receiver"]["failing_requests"].as_u64().unwrap() > 0, "{isolation}");
     assert!(isolation["fraction_of_steady"].is_number(), "{isolation}");
     assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("| isolation |"));

@@ -5,12 +5,14 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use prost::Message as _;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::message::{Header, OwnedHeaders, ToBytes};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use serde::Serialize;
 use synap_contract::EventType;
 use synap_kafka::KafkaConfig;
+use synap_proto::pipeline::v1::Delivery;
 use tokio::sync::mpsc;
 
 use crate::stats::{event_id, now_us};
@@ -18,6 +20,8 @@ use crate::stats::{event_id, now_us};
 pub struct Publisher {
     producer: FutureProducer,
     topic: String,
+    /// Where the sender's retry tiers are: every topic named `<prefix>retry.<delay>`.
+    retry_topics: String,
     /// Each type's example body, serialised once.
     bodies: Vec<(EventType, String)>,
 }
@@ -44,7 +48,12 @@ impl Publisher {
             .iter()
             .map(|ty| Ok((*ty, serde_json::to_string(&ty.example_body())?)))
             .collect::<anyhow::Result<_>>()?;
-        Ok(Self { producer: kafka.producer("synap-bench")?, topic: kafka.topics().inbound(), bodies })
+        Ok(Self {
+            producer: kafka.producer("synap-bench")?,
+            topic: kafka.topics().inbound(),
+            retry_topics: kafka.topics().retry_tier(""),
+            bodies,
+        })
     }
 
     /// Publishes `count` events tagged `tag`; event `seq` goes to `route(seq)` = (portal, type).
@@ -89,20 +98,8 @@ impl Publisher {
             bytes += payload.len() as u64;
             let headers =
                 OwnedHeaders::new().insert(Header { key: "content-type", value: Some("application/json") });
-            let mut record = FutureRecord::to(&self.topic).key(&portal).payload(&payload).headers(headers);
-            loop {
-                match self.producer.send_result(record) {
-                    Ok(delivery) => {
-                        acks.send(delivery).ok();
-                        break;
-                    }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                    Err((e, _)) => return Err(e).context("producing an event"),
-                }
-            }
+            let record = FutureRecord::to(&self.topic).key(&portal).payload(&payload).headers(headers);
+            acks.send(self.send(record).await.context("producing an event")?).ok();
         }
         let finished_us = now_us();
         drop(acks);
@@ -118,4 +115,93 @@ impl Publisher {
             rate_per_s: count as f64 / seconds,
         })
     }
+
+    /// Writes `per_tier` deliveries to every retry tier the sender has created, each due in a
+    /// day and for subscriptions that do not exist: the state of the tiers hours into an outage,
+    /// without waiting hours. Each body differs ([`varied`]), as real events' bodies do. Returns
+    /// the tiers written to.
+    pub async fn fill_retry_tiers(&self, per_tier: u64) -> anyhow::Result<Vec<String>> {
+        let producer = self.producer.clone();
+        let prefix = self.retry_topics.clone();
+        let tiers: Vec<String> = tokio::task::spawn_blocking(move || {
+            let metadata = producer.client().fetch_metadata(None, Duration::from_secs(10))?;
+            anyhow::Ok(
+                metadata
+                    .topics()
+                    .iter()
+                    .map(|t| t.name().to_owned())
+                    .filter(|n| n.starts_with(&prefix))
+                    .collect(),
+            )
+        })
+        .await??;
+        anyhow::ensure!(!tiers.is_empty(), "no retry tier topic {}* on the broker", self.retry_topics);
+        let ty = EventType::AttemptCompleted;
+        let body = &self.bodies.iter().find(|(t, _)| *t == ty).context("event type")?.1;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut acks = Vec::new();
+        for tier in &tiers {
+            for seq in 0..per_tier {
+                // Spread over the tier's partitions as real subscriptions would be.
+                let subscription_id = format!("sub_backlog_{}", seq % 50);
+                let delivery = Delivery {
+                    event_id: format!("evt_backlog_{seq}"),
+                    event_type: ty.code().to_owned(),
+                    portal_id: "backlog".into(),
+                    subscription_id,
+                    occurred_at_ms: now_ms,
+                    ingested_at_ms: now_ms,
+                    attempt: 2,
+                    data: varied(body).into_bytes().into(),
+                    due_at_ms: now_ms + 24 * 3_600_000,
+                    scheduled_at_ms: now_ms,
+                    ..Delivery::default()
+                };
+                let payload = delivery.encode_to_vec();
+                acks.push(
+                    self.send(FutureRecord::to(tier).key(&delivery.subscription_id).payload(&payload))
+                        .await?,
+                );
+                if acks.len() >= 10_000 {
+                    confirm(std::mem::take(&mut acks)).await?;
+                }
+            }
+        }
+        confirm(acks).await?;
+        Ok(tiers)
+    }
+
+    /// Hands a record to the producer, waiting while its queue is full.
+    async fn send<K, P>(&self, mut record: FutureRecord<'_, K, P>) -> anyhow::Result<DeliveryFuture>
+    where
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
+    {
+        loop {
+            match self.producer.send_result(record) {
+                Ok(delivery) => return Ok(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Waits until the broker has acknowledged every record.
+async fn confirm(acks: Vec<DeliveryFuture>) -> anyhow::Result<()> {
+    for ack in acks {
+        ack.await.context("producer dropped")?.map_err(|(e, _)| e).context("record not acknowledged")?;
+    }
+    Ok(())
+}
+
+/// `body` with 1 KB of random hex beside it. Real events differ in ids, names, times and
+/// answers, and batches of them compress (LZ4) about 3–5 times; one example body repeated
+/// compresses ~30 times, and memory behind compressed batches would look far smaller than it is.
+fn varied(body: &str) -> String {
+    let noise: String = (0..32).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
+    format!(r#"{{"noise":"{noise}","data":{body}}}"#)
 }

@@ -54,6 +54,10 @@ pub struct ScenarioResult {
     pub fraction_of_http_ceiling: Option<f64>,
     /// For isolation: healthy deliveries/s over the steady scenario's deliveries/s.
     pub fraction_of_steady: Option<f64>,
+    /// For backlog: retries the sender held in memory, waiting for them to fall due, when the
+    /// burst began (`synap_retries_pending`).
+    #[serde(default)]
+    pub retries_held: Option<f64>,
     pub processes: Vec<ProcessUsage>,
     /// Router CPU per published event: the routing cost.
     pub router_cpu_ms_per_event: Option<f64>,
@@ -143,6 +147,12 @@ impl Report {
             out.push_str(&format!(
                 "Isolation: healthy endpoints got {:.0}% of the steady scenario's deliveries/s\n",
                 iso.fraction_of_steady.unwrap_or(0.0) * 100.0
+            ));
+        }
+        if let Some(backlog) = self.scenarios.iter().find(|s| s.retries_held.is_some()) {
+            out.push_str(&format!(
+                "Backlog: the sender held {:.0} retries until due while it delivered the burst\n",
+                backlog.retries_held.unwrap_or(0.0)
             ));
         }
         out.push_str("\nCPU seconds (peak RSS MiB) per process during each scenario:\n\n");

@@ -223,7 +223,9 @@ async fn run_scenario(
     });
     let setup = Setup::connect(&stack.control_addr, &stack.admin_token, &receiver.base).await;
     let mut bench = match (publisher, setup) {
-        (Ok(publisher), Ok(setup)) => Bench { stack, publisher, setup, kafka_port, http_ceiling },
+        (Ok(publisher), Ok(setup)) => {
+            Bench { stack, publisher, setup, kafka_port, http_ceiling, http: reqwest::Client::new() }
+        }
         (Err(e), _) | (_, Err(e)) => {
             stack.stop().await.ok();
             return Err(e);
@@ -310,6 +312,8 @@ struct Bench {
     setup: Setup,
     kafka_port: u16,
     http_ceiling: f64,
+    /// For the sender's `/metrics`.
+    http: reqwest::Client,
 }
 
 impl Bench {
@@ -318,8 +322,11 @@ impl Bench {
         // Consumers joining their groups, caches filling: paid here, not by the measurement.
         self.warm_up(scenario, receiver).await?;
         self.settle().await?;
+        let held =
+            if scenario.tier_backlog > 0 { Some(self.fill_retry_tiers(scenario).await?) } else { None };
         progress(&format!("{}: {}", scenario.name, scenario.what));
-        self.measure(scenario, receiver).await
+        let result = self.measure(scenario, receiver).await?;
+        Ok(ScenarioResult { retries_held: held, ..result })
     }
 
     async fn prepare(&mut self, layout: &Layout) -> anyhow::Result<()> {
@@ -390,9 +397,6 @@ impl Bench {
     /// PostgreSQL, and the first measured events would share the machine with them
     /// (`fanout-1000`'s first event was 100–300 ms late in some runs).
     async fn settle(&mut self) -> anyhow::Result<()> {
-        let Some(addr) = self.stack.telemetry_addr("synap-sender") else { return Ok(()) };
-        let url = format!("http://{addr}/metrics");
-        let client = reqwest::Client::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let mut quiet = 0;
         while quiet < 2 {
@@ -401,16 +405,49 @@ impl Bench {
                 progress("the sender's attempt-log backlog did not empty within 10 s; measuring anyway");
                 break;
             }
-            let metrics = client.get(&url).send().await?.error_for_status()?.text().await?;
-            let backlog = metrics
-                .lines()
-                .find_map(|l| l.strip_prefix("synap_attempt_log_backlog "))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap_or(0.0);
+            let backlog = self.sender_metric("synap_attempt_log_backlog").await?;
             quiet = if backlog == 0.0 { quiet + 1 } else { 0 };
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(())
+    }
+
+    /// Fills every retry tier (`backlog`) and waits until the sender holds what it will of
+    /// them: its `synap_retries_pending` unchanged for two seconds, 60 s at most. By then its
+    /// tier consumers have read ahead as far as they go. Returns the retries held; none is an
+    /// error, since the scenario would then measure nothing of what it is for.
+    async fn fill_retry_tiers(&mut self, scenario: &Scenario) -> anyhow::Result<f64> {
+        let tiers = self.publisher.fill_retry_tiers(scenario.tier_backlog).await?;
+        progress(&format!(
+            "{}: {} deliveries written to each of {} retry tiers",
+            scenario.name,
+            scenario.tier_backlog,
+            tiers.len()
+        ));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let (mut held, mut unchanged) = (0.0, 0);
+        while unchanged < 4 && tokio::time::Instant::now() < deadline {
+            self.stack.check_alive()?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = self.sender_metric("synap_retries_pending").await?;
+            unchanged = if now == held && now > 0.0 { unchanged + 1 } else { 0 };
+            held = now;
+        }
+        anyhow::ensure!(
+            held > 0.0,
+            "the sender holds none of the retries written to its tiers (synap_retries_pending)"
+        );
+        progress(&format!("{}: the sender holds {held} retries until due", scenario.name));
+        Ok(held)
+    }
+
+    /// The sum of a metric's samples on the sender's `/metrics`; 0 when it has none (an older
+    /// sender) or no telemetry address.
+    async fn sender_metric(&self, name: &str) -> anyhow::Result<f64> {
+        let Some(addr) = self.stack.telemetry_addr("synap-sender") else { return Ok(0.0) };
+        let text =
+            self.http.get(format!("http://{addr}/metrics")).send().await?.error_for_status()?.text().await?;
+        Ok(metric_sum(&text, name))
     }
 
     async fn measure(&mut self, scenario: &Scenario, receiver: &Receiver) -> anyhow::Result<ScenarioResult> {
@@ -476,6 +513,7 @@ impl Bench {
             seconds,
             fraction_of_http_ceiling: ratio(summary.deliveries_per_s, Some(self.http_ceiling)),
             fraction_of_steady: None,
+            retries_held: None,
             router_cpu_ms_per_event: cpu("synap-router").map(|s| s * 1000.0 / published.events.max(1) as f64),
             sender_cpu_ms_per_delivery: cpu("synap-sender")
                 .map(|s| s * 1000.0 / summary.deliveries.max(1) as f64),
@@ -484,6 +522,16 @@ impl Bench {
             processes: usage,
         })
     }
+}
+
+/// The sum of every sample of `name` in a Prometheus text exposition (`name value` or
+/// `name{labels} value`); unparsable values count as 0.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|line| line.strip_prefix(name))
+        .filter(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        .filter_map(|rest| rest.rsplit(' ').next()?.trim().parse::<f64>().ok())
+        .sum()
 }
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -513,5 +561,25 @@ fn machine(load_at_start: String) -> Machine {
             .ok()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_sum;
+
+    #[test]
+    fn a_metric_sums_its_samples_and_only_its_own() {
+        let text = "# HELP synap_retries_pending Retries waiting.\n\
+                    # TYPE synap_retries_pending gauge\n\
+                    synap_retries_pending{tier=\"5s\"} 12\n\
+                    synap_retries_pending{tier=\"5m\"} 1000\n\
+                    synap_retries_pending_total 7\n\
+                    synap_attempt_log_backlog 3\n\
+                    synap_attempt_log_backlog_broken x\n";
+        assert_eq!(metric_sum(text, "synap_retries_pending"), 1012.0);
+        assert_eq!(metric_sum(text, "synap_attempt_log_backlog"), 3.0);
+        assert_eq!(metric_sum(text, "synap_missing"), 0.0);
+        assert_eq!(metric_sum("synap_attempt_log_backlog not-a-number\n", "synap_attempt_log_backlog"), 0.0);
     }
 }

@@ -34,6 +34,9 @@ pub struct Profile {
     /// Portals of the isolation scenario; every tenth answers 500, the next never answers.
     pub isolation_portals: u64,
     pub isolation_events: u64,
+    /// Deliveries written to every retry tier before the `backlog` scenario's burst.
+    #[serde(default)]
+    pub tier_backlog: u64,
     /// Deliveries of each scaling scenario (`scale-per-event-<n>`, `scale-total-<n>`).
     pub scaling_deliveries: u64,
     /// Subscriptions per event of the `scale-per-event-<n>` scenarios.
@@ -63,6 +66,8 @@ impl Profile {
             tenant_events: 30_000,
             isolation_portals: 50,
             isolation_events: 60_000,
+            // ~36 MB per tier at 1.8 KB a record: more than any consumer reads ahead.
+            tier_backlog: 20_000,
             scaling_deliveries: 30_000,
             scaling_per_event: vec![1, 10, 100, 1000],
             scaling_totals: vec![1_000, 10_000, 50_000],
@@ -89,6 +94,7 @@ impl Profile {
             tenant_events: 100,
             isolation_portals: 10,
             isolation_events: 200,
+            tier_backlog: 50,
             scaling_deliveries: 200,
             scaling_per_event: vec![1, 10],
             scaling_totals: vec![100],
@@ -107,6 +113,7 @@ impl Profile {
             all.push(Scenario::fanout(*endpoints, *events, *rate));
         }
         all.push(Scenario::tenants(self));
+        all.push(Scenario::backlog(self));
         all.push(Scenario::isolation(self));
         for s in &mut all {
             s.deadline = Duration::from_secs_f64(self.deadline_s);
@@ -205,6 +212,8 @@ pub struct Scenario {
     /// Latency leaves out events published within this time from the start.
     pub latency_warmup: Duration,
     pub deadline: Duration,
+    /// Deliveries written to every retry tier, due in a day, before the measurement.
+    pub tier_backlog: u64,
 }
 
 impl Scenario {
@@ -224,6 +233,7 @@ impl Scenario {
             rate: None,
             latency_warmup: Duration::ZERO,
             deadline: Duration::ZERO,
+            tier_backlog: 0,
         }
     }
 
@@ -243,6 +253,7 @@ impl Scenario {
             rate: Some(rate),
             latency_warmup: Duration::from_secs_f64(p.latency_warmup_s),
             deadline: Duration::ZERO,
+            tier_backlog: 0,
         }
     }
 
@@ -256,6 +267,7 @@ impl Scenario {
             rate: (rate > 0.0).then_some(rate),
             latency_warmup: Duration::ZERO,
             deadline: Duration::ZERO,
+            tier_backlog: 0,
         }
     }
 
@@ -278,6 +290,7 @@ impl Scenario {
             rate: None,
             latency_warmup: Duration::ZERO,
             deadline: Duration::ZERO,
+            tier_backlog: 0,
         }
     }
 
@@ -296,6 +309,7 @@ impl Scenario {
             rate: None,
             latency_warmup: Duration::ZERO,
             deadline: Duration::ZERO,
+            tier_backlog: 0,
         }
     }
 
@@ -314,6 +328,26 @@ impl Scenario {
             rate: None,
             latency_warmup: Duration::ZERO,
             deadline: Duration::ZERO,
+            tier_backlog: 0,
+        }
+    }
+
+    /// The steady burst while every retry tier holds a long outage's backlog: what the sender's
+    /// memory comes to when, hours into an outage, every tier has records waiting.
+    fn backlog(p: &Profile) -> Self {
+        Self {
+            name: "backlog".into(),
+            what: format!(
+                "as steady ({} events at once, {} portals), while every retry tier holds {} deliveries due in a day",
+                p.steady_events, p.steady_portals, p.tier_backlog
+            ),
+            layout: Layout::OnePerPortal {
+                prefix: "backlog".into(),
+                portals: p.steady_portals,
+                isolation: false,
+            },
+            tier_backlog: p.tier_backlog,
+            ..Self::steady(p)
         }
     }
 
@@ -333,6 +367,7 @@ impl Scenario {
             rate: None,
             latency_warmup: Duration::ZERO,
             deadline: Duration::ZERO,
+            tier_backlog: 0,
         }
     }
 

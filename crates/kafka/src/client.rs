@@ -91,6 +91,8 @@ const FETCH_WAIT_MS: u32 = 5;
 const BACKGROUND_FETCH_WAIT_MS: u32 = 250;
 /// `queued.max.messages.kbytes` of every consumer unless `[kafka.consumer]` sets it.
 const READ_AHEAD_KBYTES: &str = "16384";
+/// The same for [`KafkaConfig::holding_consumer`].
+const HOLDING_READ_AHEAD_KBYTES: &str = "1024";
 
 impl KafkaConfig {
     fn base(&self) -> ClientConfig {
@@ -140,14 +142,30 @@ impl KafkaConfig {
         self.consumer_waiting(group, BACKGROUND_FETCH_WAIT_MS)
     }
 
+    /// A [`background_consumer`](Self::background_consumer) for records its stage holds for
+    /// minutes or hours before handing them on (the retry tiers of a minute and more): it reads
+    /// only 1 MiB ahead instead of 16. Such a stage holds its own bounded set of records until
+    /// they are due, so records read further ahead would only wait in memory, with the
+    /// decompressed batches behind them: once an outage had filled every tier, a sender held
+    /// ~480 MiB with 16 MiB per tier and ~190 MiB with this (docs/BENCHMARKS.md, `backlog`).
+    /// librdkafka sizes each fetch to the read-ahead too (`fetch.max.bytes`, never below
+    /// `message.max.bytes`).
+    pub fn holding_consumer(&self, group: &str) -> Result<Consumer, KafkaError> {
+        self.create_consumer(self.consumer_config(group, BACKGROUND_FETCH_WAIT_MS, HOLDING_READ_AHEAD_KBYTES))
+    }
+
     fn consumer_waiting(&self, group: &str, fetch_wait_ms: u32) -> Result<Consumer, KafkaError> {
-        self.consumer_config(group, fetch_wait_ms)
+        self.create_consumer(self.consumer_config(group, fetch_wait_ms, READ_AHEAD_KBYTES))
+    }
+
+    fn create_consumer(&self, config: ClientConfig) -> Result<Consumer, KafkaError> {
+        config
             .create_with_context(StageContext::default())
             .map_err(|source| KafkaError::Client { what: "consumer", source })
     }
 
     /// A consumer's settings: ours, then `[kafka.consumer]` over them.
-    fn consumer_config(&self, group: &str, fetch_wait_ms: u32) -> ClientConfig {
+    fn consumer_config(&self, group: &str, fetch_wait_ms: u32, read_ahead_kbytes: &str) -> ClientConfig {
         let mut config = self.base();
         config
             .set("group.id", format!("{}{group}", self.topic_prefix))
@@ -163,7 +181,9 @@ impl KafkaConfig {
             // seconds of work for any stage. librdkafka's default (64 MiB) kept up to 173 MB of
             // decompressed batches alive in the sender during a large backlog (heaptrack,
             // docs/BENCHMARKS.md), memory that bought no throughput.
-            .set("queued.max.messages.kbytes", READ_AHEAD_KBYTES)
+            // (librdkafka also caps one fetch response at this size unless `fetch.max.bytes` is
+            // set.)
+            .set("queued.max.messages.kbytes", read_ahead_kbytes)
             // Feeds `synap_consumer_lag` (see `LagStatistics`).
             .set("statistics.interval.ms", "5000");
         for (key, value) in &self.consumer {
@@ -287,15 +307,23 @@ mod tests {
     #[tokio::test]
     async fn consumers_read_ahead_16_mib_unless_the_deployment_says_otherwise() {
         let config = KafkaConfig::default();
-        let ours = config.consumer_config("sender", FETCH_WAIT_MS);
+        let ours = config.consumer_config("sender", FETCH_WAIT_MS, READ_AHEAD_KBYTES);
         assert_eq!(ours.get("queued.max.messages.kbytes"), Some("16384"));
         assert_eq!(ours.get("fetch.wait.max.ms"), Some("5"));
+        let holding =
+            config.consumer_config("sender-retry.5m", BACKGROUND_FETCH_WAIT_MS, HOLDING_READ_AHEAD_KBYTES);
+        assert_eq!(holding.get("queued.max.messages.kbytes"), Some("1024"));
+        assert_eq!(holding.get("fetch.wait.max.ms"), Some("250"));
+        config.holding_consumer("sender-retry.5m").map(|_| ()).expect("librdkafka accepts the settings");
 
         let mut config = KafkaConfig::default();
         config.consumer.insert("queued.max.messages.kbytes".into(), "65536".into());
-        let theirs = config.consumer_config("sender", BACKGROUND_FETCH_WAIT_MS);
+        let theirs = config.consumer_config("sender", BACKGROUND_FETCH_WAIT_MS, READ_AHEAD_KBYTES);
         assert_eq!(theirs.get("queued.max.messages.kbytes"), Some("65536"));
         assert_eq!(theirs.get("fetch.wait.max.ms"), Some("250"));
+        let holding =
+            config.consumer_config("sender-retry.5m", BACKGROUND_FETCH_WAIT_MS, HOLDING_READ_AHEAD_KBYTES);
+        assert_eq!(holding.get("queued.max.messages.kbytes"), Some("65536"));
         config.consumer("sender").map(|_| ()).expect("librdkafka accepts the settings");
     }
 

@@ -22,7 +22,7 @@ use synap_sender::operator::OperatorEvents;
 use synap_sender::schedule::{RetrySchedule, tier_label};
 use synap_sender::stage::Sender;
 use synap_sender::targets::TargetCache;
-use synap_sender::tiers::Tier;
+use synap_sender::tiers::{HOLDING_TIER, Tier};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -163,8 +163,15 @@ async fn main() -> anyhow::Result<()> {
         .context("deliveries consumer")
     });
     for (delay, topic) in stage.schedule.tiers().iter().copied().zip(tier_topics) {
-        let consumer = kafka
-            .background_consumer(&format!("sender-{}", topic.trim_start_matches(&kafka.topic_prefix)))?;
+        let group = format!("sender-{}", topic.trim_start_matches(&kafka.topic_prefix));
+        // A tier of a minute or more holds its records long after reading them: reading far
+        // ahead of those only fills memory. The shorter tiers are hot paths (deliveries turned
+        // away from a full queue, open circuits), whose records are handed back within seconds.
+        let consumer = if delay >= HOLDING_TIER {
+            kafka.holding_consumer(&group)?
+        } else {
+            kafka.background_consumer(&group)?
+        };
         let tier = Tier {
             producer: producer.clone(),
             deliveries_topic: topics.deliveries(),

@@ -13,6 +13,10 @@ use synap_kafka::{Handled, Outgoing, SendError, SetAside, send_durably};
 use synap_proto::pipeline::v1::Delivery;
 use tokio_util::sync::CancellationToken;
 
+/// Tiers of this delay and longer read only 1 MiB ahead
+/// ([`synap_kafka::KafkaConfig::holding_consumer`]): their records wait minutes or more once read.
+pub const HOLDING_TIER: Duration = Duration::from_secs(60);
+
 #[derive(Clone)]
 pub struct Tier {
     pub producer: FutureProducer,
@@ -30,8 +34,10 @@ impl Tier {
     /// Holds the record until it is due, unless the consumer's tenure of its partition ends
     /// first ([`synap_kafka::Turn::tenure`]: revoked or shutting down), then hands it back.
     pub async fn handle(self, message: Arc<OwnedMessage>, tenure: CancellationToken) -> Handled {
-        let payload = message.payload().unwrap_or_default().to_vec();
-        let (key, due_at_ms) = match Delivery::decode(payload.as_slice()) {
+        // Copied only when handed back: a tier holds up to `retry_tier_max_in_flight` records
+        // for as long as they wait.
+        let payload = message.payload().unwrap_or_default();
+        let (key, due_at_ms) = match Delivery::decode(payload) {
             Ok(d) => (d.subscription_id, d.due_at_ms),
             Err(e) => {
                 return Handled::SetAside(SetAside::new(
@@ -59,7 +65,7 @@ impl Tier {
         let record = Outgoing {
             topic: self.deliveries_topic.clone(),
             key: key.into_bytes(),
-            payload,
+            payload: payload.to_vec(),
             headers: message.headers().cloned().unwrap_or_default(),
         };
         match send_durably(&self.producer, &record, &self.shutdown).await {
