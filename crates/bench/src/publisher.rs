@@ -199,8 +199,9 @@ async fn confirm(acks: Vec<DeliveryFuture>) -> anyhow::Result<()> {
 }
 
 /// `body` with 1 KB of random hex beside it. Real events differ in ids, names, times and
-/// answers, and batches of them compress (LZ4) about 3–5 times; one example body repeated
-/// compresses ~30 times, and memory behind compressed batches would look far smaller than it is.
+/// answers, so batches of them compress (LZ4) a few times, not the ~30 times of one example body
+/// repeated. The difference matters here: a consumer's fetch is bounded in compressed bytes, and
+/// at ~30 times one fetch of 1 MiB would bring a whole tier's backlog into memory at once.
 fn varied(body: &str) -> String {
     let noise: String = (0..32).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
     format!(r#"{{"noise":"{noise}","data":{body}}}"#)

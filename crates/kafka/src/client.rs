@@ -93,6 +93,17 @@ const BACKGROUND_FETCH_WAIT_MS: u32 = 250;
 const READ_AHEAD_KBYTES: &str = "16384";
 /// The same for [`KafkaConfig::holding_consumer`].
 const HOLDING_READ_AHEAD_KBYTES: &str = "1024";
+/// The most a fetch brings at once, compressed ([`fetch_max_bytes`]).
+const FETCH_MAX_BYTES: u64 = 1 << 20;
+
+/// `fetch.max.bytes` of every consumer unless `[kafka.consumer]` sets it: 1 MiB, or
+/// `message.max.bytes` when a deployment allows larger records (librdkafka refuses a smaller
+/// fetch).
+fn fetch_max_bytes(config: &ClientConfig) -> u64 {
+    let largest_record =
+        config.get("message.max.bytes").and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+    FETCH_MAX_BYTES.max(largest_record)
+}
 
 impl KafkaConfig {
     fn base(&self) -> ClientConfig {
@@ -181,13 +192,22 @@ impl KafkaConfig {
             // seconds of work for any stage. librdkafka's default (64 MiB) kept up to 173 MB of
             // decompressed batches alive in the sender during a large backlog (heaptrack,
             // docs/BENCHMARKS.md), memory that bought no throughput.
-            // (librdkafka also caps one fetch response at this size unless `fetch.max.bytes` is
-            // set.)
             .set("queued.max.messages.kbytes", read_ahead_kbytes)
             // Feeds `synap_consumer_lag` (see `LagStatistics`).
             .set("statistics.interval.ms", "5000");
         for (key, value) in &self.consumer {
             config.set(key, value);
+        }
+        // The read-ahead above counts records as handed over, decompressed; a fetch is sized
+        // in compressed bytes, and librdkafka lets one response overshoot the read-ahead.
+        // By default a response could hold 16 MiB compressed, which for batches that
+        // compress well is hundreds of MB once decompressed. 1 MiB (just above librdkafka's
+        // floor, `message.max.bytes`) bounds that overshoot: a 240,000-event burst peaked at
+        // 195–209 MiB in the sender instead of 250–267, throughput unchanged within the noise
+        // (docs/BENCHMARKS.md, "Issue 13, fifth round").
+        if !self.consumer.contains_key("fetch.max.bytes") {
+            let fetch_max_bytes = fetch_max_bytes(&config);
+            config.set("fetch.max.bytes", fetch_max_bytes.to_string());
         }
         config
     }
@@ -325,6 +345,29 @@ mod tests {
             config.consumer_config("sender-retry.5m", BACKGROUND_FETCH_WAIT_MS, HOLDING_READ_AHEAD_KBYTES);
         assert_eq!(holding.get("queued.max.messages.kbytes"), Some("65536"));
         config.consumer("sender").map(|_| ()).expect("librdkafka accepts the settings");
+    }
+
+    #[tokio::test]
+    async fn a_fetch_brings_1_mib_unless_records_may_be_larger() {
+        let config = KafkaConfig::default();
+        let ours = config.consumer_config("sender", FETCH_WAIT_MS, READ_AHEAD_KBYTES);
+        assert_eq!(ours.get("fetch.max.bytes"), Some("1048576"));
+
+        // librdkafka refuses a fetch smaller than the largest record the deployment allows.
+        let mut config = KafkaConfig::default();
+        config.properties.insert("message.max.bytes".into(), "5000000".into());
+        let large = config.consumer_config("sender", FETCH_WAIT_MS, READ_AHEAD_KBYTES);
+        assert_eq!(large.get("fetch.max.bytes"), Some("5000000"));
+        config.consumer.insert("message.max.bytes".into(), "6000000".into());
+        let larger = config.consumer_config("sender", FETCH_WAIT_MS, READ_AHEAD_KBYTES);
+        assert_eq!(larger.get("fetch.max.bytes"), Some("6000000"));
+        config.consumer("sender").map(|_| ()).expect("librdkafka accepts the settings");
+        config.holding_consumer("sender-retry.5m").map(|_| ()).expect("librdkafka accepts the settings");
+
+        // `[kafka.consumer]` has the last word.
+        config.consumer.insert("fetch.max.bytes".into(), "52428800".into());
+        let theirs = config.consumer_config("sender", FETCH_WAIT_MS, READ_AHEAD_KBYTES);
+        assert_eq!(theirs.get("fetch.max.bytes"), Some("52428800"));
     }
 
     #[test]
