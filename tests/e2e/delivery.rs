@@ -177,3 +177,54 @@ async fn reading_the_same_record_again_keeps_its_webhook_id() {
     assert_eq!(both[1].header("webhook-id"), Some(id.as_str()), "same record, same webhook-id");
     assert_eq!(both[1].json(), body);
 }
+
+/// Every consumer fetches at most 1 MiB at once (`synap_kafka` sets `fetch.max.bytes`), but a
+/// platform service may batch more than that into one record batch. Such a batch must still be
+/// read, or the partition would stop behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_batch_larger_than_one_fetch_is_read_whole() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    let mut control = stack.control().await;
+    let portal = portal_id();
+    upsert_portal(&mut control, &portal, Plan::Pro, &[]).await;
+    let ty = EventType::AttemptCompleted;
+    subscribe(&mut control, NewSub::new(&portal, receiver.url("/big"), &[ty])).await;
+
+    // Six events of ~200 KB, uncompressed, in one batch of ~1.2 MB.
+    let kafka: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &stack.bootstrap)
+        .set("linger.ms", "500")
+        .set("batch.size", "4000000")
+        .set("message.max.bytes", "4000000")
+        .set("compression.type", "none")
+        .create()
+        .expect("batching producer");
+    let sends: Vec<_> = (0..6)
+        .map(|i| {
+            let mut body = ty.example_body();
+            body["padding"] = serde_json::json!(format!("{i}").repeat(200_000));
+            let id = format!("evt-big-{i}-{}", uuid::Uuid::new_v4().simple());
+            let payload = envelope(ty, &portal, Some(&id), &body);
+            let topic = stack.topic("inbound");
+            let kafka = kafka.clone();
+            let key = portal.clone();
+            async move {
+                kafka
+                    .send(
+                        rdkafka::producer::FutureRecord::to(&topic).key(&key).payload(&payload),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+                    .expect("produce a large event")
+            }
+        })
+        .collect();
+    let written = futures::future::join_all(sends).await;
+    assert!(written.windows(2).all(|w| w[0].partition == w[1].partition), "one partition, one batch");
+
+    let received = receiver.wait_for("/big", 6, WAIT).await;
+    assert_eq!(received.len(), 6, "every large event arrives once");
+    assert!(received.iter().all(|r| r.json()["padding"].as_str().map(str::len) == Some(200_000)));
+}

@@ -66,7 +66,7 @@ impl Profile {
             tenant_events: 30_000,
             isolation_portals: 50,
             isolation_events: 60_000,
-            // ~36 MB per tier at 1.8 KB a record: more than any consumer reads ahead.
+            // ~55 MB per tier at ~2.8 KB a record: more than any consumer reads ahead.
             tier_backlog: 20_000,
             scaling_deliveries: 30_000,
             scaling_per_event: vec![1, 10, 100, 1000],
