@@ -159,8 +159,7 @@ impl KafkaConfig {
     /// they are due, so records read further ahead would only wait in memory, with the
     /// decompressed batches behind them: once an outage had filled every tier, a sender held
     /// ~480 MiB with 16 MiB per tier and ~190 MiB with this (docs/BENCHMARKS.md, `backlog`).
-    /// librdkafka sizes each fetch to the read-ahead too (`fetch.max.bytes`, never below
-    /// `message.max.bytes`).
+    /// Like every consumer, it fetches at most 1 MiB at once (see `fetch_max_bytes`).
     pub fn holding_consumer(&self, group: &str) -> Result<Consumer, KafkaError> {
         self.create_consumer(self.consumer_config(group, BACKGROUND_FETCH_WAIT_MS, HOLDING_READ_AHEAD_KBYTES))
     }
