@@ -227,15 +227,14 @@ async fn run_scenario(
             Bench { stack, publisher, setup, kafka_port, http_ceiling, http: reqwest::Client::new() }
         }
         (Err(e), _) | (_, Err(e)) => {
-            stack.stop().await.ok();
+            stack.stop().await;
             return Err(e);
         }
     };
     // Whatever happens to the scenario, the services stop and the database goes.
     let result = bench.run(scenario, receiver).await;
-    let stopped = bench.stack.stop().await;
+    bench.stack.stop().await;
     let result = result?;
-    stopped?;
     progress(&format!(
         "{}: {}/{} delivered, {:.0} deliveries/s, p99 {:.1} ms",
         scenario.name,

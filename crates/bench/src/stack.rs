@@ -156,7 +156,7 @@ impl Stack {
 
     /// SIGTERM to every service, a grace period to drain, then the database goes (or, when
     /// PostgreSQL keeps refusing for 10 s, stays, named on stderr).
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    pub async fn stop(mut self) {
         for (_, child) in &self.processes {
             if let Some(pid) = child.id() {
                 let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
@@ -177,7 +177,7 @@ impl Stack {
         let mut attempt = 1;
         loop {
             match execute(&self.admin_database_url, &drop).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => return,
                 Err(e) if attempt < 10 => {
                     eprintln!("dropping {} (attempt {attempt}): {e:#}; trying again", self.database);
                     attempt += 1;
@@ -188,7 +188,7 @@ impl Stack {
                         "could not drop the benchmark database {}; drop it by hand: {e:#}",
                         self.database
                     );
-                    return Ok(());
+                    return;
                 }
             }
         }
