@@ -158,9 +158,6 @@ async fn a_secret_that_cannot_be_opened_fails_its_delivery_for_good_and_others_k
         .await
         .unwrap();
     assert!(row.get::<_, bool>(0) && row.get::<_, bool>(1));
-    let (_, metrics) = stack.telemetry_get(Service::Sender, "/metrics").await;
-    assert!(
-        metrics.contains(r#"synap_dead_letters_total{stage="sender",reason="secret_unreadable"} 3"#),
-        "{metrics}"
-    );
+    let dead_letters = r#"synap_dead_letters_total{stage="sender",reason="secret_unreadable"}"#;
+    stack.wait_for_metric(Service::Sender, dead_letters, WAIT, |v| v == Some(3.0)).await;
 }

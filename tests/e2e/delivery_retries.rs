@@ -114,9 +114,9 @@ async fn gone_disables_the_subscription_at_once() {
         .unwrap();
     assert!(!row.get::<_, bool>(0), "disabled");
     assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("gone"));
-    let (_, metrics) = stack.telemetry_get(Service::Sender, "/metrics").await;
-    assert!(metrics.contains("synap_subscriptions_disabled 1"), "the sender counts it: {metrics}");
-    assert!(metrics.contains("synap_attempt_log_backlog 0"), "the log caught up: {metrics}");
+    // The sender counts it, and its log catches up, right after the row changes.
+    stack.wait_for_metric(Service::Sender, "synap_subscriptions_disabled", WAIT, |v| v == Some(1.0)).await;
+    stack.wait_for_metric(Service::Sender, "synap_attempt_log_backlog", WAIT, |v| v == Some(0.0)).await;
 
     // Later events are no longer routed to it (once the 1 s route cache has expired).
     tokio::time::sleep(Duration::from_millis(1500)).await;

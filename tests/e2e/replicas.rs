@@ -286,15 +286,10 @@ async fn a_rolling_restart_of_every_replica_loses_nothing_and_keeps_order() {
 /// `synap_subscriptions_disabled` of one sender replica, once it reports `want`; panics with the
 /// last value after 20 s.
 async fn wait_for_disabled_gauge(stack: &Stack, replica: synap_tests::Replica, want: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let value = stack.metric(replica, "synap_subscriptions_disabled").await;
-        if value == Some(want as f64) {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{replica:?} reports {value:?}, not {want}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let want = Some(want as f64);
+    stack
+        .wait_for_metric(replica, "synap_subscriptions_disabled", Duration::from_secs(20), |v| v == want)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -570,6 +570,31 @@ impl Stack {
         })
     }
 
+    /// Polls one sample of a replica's `/metrics` ([`Stack::metric`]) until `until` holds for
+    /// it, and returns it; panics with the last value after `timeout`. For what a service
+    /// reaches on its own time, e.g. a circuit opening after the test's other checks.
+    pub async fn wait_for_metric(
+        &self,
+        replica: impl Into<Replica>,
+        sample: &str,
+        timeout: Duration,
+        until: impl Fn(Option<f64>) -> bool,
+    ) -> Option<f64> {
+        let replica = replica.into();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let value = self.metric(replica, sample).await;
+            if until(value) {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{replica:?}: {sample} is {value:?} after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until every running replica answers 200 on `/readyz`.
     pub async fn wait_ready(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
