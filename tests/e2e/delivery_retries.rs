@@ -33,6 +33,42 @@ async fn every_request_is_signed_over_the_exact_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tier_holding_its_limit_still_hands_every_retry_back_on_time() {
+    // The tier consumer holds only 2 retries at a time here (250 by default); the rest wait in
+    // the topic. They fall due in the order they were written, so taking the next only as a
+    // held one leaves costs no time: each retry comes its delay after its first attempt, not
+    // after the retries ahead of it (10 pairs of 1.5 s, were they held in turn).
+    let delay = Duration::from_millis(1500);
+    let stack = Stack::start_with(&[
+        ("SYNAP_SENDER__RETRY_DELAYS_MS", "[1500]"),
+        ("SYNAP_SENDER__RETRY_JITTER", "0"),
+        ("SYNAP_SENDER__RETRY_TIER_MAX_IN_FLIGHT", "2"),
+        // 20 failures in a row would open the endpoint's circuit.
+        ("SYNAP_SENDER__BREAKER_FAILURES", "100"),
+    ])
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.fail_first_attempt("/held", 500);
+    let (portal, _, _) = portal_with_subscription(&stack, receiver.url("/held")).await;
+    let n = 20;
+    let ids = event_ids("held", n);
+    publish(&stack, &portal, &ids).await;
+
+    let requests = receiver.wait_for("/held", 2 * n, WAIT).await;
+    for id in &ids {
+        let at: Vec<_> =
+            requests.iter().filter(|r| r.header("webhook-id") == Some(id.as_str())).map(|r| r.at).collect();
+        assert_eq!(at.len(), 2, "{id}: the first attempt and one retry");
+        let waited = at[1] - at[0];
+        // Generous above: a loaded runner delays each hop, but not by the 13 s of waiting in turn.
+        assert!(
+            waited >= delay - Duration::from_millis(100) && waited < delay + Duration::from_secs(3),
+            "{id}: retried {waited:?} after its first attempt"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_twice_then_succeeding_takes_three_logged_attempts() {
     let stack = Stack::start_with(&[("SYNAP_SENDER__RETRY_DELAYS_MS", "[300, 600, 900]")]).await;
     let receiver = Receiver::start().await;

@@ -89,8 +89,11 @@ impl std::fmt::Debug for KafkaConfig {
 const FETCH_WAIT_MS: u32 = 5;
 /// The same for [`KafkaConfig::background_consumer`].
 const BACKGROUND_FETCH_WAIT_MS: u32 = 250;
-/// `queued.max.messages.kbytes` of every consumer unless `[kafka.consumer]` sets it.
+/// `queued.max.messages.kbytes` of the hot-path consumers ([`KafkaConfig::consumer`]) unless
+/// `[kafka.consumer]` sets it.
 const READ_AHEAD_KBYTES: &str = "16384";
+/// The same for [`KafkaConfig::background_consumer`].
+const BACKGROUND_READ_AHEAD_KBYTES: &str = "4096";
 /// The same for [`KafkaConfig::holding_consumer`].
 const HOLDING_READ_AHEAD_KBYTES: &str = "1024";
 /// The most a fetch brings at once, compressed ([`fetch_max_bytes`]).
@@ -142,30 +145,34 @@ impl KafkaConfig {
     /// A consumer in group `<prefix><group>` that never commits an offset it was not told to
     /// store: offsets advance only after the record's effect is durable.
     pub fn consumer(&self, group: &str) -> Result<Consumer, KafkaError> {
-        self.consumer_waiting(group, FETCH_WAIT_MS)
+        self.create_consumer(self.consumer_config(group, FETCH_WAIT_MS, READ_AHEAD_KBYTES))
     }
 
     /// A [`consumer`](Self::consumer) for topics whose records are in no hurry (retry tiers,
     /// whose records wait seconds to hours anyway; the attempt log's fallback): it asks the
     /// broker for new records every 250 ms instead of every 5, which on a broker that answers
     /// only when the wait expires (tansu) saves a fetch request per partition every 5 ms.
+    ///
+    /// It reads 4 MiB ahead, not 16: a fetch brings at most 1 MiB (compressed) per wait, so
+    /// four fetches' worth keeps it as fast, and these consumers often hold their records a
+    /// while (the 5 s and 30 s retry tiers), with the decompressed batches behind them.
     pub fn background_consumer(&self, group: &str) -> Result<Consumer, KafkaError> {
-        self.consumer_waiting(group, BACKGROUND_FETCH_WAIT_MS)
+        self.create_consumer(self.consumer_config(
+            group,
+            BACKGROUND_FETCH_WAIT_MS,
+            BACKGROUND_READ_AHEAD_KBYTES,
+        ))
     }
 
     /// A [`background_consumer`](Self::background_consumer) for records its stage holds for
     /// minutes or hours before handing them on (the retry tiers of a minute and more): it reads
-    /// only 1 MiB ahead instead of 16. Such a stage holds its own bounded set of records until
+    /// only 1 MiB ahead instead of 4. Such a stage holds its own bounded set of records until
     /// they are due, so records read further ahead would only wait in memory, with the
     /// decompressed batches behind them: once an outage had filled every tier, a sender held
     /// ~480 MiB with 16 MiB per tier and ~190 MiB with this (docs/BENCHMARKS.md, `backlog`).
     /// Like every consumer, it fetches at most 1 MiB at once (see `fetch_max_bytes`).
     pub fn holding_consumer(&self, group: &str) -> Result<Consumer, KafkaError> {
         self.create_consumer(self.consumer_config(group, BACKGROUND_FETCH_WAIT_MS, HOLDING_READ_AHEAD_KBYTES))
-    }
-
-    fn consumer_waiting(&self, group: &str, fetch_wait_ms: u32) -> Result<Consumer, KafkaError> {
-        self.create_consumer(self.consumer_config(group, fetch_wait_ms, READ_AHEAD_KBYTES))
     }
 
     fn create_consumer(&self, config: ClientConfig) -> Result<Consumer, KafkaError> {
@@ -187,8 +194,8 @@ impl KafkaConfig {
             // Some brokers (tansu among them) answer a fetch only when this wait expires, so a
             // long wait is a long hop. Apache Kafka answers as soon as data arrives either way.
             .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
-            // Records read ahead and not yet handed to the stage: 16 MiB is thousands of records,
-            // seconds of work for any stage. librdkafka's default (64 MiB) kept up to 173 MB of
+            // Records read ahead and not yet handed to the stage: 16 MiB on the hot path is
+            // thousands of records, seconds of work for any stage. librdkafka's default (64 MiB) kept up to 173 MB of
             // decompressed batches alive in the sender during a large backlog (heaptrack,
             // docs/BENCHMARKS.md), memory that bought no throughput.
             .set("queued.max.messages.kbytes", read_ahead_kbytes)
@@ -324,11 +331,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn consumers_read_ahead_16_mib_unless_the_deployment_says_otherwise() {
+    async fn consumers_read_ahead_16_4_or_1_mib_unless_the_deployment_says_otherwise() {
         let config = KafkaConfig::default();
         let ours = config.consumer_config("sender", FETCH_WAIT_MS, READ_AHEAD_KBYTES);
         assert_eq!(ours.get("queued.max.messages.kbytes"), Some("16384"));
         assert_eq!(ours.get("fetch.wait.max.ms"), Some("5"));
+        let background =
+            config.consumer_config("sender-retry.5s", BACKGROUND_FETCH_WAIT_MS, BACKGROUND_READ_AHEAD_KBYTES);
+        assert_eq!(background.get("queued.max.messages.kbytes"), Some("4096"));
+        assert_eq!(background.get("fetch.wait.max.ms"), Some("250"));
+        config.background_consumer("sender-retry.5s").map(|_| ()).expect("librdkafka accepts the settings");
         let holding =
             config.consumer_config("sender-retry.5m", BACKGROUND_FETCH_WAIT_MS, HOLDING_READ_AHEAD_KBYTES);
         assert_eq!(holding.get("queued.max.messages.kbytes"), Some("1024"));

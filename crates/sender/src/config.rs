@@ -38,7 +38,8 @@ pub struct SenderConfig {
     pub max_retry_after_ms: u64,
     /// Retries each tier consumer holds (in memory, offsets uncommitted) while waiting for their
     /// due time; the rest wait in the topic. Records of a tier fall due in about the order they
-    /// arrived, so this bounds memory, not timeliness.
+    /// arrived, so this bounds memory, not timeliness. 250 by default (1,000 until issue 13):
+    /// each held record costs about 5 KB, and a long outage fills every tier.
     pub retry_tier_max_in_flight: usize,
     /// Requests in flight to one subscription at once, unless the subscription sets its own.
     pub max_in_flight_per_subscription: u32,
@@ -103,7 +104,7 @@ impl Default for SenderConfig {
             ],
             retry_jitter: 0.2,
             max_retry_after_ms: 6 * HOUR,
-            retry_tier_max_in_flight: 1_000,
+            retry_tier_max_in_flight: 250,
             max_in_flight_per_subscription: 16,
             slot_wait_ms: 2_000,
             max_waiting_per_subscription: 1024,

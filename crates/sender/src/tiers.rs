@@ -61,7 +61,15 @@ impl Tier {
                 return Handled::Abandoned;
             }
         }
-        // Handed back as it was written: payload, key and the trace context in its headers.
+        // Boxed: the send's state (about a kilobyte) would otherwise be part of every held
+        // record's task for as long as the record waits.
+        Box::pin(self.hand_back(&message, key)).await
+    }
+
+    /// Writes the record back to the deliveries topic as it was read: payload, key and the
+    /// trace context in its headers.
+    async fn hand_back(self, message: &OwnedMessage, key: String) -> Handled {
+        let payload = message.payload().unwrap_or_default();
         let record = Outgoing {
             topic: self.deliveries_topic.clone(),
             key: key.into_bytes(),
@@ -78,5 +86,30 @@ impl Tier {
                 format!("the deliveries topic refused the retry: {refusal}"),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tier holds hundreds of records per tier for minutes to hours, each in a task running
+    /// this future: its size is paid per held record. With the hand-back's send inline it was
+    /// 1,104 bytes; boxed, 424.
+    #[tokio::test]
+    async fn a_held_retry_keeps_no_send_state() {
+        let producer: FutureProducer =
+            rdkafka::ClientConfig::new().set("bootstrap.servers", "127.0.0.1:1").create().unwrap();
+        let tier = Tier {
+            producer,
+            deliveries_topic: "deliveries".into(),
+            delay: Duration::from_secs(300),
+            longest_wait: Duration::from_secs(86_400),
+            shutdown: CancellationToken::new(),
+        };
+        let message =
+            OwnedMessage::new(None, None, "retry.5m".into(), rdkafka::Timestamp::NotAvailable, 0, 0, None);
+        let held = tier.handle(Arc::new(message), CancellationToken::new());
+        assert!(std::mem::size_of_val(&held) < 640, "{} bytes", std::mem::size_of_val(&held));
     }
 }
