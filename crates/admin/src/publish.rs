@@ -64,7 +64,11 @@ pub async fn run(kafka: &KafkaConfig, args: PublishArgs) -> anyhow::Result<()> {
                 headers: OwnedHeaders::new()
                     .insert(Header { key: "content-type", value: Some(content_type) }),
             };
-            send_durably(&producer, &record, &never).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            if let Err(e) = send_durably(&producer, &record, &never).await {
+                // A producer that failed for good says why; anything else is as it was.
+                synap_kafka::flush(&producer)?;
+                anyhow::bail!("{e:?}");
+            }
         }
         println!("published {} x {} for portal {} to {topic}", args.count, ty.code(), args.portal);
     }

@@ -91,13 +91,17 @@ pub async fn run(kafka: &KafkaConfig, args: RedriveArgs) -> anyhow::Result<()> {
                 continue;
             }
         };
-        if !args.dry_run {
-            send_durably(&producer, &record, &never).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        if !args.dry_run
+            && let Err(e) = send_durably(&producer, &record, &never).await
+        {
+            // A producer that failed for good says why; anything else is as it was.
+            synap_kafka::flush(&producer)?;
+            anyhow::bail!("{e:?}");
         }
         *sent.entry((letter.reason.clone(), record.topic.clone())).or_default() += 1;
     }
     let scanned = scan.await?.with_context(|| format!("reading {dlq}"))?;
-    synap_kafka::flush(&producer);
+    synap_kafka::flush(&producer)?;
 
     println!("read {scanned} dead letters from {dlq}");
     let verb = if args.dry_run { "would send" } else { "sent" };

@@ -44,8 +44,9 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("ingest consumer")?;
-    synap_kafka::flush(&stage.producer);
+    // A producer that failed for good stopped the ingest: exit with its error.
+    let flushed = synap_kafka::flush(&stage.producer);
     tracing::info!("ingest stopped");
     telemetry.shutdown();
-    Ok(())
+    Ok(flushed?)
 }

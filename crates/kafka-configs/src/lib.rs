@@ -3,6 +3,9 @@
 //! key it does not name, e.g. one an operator set by hand) and which some brokers (tansu) do not
 //! serve. The incremental call sets exactly the keys given and leaves the rest.
 
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
+
 use std::ffi::{CStr, CString, c_char};
 use std::time::Duration;
 

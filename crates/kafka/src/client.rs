@@ -26,6 +26,8 @@ pub enum KafkaError {
     CreateTopic { topic: String, reason: String },
     #[error("cannot read or set the settings of topic {topic}: {reason}")]
     TopicConfig { topic: String, reason: String },
+    #[error("the Kafka producer failed for good ({0}); a restart brings a new one")]
+    ProducerFailed(String),
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -228,17 +230,24 @@ impl KafkaConfig {
 }
 
 /// Keeps the `kafka` readiness check current: the brokers answer a metadata request for `topic`.
+/// A producer that failed for good fails the check and cancels `shutdown` ([`crate::stop_if_failed`]),
+/// even while the stage writes nothing.
 pub fn watch_reachable(
     readiness: &synap_telemetry::Readiness,
     producer: &FutureProducer,
     topic: String,
     shutdown: &tokio_util::sync::CancellationToken,
 ) {
-    let producer = producer.clone();
+    let (producer, stop) = (producer.clone(), shutdown.clone());
     readiness.watch("kafka", synap_telemetry::readiness::CHECK_INTERVAL, shutdown.clone(), move || {
         let (producer, topic) = (producer.clone(), topic.clone());
+        // Also while nothing is being written: a producer that failed for good stops the process.
+        let failed = crate::produce::stop_if_failed(&producer, &stop);
         async move {
             use rdkafka::producer::Producer;
+            if failed {
+                return Err("the producer failed for good".to_owned());
+            }
             tokio::task::spawn_blocking(move || {
                 producer.client().fetch_metadata(Some(&topic), std::time::Duration::from_secs(3)).map(|_| ())
             })

@@ -17,5 +17,5 @@ pub mod topics;
 pub use client::{Consumer, KafkaConfig, KafkaError, watch_reachable};
 pub use consume::{Handled, Turn, run_consumer};
 pub use dead_letter::{DeadLetters, SetAside, Source};
-pub use produce::{Outgoing, SendError, flush, send_durably, send_in_turn};
+pub use produce::{Outgoing, SendError, flush, send_durably, send_in_turn, stop_if_failed};
 pub use topics::Topics;

@@ -69,6 +69,9 @@ async fn produce_once(producer: &FutureProducer, record: &Outgoing) -> Result<()
 /// Writes `record` and waits for the acknowledgement (acks=all), retrying with capped backoff
 /// while the broker is unavailable. Only shutdown or a permanent refusal stops it: a record whose
 /// write failed must not have its input offset committed.
+///
+/// A producer that has failed for good stops it too: it cancels `shutdown` and returns
+/// [`SendError::Abandoned`] ([`stop_if_failed`]).
 pub async fn send_durably(
     producer: &FutureProducer,
     record: &Outgoing,
@@ -79,7 +82,9 @@ pub async fn send_durably(
         Duration::from_millis(100),
         || produce_once(producer, record),
         |ProduceError(error), retry_in| {
-            tracing::warn!(topic = %record.topic, %error, ?retry_in, "produce failed");
+            if !stop_if_failed(producer, shutdown) {
+                tracing::warn!(topic = %record.topic, %error, ?retry_in, "produce failed");
+            }
         },
     );
     // Shutdown also interrupts a write in progress, not only the wait between two.
@@ -152,10 +157,65 @@ pub async fn send_in_turn(
     Ok(())
 }
 
-/// Waits for every queued record to be acknowledged, before the process exits.
-pub fn flush(producer: &FutureProducer) {
+/// Cancels `shutdown` if `producer` has failed for good, and says whether it has.
+///
+/// librdkafka makes an idempotent producer unusable after a fatal error (a broken sequence, a
+/// fenced epoch, `rd_kafka_fatal_error`): every write fails from then on, so retrying would hold
+/// the stage's partitions for ever. A stage passes its process-wide shutdown token: the stage
+/// then drains with nothing committed past its last durable write, the process exits with the
+/// error ([`flush`]), and its restart brings a new producer that writes what was left.
+pub fn stop_if_failed(producer: &FutureProducer, shutdown: &CancellationToken) -> bool {
     use rdkafka::producer::Producer;
+    let Some((code, reason)) = producer.client().fatal_error() else {
+        return false;
+    };
+    if !shutdown.is_cancelled() {
+        tracing::error!(?code, %reason, "the Kafka producer failed for good; stopping, so that a restart brings a new one");
+        shutdown.cancel();
+    }
+    true
+}
+
+/// Waits for every queued record to be acknowledged, before the process exits. An error when the
+/// producer failed for good ([`stop_if_failed`]), for the process to exit with.
+pub fn flush(producer: &FutureProducer) -> Result<(), crate::KafkaError> {
+    use rdkafka::producer::Producer;
+    if let Some((_, reason)) = producer.client().fatal_error() {
+        return Err(crate::KafkaError::ProducerFailed(reason));
+    }
     if let Err(e) = producer.flush(Timeout::After(Duration::from_secs(10))) {
         tracing::warn!(error = %e, "producer flush incomplete");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod fatal_tests {
+    use rdkafka::producer::Producer;
+
+    use super::*;
+
+    /// What librdkafka does to an idempotent producer whose sequence broke: every write fails
+    /// from then on. Retrying would hold the stage's partitions for ever; instead the write
+    /// stops, the process's shutdown begins and the exit carries the reason.
+    #[tokio::test]
+    async fn a_producer_that_failed_for_good_stops_the_stage_instead_of_retrying() {
+        // No broker needed: the failure is the producer's own.
+        let config = crate::KafkaConfig { bootstrap_servers: "127.0.0.1:1".into(), ..Default::default() };
+        let producer = config.producer("fatal-test").unwrap();
+        let shutdown = CancellationToken::new();
+        assert!(!stop_if_failed(&producer, &shutdown));
+        assert!(flush(&producer).is_ok());
+
+        assert!(synap_kafka_configs::test_hooks::fail_for_good(producer.client(), "broken sequence (test)"));
+        let record =
+            Outgoing { topic: "t".into(), key: vec![], payload: b"x".to_vec(), headers: OwnedHeaders::new() };
+        let sent = tokio::time::timeout(Duration::from_secs(10), send_durably(&producer, &record, &shutdown))
+            .await
+            .expect("the write stops instead of retrying for ever");
+        assert_eq!(sent, Err(SendError::Abandoned));
+        assert!(shutdown.is_cancelled(), "the process's shutdown began");
+        let error = flush(&producer).unwrap_err();
+        assert!(error.to_string().contains("broken sequence (test)"), "{error}");
     }
 }

@@ -58,8 +58,9 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("router consumer")?;
-    synap_kafka::flush(&stage.producer);
+    // A producer that failed for good stopped the router: exit with its error.
+    let flushed = synap_kafka::flush(&stage.producer);
     tracing::info!("router stopped");
     telemetry.shutdown();
-    Ok(())
+    Ok(flushed?)
 }

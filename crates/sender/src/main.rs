@@ -234,8 +234,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let _ = circuit_log.await;
     let _ = maintenance.await;
-    synap_kafka::flush(&producer);
+    // A producer that failed for good stopped the sender: exit with its error.
+    let flushed = synap_kafka::flush(&producer);
     tracing::info!("sender stopped");
     telemetry.shutdown();
-    Ok(())
+    Ok(flushed?)
 }
