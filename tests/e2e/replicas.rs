@@ -12,7 +12,9 @@ use synap_contract::EventType;
 use synap_proto::control::v1::{CreateSubscriptionRequest, Plan};
 use synap_tests::{Received, Receiver, Service, Stack};
 
-use crate::delivery_support::{assert_all_delivered, wait_until_all};
+use crate::delivery_support::{
+    add_subscription, assert_all_delivered, event_ids, portal_with_subscription, publish, wait_until_all,
+};
 use crate::support::{NewSub, envelope, portal_id, subscribe, upsert_portal};
 
 /// Between two publishing rounds; each round publishes one event of portal A's
@@ -319,4 +321,38 @@ async fn every_sender_replica_reports_the_deployments_disabled_subscriptions() {
     wait_for_disabled_gauge(&stack, senders[1], 2).await;
     stack.restart(senders[0]).await;
     wait_for_disabled_gauge(&stack, senders[0], 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_tier_holding_its_limit_still_hands_partitions_to_a_new_replica() {
+    // A 10-minute tier whose consumer holds 2 retries: after 16 failures it is full, and stays
+    // so for minutes, as every tier is during a long outage. A replica started then (a scale-up,
+    // a rolling deployment) must get its share of the tier's partitions at once, not when the
+    // full consumer next takes a record (the rebalance waits on it, up to librdkafka's
+    // `max.poll.interval.ms`, 5 minutes).
+    let mut stack = Stack::start_with(&[
+        ("SYNAP_SENDER__RETRY_DELAYS_MS", "[600000]"),
+        ("SYNAP_SENDER__RETRY_TIER_MAX_IN_FLIGHT", "2"),
+        // 16 failures in a row would open the endpoint's circuit instead.
+        ("SYNAP_SENDER__BREAKER_FAILURES", "1000"),
+    ])
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.always("/down", synap_tests::Reply::Status(500));
+    // 16 subscriptions: their retries (keyed by subscription) land on both of the tier's
+    // partitions (all on one: odds of 1 in 32,768).
+    let (portal, _, _) = portal_with_subscription(&stack, receiver.url("/down")).await;
+    for _ in 1..16 {
+        add_subscription(&stack, &portal, receiver.url("/down")).await;
+    }
+    publish(&stack, &portal, &event_ids("held", 1)).await;
+    receiver.wait_for("/down", 16, Duration::from_secs(40)).await;
+    let pending = r#"synap_retries_pending{tier="10m"}"#;
+    let wait = Duration::from_secs(40);
+    stack.wait_for_metric(Service::Sender, pending, wait, |v| v == Some(2.0)).await;
+
+    let senders = stack.scale(Service::Sender, 2).await;
+    // Each replica holds 2 of its own partition's retries: the full one gave a partition up.
+    stack.wait_for_metric(senders[1], pending, wait, |v| v == Some(2.0)).await;
+    stack.wait_for_metric(senders[0], pending, wait, |v| v == Some(2.0)).await;
 }
