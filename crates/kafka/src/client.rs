@@ -197,9 +197,9 @@ impl KafkaConfig {
             // long wait is a long hop. Apache Kafka answers as soon as data arrives either way.
             .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
             // Records read ahead and not yet handed to the stage: 16 MiB on the hot path is
-            // thousands of records, seconds of work for any stage. librdkafka's default (64 MiB) kept up to 173 MB of
-            // decompressed batches alive in the sender during a large backlog (heaptrack,
-            // docs/BENCHMARKS.md), memory that bought no throughput.
+            // thousands of records, seconds of work for any stage. librdkafka's default (64 MiB)
+            // kept up to 173 MB of decompressed batches alive in the sender during a large
+            // backlog (heaptrack, docs/BENCHMARKS.md), memory that bought no throughput.
             .set("queued.max.messages.kbytes", read_ahead_kbytes)
             // Feeds `synap_consumer_lag` (see `LagStatistics`).
             .set("statistics.interval.ms", "5000");

@@ -266,9 +266,7 @@ impl Pause {
             .assignment()
             .and_then(|assigned| if pause { consumer.pause(&assigned) } else { consumer.resume(&assigned) });
         match applied {
-            Ok(()) => {
-                tracing::debug!(pause, "consumer full for a while: partitions paused (true) or resumed")
-            }
+            Ok(()) => tracing::debug!(paused = pause, "partitions paused while full, or resumed"),
             // No assignment (a rebalance in progress): the next assignment starts unpaused, and
             // a record of it arriving while full pauses again.
             Err(error) => tracing::debug!(pause, %error, "pause or resume"),
