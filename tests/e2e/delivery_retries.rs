@@ -60,9 +60,11 @@ async fn a_tier_holding_its_limit_still_hands_every_retry_back_on_time() {
             requests.iter().filter(|r| r.header("webhook-id") == Some(id.as_str())).map(|r| r.at).collect();
         assert_eq!(at.len(), 2, "{id}: the first attempt and one retry");
         let waited = at[1] - at[0];
-        // Generous above: a loaded runner delays each hop, but not by the 13 s of waiting in turn.
+        // 20–120 ms over the delay here. Generous above for a loaded runner, but short of the
+        // 13 s of waiting in turn, and of the 2.2 s a paused-and-resumed tier once took
+        // (docs/BENCHMARKS.md, sixth round).
         assert!(
-            waited >= delay - Duration::from_millis(100) && waited < delay + Duration::from_secs(3),
+            waited >= delay - Duration::from_millis(100) && waited < delay + Duration::from_millis(1500),
             "{id}: retried {waited:?} after its first attempt"
         );
     }

@@ -280,18 +280,6 @@ impl ConsumerContext for StageContext {
             self.tenures.end(partitions);
         }
     }
-
-    /// Every partition starts its tenure unpaused. A consumer pauses its partitions while it is
-    /// full ([`crate::consume`]), and librdkafka keeps a partition's pause through a rebalance
-    /// that gives it back: it would never be read again. A consumer still full pauses it again
-    /// at its first record.
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(partitions) = rebalance
-            && let Err(error) = rdkafka::consumer::Consumer::resume(consumer, partitions)
-        {
-            tracing::warn!(%error, "cannot resume the partitions just assigned");
-        }
-    }
 }
 
 /// Turns librdkafka's periodic statistics into `synap_consumer_lag`: per assigned partition, the

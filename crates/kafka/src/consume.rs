@@ -123,10 +123,7 @@ where
     let mut turns = Turns::default();
     let mut sequence = Sequence::default();
     let mut tasks: JoinSet<(Read, Handled)> = JoinSet::new();
-    let mut pause = Pause::default();
     loop {
-        let full = tasks.len() >= max_in_flight;
-        pause.follow(&consumer, full);
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
@@ -134,15 +131,8 @@ where
                 let (read, handled) = joined.expect("record tasks catch their panics");
                 finish(&consumer, &mut tracker, read, handled);
             }
-            _ = pause.due(), if full => pause.pause(&consumer),
-            // Polled while paused too: that is what serves a rebalance.
-            received = consumer.recv(), if !full || pause.is_paused() => match received {
+            received = consumer.recv(), if tasks.len() < max_in_flight => match received {
                 Ok(message) => {
-                    if full {
-                        // From a partition assigned since the pause (or read as it began): taken,
-                        // one over the limit, and that partition paused too.
-                        pause.pause(&consumer);
-                    }
                     let message = Arc::new(message.detach());
                     let (topic, partition, offset) =
                         (message.topic().to_owned(), message.partition(), message.offset());
@@ -207,71 +197,6 @@ where
         tracing::debug!(error = %e, "final commit");
     }
     Ok(())
-}
-
-/// How long a consumer may stay full, no record finishing, before it pauses its partitions.
-/// A full consumer takes no records, and librdkafka serves a rebalance only while the consumer
-/// is polled: a retry tier holding its limit of records due in hours would hold up every other
-/// member's rebalance (a replica joining, a rolling deployment) until `max.poll.interval.ms`
-/// (5 minutes) ran out. Paused, it keeps polling, and gets no records meanwhile (librdkafka drops
-/// what it had read ahead for the paused partitions, and reads them again from the next record
-/// on resume). Pausing only after a full second leaves the normal state of a busy stage alone:
-/// full, but with records finishing every millisecond.
-const PAUSE_WHEN_FULL_FOR: Duration = Duration::from_secs(1);
-
-/// Pauses a consumer's partitions once it has been full for [`PAUSE_WHEN_FULL_FOR`], and resumes
-/// them when it has room again.
-#[derive(Default)]
-struct Pause {
-    /// When the consumer last became full; `None` while it has room.
-    full_since: Option<tokio::time::Instant>,
-    paused: bool,
-}
-
-impl Pause {
-    /// Notes whether the consumer is full, resuming its partitions if it has room again.
-    fn follow(&mut self, consumer: &Consumer, full: bool) {
-        if !full {
-            self.full_since = None;
-            if self.paused {
-                self.paused = false;
-                Self::apply(consumer, false);
-            }
-        } else if self.full_since.is_none() {
-            self.full_since = Some(tokio::time::Instant::now());
-        }
-    }
-
-    /// Ready once the consumer has been full for [`PAUSE_WHEN_FULL_FOR`] and is not yet paused;
-    /// never otherwise.
-    async fn due(&self) {
-        match self.full_since {
-            Some(since) if !self.paused => tokio::time::sleep_until(since + PAUSE_WHEN_FULL_FOR).await,
-            _ => std::future::pending().await,
-        }
-    }
-
-    /// Pauses every partition assigned now.
-    fn pause(&mut self, consumer: &Consumer) {
-        self.paused = true;
-        Self::apply(consumer, true);
-    }
-
-    fn is_paused(&self) -> bool {
-        self.paused
-    }
-
-    fn apply(consumer: &Consumer, pause: bool) {
-        let applied = consumer
-            .assignment()
-            .and_then(|assigned| if pause { consumer.pause(&assigned) } else { consumer.resume(&assigned) });
-        match applied {
-            Ok(()) => tracing::debug!(paused = pause, "partitions paused while full, or resumed"),
-            // No assignment (a rebalance in progress): the next assignment starts unpaused, and
-            // a record of it arriving while full pauses again.
-            Err(error) => tracing::debug!(pause, %error, "pause or resume"),
-        }
-    }
 }
 
 /// The partition's committed offset, where a new tenure starts reading: what the first record
