@@ -71,6 +71,19 @@ async fn a_tier_holding_its_limit_still_hands_every_retry_back_on_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_whose_tiers_could_hold_no_retry_refuses_to_start_and_names_the_setting() {
+    // Its tier consumers would never read: every retry would wait for ever, silently.
+    let stack = Stack::start().await;
+    let (status, printed) =
+        stack.run_to_exit(Service::Sender, &[("SYNAP_SENDER__RETRY_TIER_MAX_IN_FLIGHT", "0")], WAIT).await;
+    assert!(!status.success(), "{printed}");
+    assert!(
+        printed.contains("sender.retry_tier_max_in_flight") && printed.contains("must be above 0"),
+        "{printed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_twice_then_succeeding_takes_three_logged_attempts() {
     let stack = Stack::start_with(&[("SYNAP_SENDER__RETRY_DELAYS_MS", "[300, 600, 900]")]).await;
     let receiver = Receiver::start().await;

@@ -81,6 +81,20 @@ pub struct SenderConfig {
     pub store_success_bodies: bool,
 }
 
+impl SenderConfig {
+    /// The settings no sender can run with, as (key, reason).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(0.0..1.0).contains(&self.retry_jitter) {
+            return Err(("sender.retry_jitter", "must be in [0, 1)".into()));
+        }
+        // A tier consumer that may hold none never reads: every retry would wait for ever.
+        if self.retry_tier_max_in_flight == 0 {
+            return Err(("sender.retry_tier_max_in_flight", "must be above 0".into()));
+        }
+        Ok(())
+    }
+}
+
 impl Default for SenderConfig {
     fn default() -> Self {
         const MIN: u64 = 60_000;
@@ -116,6 +130,24 @@ impl Default for SenderConfig {
             log_batch_wait_ms: 100,
             log_direct_wait_ms: 2_000,
             store_success_bodies: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_no_sender_can_run_with_are_refused_by_name() {
+        assert_eq!(SenderConfig::default().validate(), Ok(()));
+        let held_none = SenderConfig { retry_tier_max_in_flight: 0, ..SenderConfig::default() };
+        assert_eq!(held_none.validate().unwrap_err().0, "sender.retry_tier_max_in_flight");
+        let held_one = SenderConfig { retry_tier_max_in_flight: 1, ..SenderConfig::default() };
+        assert_eq!(held_one.validate(), Ok(()));
+        for jitter in [1.0, -0.1, f64::NAN] {
+            let jittered = SenderConfig { retry_jitter: jitter, ..SenderConfig::default() };
+            assert_eq!(jittered.validate().unwrap_err().0, "sender.retry_jitter", "{jitter}");
         }
     }
 }

@@ -46,11 +46,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry.serve().await?;
     let policy = Policy::from_config(&outbound)
         .map_err(|e| ConfigError::Rejected { key: e.config_key(), reason: e.to_string() })?;
-    if !(0.0..1.0).contains(&config.retry_jitter) {
-        return Err(
-            ConfigError::Rejected { key: "sender.retry_jitter", reason: "must be in [0, 1)".into() }.into()
-        );
-    }
+    config.validate().map_err(|(key, reason)| ConfigError::Rejected { key, reason })?;
     retention.validate().map_err(|(key, reason)| ConfigError::Rejected { key, reason })?;
 
     let shutdown = shutdown_token();
