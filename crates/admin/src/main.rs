@@ -6,6 +6,7 @@ mod publish;
 mod receive;
 mod redrive;
 mod reseal;
+mod write;
 
 use std::path::PathBuf;
 

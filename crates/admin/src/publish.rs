@@ -4,9 +4,10 @@ use anyhow::{Context, bail};
 use prost::Message as _;
 use rdkafka::message::{Header, OwnedHeaders};
 use synap_contract::EventType;
-use synap_kafka::{KafkaConfig, Outgoing, send_durably};
+use synap_kafka::{KafkaConfig, Outgoing};
+
+use crate::write::write;
 use synap_proto::envelope::v1::Envelope;
-use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
 pub struct PublishArgs {
@@ -38,7 +39,6 @@ pub async fn run(kafka: &KafkaConfig, args: PublishArgs) -> anyhow::Result<()> {
     }
     let producer = kafka.producer("synap-admin")?;
     let topic = kafka.topics().inbound();
-    let never = CancellationToken::new();
     for ty in &types {
         for _ in 0..args.count {
             let data = serde_json::to_vec(&ty.example_body())?;
@@ -64,11 +64,7 @@ pub async fn run(kafka: &KafkaConfig, args: PublishArgs) -> anyhow::Result<()> {
                 headers: OwnedHeaders::new()
                     .insert(Header { key: "content-type", value: Some(content_type) }),
             };
-            if let Err(e) = send_durably(&producer, &record, &never).await {
-                // A producer that failed for good says why; anything else is as it was.
-                synap_kafka::flush(&producer)?;
-                anyhow::bail!("{e:?}");
-            }
+            write(&producer, &record).await?;
         }
         println!("published {} x {} for portal {} to {topic}", args.count, ty.code(), args.portal);
     }

@@ -16,9 +16,10 @@ use prost::Message as _;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use synap_kafka::dead_letter::{self, Source};
 use synap_kafka::fetch::Fetcher;
-use synap_kafka::{KafkaConfig, Outgoing, deliveries, headers, send_durably};
+use synap_kafka::{KafkaConfig, Outgoing, deliveries, headers};
 use synap_proto::pipeline::v1::Delivery;
-use tokio_util::sync::CancellationToken;
+
+use crate::write::write;
 
 #[derive(clap::Args)]
 pub struct RedriveArgs {
@@ -73,7 +74,6 @@ pub async fn run(kafka: &KafkaConfig, args: RedriveArgs) -> anyhow::Result<()> {
 
     let producer = kafka.producer("synap-admin")?;
     let fetcher = Fetcher::new(kafka)?;
-    let never = CancellationToken::new();
     let mut sent: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
     while let Some(letter) = rx.recv().await {
@@ -91,12 +91,8 @@ pub async fn run(kafka: &KafkaConfig, args: RedriveArgs) -> anyhow::Result<()> {
                 continue;
             }
         };
-        if !args.dry_run
-            && let Err(e) = send_durably(&producer, &record, &never).await
-        {
-            // A producer that failed for good says why; anything else is as it was.
-            synap_kafka::flush(&producer)?;
-            anyhow::bail!("{e:?}");
+        if !args.dry_run {
+            write(&producer, &record).await?;
         }
         *sent.entry((letter.reason.clone(), record.topic.clone())).or_default() += 1;
     }
