@@ -391,6 +391,27 @@ mod tests {
     }
 
     #[test]
+    fn a_careless_consumer_setting_is_refused_by_name_not_worked_around() {
+        for (key, value, at) in [
+            ("queued.max.messages.kbytes", "lots", "consumer"),
+            ("fetch.max.bytes", "-1", "consumer"),
+            ("message.max.bytes", "huge", "properties"),
+        ] {
+            let mut config = KafkaConfig::default();
+            let settings = if at == "consumer" { &mut config.consumer } else { &mut config.properties };
+            settings.insert(key.into(), value.into());
+            for (what, created) in [
+                ("consumer", config.consumer("sender").map(|_| ())),
+                ("background", config.background_consumer("sender-retry.5s").map(|_| ())),
+                ("holding", config.holding_consumer("sender-retry.5m").map(|_| ())),
+            ] {
+                let error = created.expect_err(&format!("{what}: {key} = {value} accepted")).to_string();
+                assert!(error.contains(key), "{what}: {error}");
+            }
+        }
+    }
+
+    #[test]
     fn the_build_speaks_tls_and_scram() {
         // librdkafka refuses these settings when built without OpenSSL.
         let mut config = KafkaConfig::default();
