@@ -325,8 +325,10 @@ async fn every_sender_replica_reports_the_deployments_disabled_subscriptions() {
 
 // Reproduces a known limit, open in issue 13 (README, upgrades): it fails today, the new
 // replica holding nothing after 40 s. Pausing the full consumer's partitions and polling on made
-// it pass, but librdkafka then resumed from its fetch position, past the records it had read
-// ahead and dropped, and only the gap check brought them back, 2.2 s late (docs/BENCHMARKS.md).
+// it pass, but every resume must fetch again from the next record, which is usually inside a
+// batch, and tansu answers such a fetch from inside the partition's last batch with nothing
+// until the next write (docs/BENCHMARKS.md, seventh round): a resumed tier then waited for ever.
+// Per-partition queues (`split_partition_queue`) would fix it without fetching anything again.
 // Run it with `cargo nextest run --run-ignored only -E 'test(/hands_partitions/)'`.
 #[ignore = "known limit, issue 13: a full consumer holds up its group's rebalance"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,11 @@
 //! Once the broker has answered from before the gap and the gap is still there, it is real
 //! (transaction markers in a topic written by another system, records deleted by retention) and
 //! is accepted.
+//!
+//! What no consumer can repair: tansu answers a fetch that starts inside the partition's *last*
+//! batch with nothing at all, until another record is written there (then with that record, and
+//! the gap is read again as above). Apache Kafka answers with the whole batch, and the client
+//! skips the records before the offset it asked for.
 
 use std::collections::HashMap;
 
