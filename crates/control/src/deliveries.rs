@@ -5,21 +5,20 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prost::Message as _;
-use rdkafka::producer::FutureProducer;
 use synap_contract::EventType;
 use synap_db::Pool;
 use synap_db::attempts::{self, AttemptFilter, Outcome, Source};
+use synap_kafka::KafkaConfig;
 use synap_kafka::fetch::Fetcher;
-use synap_kafka::{KafkaConfig, Topics};
 use synap_proto::control::v1 as api;
 use synap_proto::control::v1::delivery_service_server::DeliveryService;
 use synap_proto::pipeline::v1::Delivery;
-use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::auth::Caller;
 use crate::convert::timestamp;
 use crate::errors::{db, invalid, not_found, precondition};
+use crate::kafka_writer::{KafkaWriter, WriteFailure};
 use crate::validate;
 
 /// Most deliveries one recover call sends again.
@@ -28,19 +27,18 @@ const MAX_RECOVER: usize = 10_000;
 #[derive(Clone)]
 pub struct DeliveryApi {
     pool: Pool,
-    topics: Topics,
-    producer: FutureProducer,
+    writer: KafkaWriter,
     fetcher: Arc<Fetcher>,
 }
 
 impl DeliveryApi {
-    pub fn new(pool: Pool, kafka: &KafkaConfig) -> Result<Self, synap_kafka::KafkaError> {
-        Ok(Self {
-            pool,
-            topics: kafka.topics(),
-            producer: kafka.producer("synap-control")?,
-            fetcher: Arc::new(Fetcher::new(kafka)?),
-        })
+    /// Reads deliveries back with its own reader of `kafka`; writes them through `writer`.
+    pub fn new(
+        pool: Pool,
+        kafka: &KafkaConfig,
+        writer: KafkaWriter,
+    ) -> Result<Self, synap_kafka::KafkaError> {
+        Ok(Self { pool, writer, fetcher: Arc::new(Fetcher::new(kafka)?) })
     }
 
     /// NOT_FOUND unless the subscription exists and the caller may see its portal.
@@ -71,18 +69,18 @@ impl DeliveryApi {
             return Ok(false);
         }
         let record = synap_kafka::deliveries::record(
-            self.topics.deliveries(),
+            self.writer.topics().deliveries(),
             &synap_kafka::deliveries::again(delivery),
         );
-        // A request has its own deadline; no process-wide shutdown applies.
-        let never = CancellationToken::new();
-        let sent = tokio::time::timeout(
-            Duration::from_secs(15),
-            synap_kafka::send_durably(&self.producer, &record, &never),
-        );
-        match sent.await {
-            Ok(Ok(())) => Ok(true),
-            _ => Err(Status::unavailable("Kafka unavailable, retry later")),
+        match self.writer.write(&record, Duration::from_secs(15)).await {
+            Ok(()) => Ok(true),
+            // It was written to this topic once: a limit lowered since, which retrying never mends.
+            Err(WriteFailure::Refused(refusal)) => Err(precondition(
+                "event_id",
+                format!("the deliveries topic refuses this delivery now: {refusal}"),
+            )),
+            Err(WriteFailure::TimedOut) => Err(Status::unavailable("Kafka unavailable, retry later")),
+            Err(WriteFailure::Stopping) => Err(crate::test_send::stopping()),
         }
     }
 }
@@ -269,7 +267,9 @@ mod tests {
     /// before any query.
     fn api() -> DeliveryApi {
         let pool = synap_db::connect(&synap_db::DatabaseConfig::default()).unwrap();
-        DeliveryApi::new(pool, &KafkaConfig::default()).unwrap()
+        let kafka = KafkaConfig::default();
+        let writer = KafkaWriter::new(&kafka, tokio_util::sync::CancellationToken::new()).unwrap();
+        DeliveryApi::new(pool, &kafka, writer).unwrap()
     }
 
     fn as_portal<T>(portal: &str, message: T) -> Request<T> {

@@ -51,7 +51,10 @@ fn control() -> ControlApi {
 
 fn deliveries() -> DeliveryApi {
     let pool = synap_db::connect(&DatabaseConfig::default()).unwrap();
-    DeliveryApi::new(pool, &KafkaConfig::default()).unwrap()
+    let kafka = KafkaConfig::default();
+    let writer =
+        crate::kafka_writer::KafkaWriter::new(&kafka, tokio_util::sync::CancellationToken::new()).unwrap();
+    DeliveryApi::new(pool, &kafka, writer).unwrap()
 }
 
 fn admin<T>(message: T) -> Request<T> {

@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod errors;
 pub mod event_types;
 pub mod health;
+pub mod kafka_writer;
 pub mod page;
 pub mod portal_links;
 pub mod portal_web;

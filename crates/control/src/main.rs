@@ -6,6 +6,7 @@ use std::sync::Arc;
 use synap_control::auth::Authenticator;
 
 use synap_control::config::ControlConfig;
+use synap_control::kafka_writer::KafkaWriter;
 use synap_control::portal_links::PortalLinks;
 use synap_control::portal_web::{PortalConfig, PortalWeb};
 use synap_control::service::ControlApi;
@@ -48,7 +49,8 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let mut api = ControlApi::new(&config, pool.clone(), secrets, &kafka, policy)?;
+    let writer = KafkaWriter::new(&kafka, shutdown.clone())?;
+    let mut api = ControlApi::new(&config, pool.clone(), secrets, writer.clone(), policy);
     if portal.enabled() {
         api.portal_links = Some(PortalLinks {
             public_url: portal.public_url.trim_end_matches('/').to_owned(),
@@ -56,7 +58,8 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     let api = Arc::new(api);
-    let deliveries = Arc::new(synap_control::deliveries::DeliveryApi::new(pool.clone(), &kafka)?);
+    let deliveries =
+        Arc::new(synap_control::deliveries::DeliveryApi::new(pool.clone(), &kafka, writer.clone())?);
     let listener = tokio::net::TcpListener::bind(&config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on control.listen_addr {:?}", config.listen_addr))?;
@@ -102,5 +105,6 @@ async fn main() -> anyhow::Result<()> {
     served?;
     tracing::info!("control stopped");
     telemetry.shutdown();
-    Ok(())
+    // A producer that failed for good stopped the process: the exit says so.
+    Ok(writer.flush()?)
 }

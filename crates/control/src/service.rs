@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::kafka_writer::KafkaWriter;
 use synap_db::{Pool, SecretBox};
-use synap_kafka::KafkaConfig;
 use synap_outbound::Policy;
 use synap_proto::control::v1 as api;
 use synap_proto::control::v1::control_service_server::ControlService;
@@ -34,15 +34,15 @@ pub struct ControlApi {
 }
 
 impl ControlApi {
-    /// The API with a Kafka producer for test sends (it connects lazily).
+    /// The API, writing test sends through `writer`.
     pub fn new(
         config: &ControlConfig,
         pool: Pool,
         secrets: SecretBox,
-        kafka: &KafkaConfig,
+        writer: KafkaWriter,
         outbound: Policy,
-    ) -> Result<Self, synap_kafka::KafkaError> {
-        Ok(Self {
+    ) -> Self {
+        Self {
             pool,
             secrets,
             allow_http_urls: config.allow_http_urls,
@@ -50,12 +50,11 @@ impl ControlApi {
             secret_overlap: Duration::from_secs(config.secret_overlap_seconds),
             request_id_ttl: Duration::from_secs(config.request_id_ttl_seconds),
             test_sender: Some(TestSender {
-                producer: kafka.producer("control")?,
-                topics: kafka.topics(),
+                writer,
                 timeout: Duration::from_millis(config.test_send_timeout_ms),
             }),
             portal_links: None,
-        })
+        }
     }
 
     pub(crate) async fn portal(&self, id: &str) -> Result<synap_db::Portal, Status> {

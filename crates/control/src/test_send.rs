@@ -4,22 +4,20 @@
 
 use std::time::Duration;
 
-use rdkafka::producer::FutureProducer;
-use synap_kafka::{Topics, deliveries, send_durably};
+use synap_kafka::deliveries;
 use synap_proto::control::v1 as api;
-use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::auth::Caller;
 use crate::errors::db;
+use crate::kafka_writer::{KafkaWriter, WriteFailure};
 use crate::service::ControlApi;
 
 /// How often the attempt log is polled while waiting.
 const POLL: Duration = Duration::from_millis(100);
 
 pub struct TestSender {
-    pub producer: FutureProducer,
-    pub topics: Topics,
+    pub writer: KafkaWriter,
     /// How long to wait for the sender's outcome.
     pub timeout: Duration,
 }
@@ -43,20 +41,18 @@ impl ControlApi {
             &sub.id,
             ty.example_body().to_string().into_bytes(),
         );
-        let record = deliveries::record(sender.topics.deliveries(), &delivery);
+        let record = deliveries::record(sender.writer.topics().deliveries(), &delivery);
         let deadline = tokio::time::Instant::now() + sender.timeout;
-        // send_durably retries until told to stop; the deadline stops it.
-        let stop = CancellationToken::new();
-        let guard = stop.clone().drop_guard();
-        let sent = tokio::time::timeout_at(deadline, send_durably(&sender.producer, &record, &stop)).await;
-        drop(guard);
-        match sent {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(?e, "test send not written");
+        match sender.writer.write(&record, sender.timeout).await {
+            Ok(()) => {}
+            Err(WriteFailure::Refused(refusal)) => {
+                tracing::warn!(%refusal, "test send not written");
                 return Err(Status::unavailable("the deliveries topic refused the test send"));
             }
-            Err(_) => return Err(Status::unavailable("Kafka did not accept the test send in time")),
+            Err(WriteFailure::TimedOut) => {
+                return Err(Status::unavailable("Kafka did not accept the test send in time"));
+            }
+            Err(WriteFailure::Stopping) => return Err(stopping()),
         }
         tracing::info!(subscription_id = %sub.id, %event_id, event_type = ty.code(), "test send queued");
         loop {
@@ -82,4 +78,10 @@ impl ControlApi {
             tokio::time::sleep(POLL).await;
         }
     }
+}
+
+/// A write cut short because the process is stopping (shut down, or its Kafka producer failed
+/// for good and a restart brings a new one): another replica, or this one restarted, can take it.
+pub(crate) fn stopping() -> Status {
+    Status::unavailable("control is restarting; retry")
 }
