@@ -323,14 +323,6 @@ async fn every_sender_replica_reports_the_deployments_disabled_subscriptions() {
     wait_for_disabled_gauge(&stack, senders[0], 2).await;
 }
 
-// Reproduces a known limit, open in issue 13 (README, upgrades): it fails today, the new
-// replica holding nothing after 40 s. Pausing the full consumer's partitions and polling on made
-// it pass, but every resume must fetch again from the next record, which is usually inside a
-// batch, and tansu answers such a fetch from inside the partition's last batch with nothing
-// until the next write (docs/BENCHMARKS.md, seventh round): a resumed tier then waited for ever.
-// Per-partition queues (`split_partition_queue`) would fix it without fetching anything again.
-// Run it with `cargo nextest run --run-ignored only -E 'test(/hands_partitions/)'`.
-#[ignore = "known limit, issue 13: a full consumer holds up its group's rebalance"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_tier_holding_its_limit_still_hands_partitions_to_a_new_replica() {
     // A 10-minute tier whose consumer holds 2 retries: after 16 failures it is full, and stays

@@ -96,8 +96,10 @@ const BACKGROUND_FETCH_WAIT_MS: u32 = 250;
 const READ_AHEAD_KBYTES: &str = "16384";
 /// The same for [`KafkaConfig::background_consumer`].
 const BACKGROUND_READ_AHEAD_KBYTES: &str = "4096";
-/// The same for [`KafkaConfig::holding_consumer`].
+/// The same, in all, for a [`KafkaConfig::tier_consumer`] of [`TierReadAhead::Holding`].
 const HOLDING_READ_AHEAD_KBYTES: &str = "1024";
+/// The least a [`KafkaConfig::tier_consumer`] reads ahead per partition.
+const TIER_READ_AHEAD_FLOOR_KBYTES: u64 = 64;
 /// The most a fetch brings at once, compressed ([`fetch_max_bytes`]).
 const FETCH_MAX_BYTES: u64 = 1 << 20;
 
@@ -166,15 +168,28 @@ impl KafkaConfig {
         ))
     }
 
-    /// A [`background_consumer`](Self::background_consumer) for records its stage holds for
-    /// minutes or hours before handing them on (the retry tiers of a minute and more): it reads
-    /// only 1 MiB ahead instead of 4. Such a stage holds its own bounded set of records until
-    /// they are due, so records read further ahead would only wait in memory, with the
-    /// decompressed batches behind them: once an outage had filled every tier, a sender held
-    /// ~480 MiB with 16 MiB per tier and ~190 MiB with this (docs/BENCHMARKS.md, `backlog`).
-    /// Like every consumer, it fetches at most 1 MiB at once (see `fetch_max_bytes`).
-    pub fn holding_consumer(&self, group: &str) -> Result<Consumer, KafkaError> {
-        self.create_consumer(self.consumer_config(group, BACKGROUND_FETCH_WAIT_MS, HOLDING_READ_AHEAD_KBYTES))
+    /// A [`background_consumer`](Self::background_consumer) for a retry tier of `partitions`
+    /// partitions, read by [`crate::run_holding_consumer`]: each partition's records wait in a
+    /// queue of their own, and librdkafka applies the read-ahead to each queue, so the tier's
+    /// read-ahead is divided among its partitions (64 KiB each at least). `[kafka.consumer]`
+    /// `queued.max.messages.kbytes`, when set, applies to each partition as it is.
+    pub fn tier_consumer(
+        &self,
+        group: &str,
+        read_ahead: TierReadAhead,
+        partitions: i32,
+    ) -> Result<Consumer, KafkaError> {
+        self.create_consumer(self.tier_consumer_config(group, read_ahead, partitions))
+    }
+
+    fn tier_consumer_config(&self, group: &str, read_ahead: TierReadAhead, partitions: i32) -> ClientConfig {
+        let total = match read_ahead {
+            TierReadAhead::Short => BACKGROUND_READ_AHEAD_KBYTES,
+            TierReadAhead::Holding => HOLDING_READ_AHEAD_KBYTES,
+        };
+        let total: u64 = total.parse().expect("a number");
+        let per_partition = (total / partitions.max(1) as u64).max(TIER_READ_AHEAD_FLOOR_KBYTES);
+        self.consumer_config(group, BACKGROUND_FETCH_WAIT_MS, &per_partition.to_string())
     }
 
     fn create_consumer(&self, config: ClientConfig) -> Result<Consumer, KafkaError> {
@@ -256,6 +271,20 @@ pub fn watch_reachable(
             .map_err(|e| e.to_string())
         }
     });
+}
+
+/// How far a retry tier's consumer reads ahead, in all ([`KafkaConfig::tier_consumer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TierReadAhead {
+    /// 4 MiB, as a [`KafkaConfig::background_consumer`]: tiers whose records come back within
+    /// seconds (the first tier, for deliveries turned away from a busy subscription, and the
+    /// circuit breaker's cool-down). The third round measured 2 MiB slowing a large burst there.
+    Short,
+    /// 1 MiB: tiers of a minute and more. They hold each record until it is due, minutes to
+    /// hours after reading it, so records read further ahead would only wait in memory, with the
+    /// decompressed batches behind them: once an outage had filled every tier, a sender held
+    /// ~480 MiB with 16 MiB per tier and ~190 MiB with 1 MiB (docs/BENCHMARKS.md, `backlog`).
+    Holding,
 }
 
 /// What a stage's consumer does in librdkafka's callbacks: reports lag, and ends its tenure of
@@ -354,7 +383,17 @@ mod tests {
             config.consumer_config("sender-retry.5m", BACKGROUND_FETCH_WAIT_MS, HOLDING_READ_AHEAD_KBYTES);
         assert_eq!(holding.get("queued.max.messages.kbytes"), Some("1024"));
         assert_eq!(holding.get("fetch.wait.max.ms"), Some("250"));
-        config.holding_consumer("sender-retry.5m").map(|_| ()).expect("librdkafka accepts the settings");
+        // A tier's read-ahead is shared out among its partitions' queues.
+        let tier = |read_ahead, partitions| {
+            let settings = config.tier_consumer_config("sender-retry.5m", read_ahead, partitions);
+            assert_eq!(settings.get("fetch.wait.max.ms"), Some("250"));
+            settings.get("queued.max.messages.kbytes").map(str::to_owned)
+        };
+        assert_eq!(tier(TierReadAhead::Holding, 12).as_deref(), Some("85"));
+        assert_eq!(tier(TierReadAhead::Short, 12).as_deref(), Some("341"));
+        assert_eq!(tier(TierReadAhead::Holding, 1).as_deref(), Some("1024"));
+        assert_eq!(tier(TierReadAhead::Holding, 100).as_deref(), Some("64"), "at least 64 KiB a partition");
+        config.tier_consumer("sender-retry.5m", TierReadAhead::Holding, 12).map(|_| ()).expect("accepted");
 
         let mut config = KafkaConfig::default();
         config.consumer.insert("queued.max.messages.kbytes".into(), "65536".into());
@@ -382,7 +421,10 @@ mod tests {
         let larger = config.consumer_config("sender", FETCH_WAIT_MS, READ_AHEAD_KBYTES);
         assert_eq!(larger.get("fetch.max.bytes"), Some("6000000"));
         config.consumer("sender").map(|_| ()).expect("librdkafka accepts the settings");
-        config.holding_consumer("sender-retry.5m").map(|_| ()).expect("librdkafka accepts the settings");
+        config
+            .tier_consumer("sender-retry.5m", TierReadAhead::Holding, 12)
+            .map(|_| ())
+            .expect("librdkafka accepts the settings");
 
         // `[kafka.consumer]` has the last word.
         config.consumer.insert("fetch.max.bytes".into(), "52428800".into());
@@ -403,7 +445,7 @@ mod tests {
             for (what, created) in [
                 ("consumer", config.consumer("sender").map(|_| ())),
                 ("background", config.background_consumer("sender-retry.5s").map(|_| ())),
-                ("holding", config.holding_consumer("sender-retry.5m").map(|_| ())),
+                ("tier", config.tier_consumer("sender-retry.5m", TierReadAhead::Holding, 12).map(|_| ())),
             ] {
                 let error = created.expect_err(&format!("{what}: {key} = {value} accepted")).to_string();
                 assert!(error.contains(key), "{what}: {error}");

@@ -36,6 +36,7 @@ use crate::KafkaError;
 use crate::client::Consumer;
 use crate::dead_letter::{DeadLetters, SetAside};
 use crate::offsets::OffsetTracker;
+use crate::partition_queues::PartitionQueues;
 use crate::sequence::{Arrival, Sequence};
 use crate::tenure::Tenure;
 
@@ -115,88 +116,192 @@ where
     F: Fn(Arc<OwnedMessage>, Turn) -> Fut,
     Fut: Future<Output = Handled> + Send + 'static,
 {
+    run(consumer, topics, Reading::Shared, max_in_flight, shutdown, dead_letters, handler).await
+}
+
+/// A [`run_consumer`] for records its handler holds until they are due (the retry tiers): each
+/// partition's records wait in a queue of their own ([`crate::partition_queues`]), so that the
+/// consumer still serves its group's rebalances while it holds `max_in_flight` records. Create
+/// the consumer with [`crate::KafkaConfig::tier_consumer`], whose read-ahead is per partition.
+pub async fn run_holding_consumer<F, Fut>(
+    consumer: Consumer,
+    topics: &[String],
+    max_in_flight: usize,
+    shutdown: CancellationToken,
+    dead_letters: DeadLetters,
+    handler: F,
+) -> Result<(), KafkaError>
+where
+    F: Fn(Arc<OwnedMessage>, Turn) -> Fut,
+    Fut: Future<Output = Handled> + Send + 'static,
+{
+    run(consumer, topics, Reading::PerPartition, max_in_flight, shutdown, dead_letters, handler).await
+}
+
+/// Where a consumer's records come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// The consumer's own queue, records and events together: read only while there is room.
+    Shared,
+    /// Each partition's queue, read while there is room; the consumer's queue, carrying events,
+    /// all the time.
+    PerPartition,
+}
+
+async fn run<F, Fut>(
+    consumer: Consumer,
+    topics: &[String],
+    reading: Reading,
+    max_in_flight: usize,
+    shutdown: CancellationToken,
+    dead_letters: DeadLetters,
+    handler: F,
+) -> Result<(), KafkaError>
+where
+    F: Fn(Arc<OwnedMessage>, Turn) -> Fut,
+    Fut: Future<Output = Handled> + Send + 'static,
+{
+    let consumer = Arc::new(consumer);
+    let mut partitions = match reading {
+        Reading::Shared => PartitionQueues::default(),
+        Reading::PerPartition => PartitionQueues::split_all(&consumer, topics).await,
+    };
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&names).map_err(KafkaError::Consume)?;
     tracing::info!(topics = ?names, dead_letters = dead_letters.topic(), "consuming");
 
-    let mut tracker = OffsetTracker::default();
-    let mut turns = Turns::default();
-    let mut sequence = Sequence::default();
-    let mut tasks: JoinSet<(Read, Handled)> = JoinSet::new();
+    let mut intake = Intake {
+        consumer: consumer.clone(),
+        tracker: OffsetTracker::default(),
+        turns: Turns::default(),
+        sequence: Sequence::default(),
+        tasks: JoinSet::new(),
+        dead_letters,
+        shutdown: shutdown.clone(),
+        handler,
+    };
     loop {
+        let room = intake.tasks.len() < max_in_flight;
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            Some(joined) = tasks.join_next() => {
-                let (read, handled) = joined.expect("record tasks catch their panics");
-                finish(&consumer, &mut tracker, read, handled);
+            Some(joined) = intake.tasks.join_next() => {
+                intake.finish(joined.expect("record tasks catch their panics"));
             }
-            received = consumer.recv(), if tasks.len() < max_in_flight => match received {
+            // Split partitions' queues are read only while there is room; the consumer's own
+            // queue then carries only events (and records of a partition not split yet, taken
+            // even over the limit, which splits it), and is polled all the time: that is what
+            // serves a rebalance.
+            received = consumer.recv(), if room || reading == Reading::PerPartition => match received {
                 Ok(message) => {
-                    let message = Arc::new(message.detach());
-                    let (topic, partition, offset) =
-                        (message.topic().to_owned(), message.partition(), message.offset());
-                    let tenure = consumer.context().tenures.current(&topic, partition, offset, &shutdown);
-                    if sequence.is_new(&topic, partition, tenure.generation) {
-                        let committed = committed_offset(&consumer, &topic, partition);
-                        sequence.start(&topic, partition, tenure.generation, committed);
+                    let message = message.detach();
+                    if reading == Reading::PerPartition {
+                        partitions.split_for(&consumer, &message);
                     }
-                    match sequence.arrive(&topic, partition, offset) {
-                        Arrival::Next => {}
-                        Arrival::Repeat => continue,
-                        Arrival::Seek { to } => {
-                            tracing::warn!(topic, partition, to, read = offset, "the broker skipped records: reading them again");
-                            synap_telemetry::metrics().consumer_gaps(&topic).inc();
-                            if let Err(e) = consumer.seek(&topic, partition, Offset::Offset(to), Duration::ZERO) {
-                                // The partition was revoked meanwhile: its next owner reads from
-                                // the committed offset, which has not passed the gap.
-                                tracing::debug!(topic, partition, error = %e, "seek back");
-                            }
-                            continue;
-                        }
-                    }
-                    tracker.begin(&topic, partition, tenure.generation, offset);
-                    let turn = turns.next(&topic, partition, &tenure);
-                    // The handler may do work before its future starts (the sender takes the
-                    // record's place in line there): a panic in either part is caught.
-                    // Boxed, the handler's future (kilobytes: the sender's holds a whole HTTP
-                    // exchange) is written once; inline, the runtime would copy it into the task
-                    // and copy the task's state out again at its end, for every record.
-                    let work = std::panic::catch_unwind(AssertUnwindSafe(|| Box::pin(handler(message.clone(), turn))));
-                    let (dead_letters, token) = (dead_letters.clone(), shutdown.clone());
-                    tasks.spawn(async move {
-                        let handled = match work {
-                            Ok(work) => AssertUnwindSafe(work).catch_unwind().await,
-                            Err(panic) => Err(panic),
-                        }
-                        .unwrap_or_else(|panic| Handled::SetAside(SetAside::panic(panic.as_ref())));
-                        let handled = match handled {
-                            Handled::SetAside(why) => Box::pin(dead_letters.message(&message, &why, &token)).await,
-                            other => other,
-                        };
-                        (Read { topic, partition, offset, tenure }, handled)
-                    });
+                    intake.take(message);
                 }
-                Err(e) => {
-                    // Broker unavailable, rebalance in progress and the like: librdkafka
-                    // recovers by itself, so wait a little instead of spinning.
-                    tracing::warn!(error = %e, "Kafka consume error");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+                Err(e) => consume_error(e).await,
+            },
+            received = partitions.next(), if room => match received {
+                Ok(message) => intake.take(message),
+                Err(e) => consume_error(e).await,
             },
         }
     }
 
-    tracing::info!(in_flight = tasks.len(), "draining handlers");
-    while let Some(joined) = tasks.join_next().await {
-        let (read, handled) = joined.expect("record tasks catch their panics");
-        finish(&consumer, &mut tracker, read, handled);
+    tracing::info!(in_flight = intake.tasks.len(), "draining handlers");
+    while let Some(joined) = intake.tasks.join_next().await {
+        intake.finish(joined.expect("record tasks catch their panics"));
     }
+    drop(partitions);
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         // Nothing stored since the last commit, or no assignment: both harmless.
         tracing::debug!(error = %e, "final commit");
     }
     Ok(())
+}
+
+/// Broker unavailable, rebalance in progress and the like: librdkafka recovers by itself, so
+/// wait a little instead of spinning.
+async fn consume_error(error: rdkafka::error::KafkaError) {
+    tracing::warn!(%error, "Kafka consume error");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+/// What a consumer does with each record it reads, and with each handler that finishes.
+struct Intake<F> {
+    consumer: Arc<Consumer>,
+    tracker: OffsetTracker,
+    turns: Turns,
+    sequence: Sequence,
+    tasks: JoinSet<(Read, Handled)>,
+    dead_letters: DeadLetters,
+    shutdown: CancellationToken,
+    handler: F,
+}
+
+impl<F, Fut> Intake<F>
+where
+    F: Fn(Arc<OwnedMessage>, Turn) -> Fut,
+    Fut: Future<Output = Handled> + Send + 'static,
+{
+    /// Checks the record's place in its partition ([`Sequence`]) and starts its handler.
+    fn take(&mut self, message: OwnedMessage) {
+        let message = Arc::new(message);
+        let (topic, partition, offset) = (message.topic().to_owned(), message.partition(), message.offset());
+        let consumer = &self.consumer;
+        let tenure = consumer.context().tenures.current(&topic, partition, offset, &self.shutdown);
+        if self.sequence.is_new(&topic, partition, tenure.generation) {
+            let committed = committed_offset(consumer, &topic, partition);
+            self.sequence.start(&topic, partition, tenure.generation, committed);
+        }
+        match self.sequence.arrive(&topic, partition, offset) {
+            Arrival::Next => {}
+            Arrival::Repeat => return,
+            Arrival::Seek { to } => {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    to,
+                    read = offset,
+                    "the broker skipped records: reading them again"
+                );
+                synap_telemetry::metrics().consumer_gaps(&topic).inc();
+                if let Err(e) = consumer.seek(&topic, partition, Offset::Offset(to), Duration::ZERO) {
+                    // The partition was revoked meanwhile: its next owner reads from the
+                    // committed offset, which has not passed the gap.
+                    tracing::debug!(topic, partition, error = %e, "seek back");
+                }
+                return;
+            }
+        }
+        self.tracker.begin(&topic, partition, tenure.generation, offset);
+        let turn = self.turns.next(&topic, partition, &tenure);
+        // The handler may do work before its future starts (the sender takes the record's place
+        // in line there): a panic in either part is caught.
+        // Boxed, the handler's future (kilobytes: the sender's holds a whole HTTP exchange) is
+        // written once; inline, the runtime would copy it into the task and copy the task's
+        // state out again at its end, for every record.
+        let work =
+            std::panic::catch_unwind(AssertUnwindSafe(|| Box::pin((self.handler)(message.clone(), turn))));
+        let (dead_letters, token) = (self.dead_letters.clone(), self.shutdown.clone());
+        self.tasks.spawn(async move {
+            let handled = match work {
+                Ok(work) => AssertUnwindSafe(work).catch_unwind().await,
+                Err(panic) => Err(panic),
+            }
+            .unwrap_or_else(|panic| Handled::SetAside(SetAside::panic(panic.as_ref())));
+            let handled = match handled {
+                Handled::SetAside(why) => Box::pin(dead_letters.message(&message, &why, &token)).await,
+                other => other,
+            };
+            (Read { topic, partition, offset, tenure }, handled)
+        });
+    }
+
+    fn finish(&mut self, (read, handled): (Read, Handled)) {
+        finish(&self.consumer, &mut self.tracker, read, handled);
+    }
 }
 
 /// The partition's committed offset, where a new tenure starts reading: what the first record

@@ -7,6 +7,7 @@ pub mod deliveries;
 pub mod fetch;
 pub mod headers;
 pub mod offsets;
+mod partition_queues;
 pub mod produce;
 pub mod provision;
 pub mod scan;
@@ -14,8 +15,8 @@ mod sequence;
 mod tenure;
 pub mod topics;
 
-pub use client::{Consumer, KafkaConfig, KafkaError, watch_reachable};
-pub use consume::{Handled, Turn, run_consumer};
+pub use client::{Consumer, KafkaConfig, KafkaError, TierReadAhead, watch_reachable};
+pub use consume::{Handled, Turn, run_consumer, run_holding_consumer};
 pub use dead_letter::{DeadLetters, SetAside, Source};
 pub use produce::{Outgoing, SendError, flush, send_durably, send_in_turn, stop_if_failed};
 pub use topics::Topics;

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use synap_db::{AttemptsConfig, DatabaseConfig, EncryptionConfig};
 use synap_kafka::provision::TopicLayout;
-use synap_kafka::{DeadLetters, KafkaConfig};
+use synap_kafka::{DeadLetters, KafkaConfig, TierReadAhead};
 use synap_outbound::{OutboundConfig, Policy};
 use synap_runtime::{ConfigError, ConfigSource, ServiceArgs, shutdown_token};
 use synap_sender::breaker::Breakers;
@@ -163,11 +163,8 @@ async fn main() -> anyhow::Result<()> {
         // A tier of a minute or more holds its records long after reading them: reading far
         // ahead of those only fills memory. The shorter tiers are hot paths (deliveries turned
         // away from a full queue, open circuits), whose records are handed back within seconds.
-        let consumer = if delay >= HOLDING_TIER {
-            kafka.holding_consumer(&group)?
-        } else {
-            kafka.background_consumer(&group)?
-        };
+        let read_ahead = if delay >= HOLDING_TIER { TierReadAhead::Holding } else { TierReadAhead::Short };
+        let consumer = kafka.tier_consumer(&group, read_ahead, layout.delivery_partitions)?;
         let tier = Tier {
             producer: producer.clone(),
             deliveries_topic: topics.deliveries(),
@@ -179,7 +176,9 @@ async fn main() -> anyhow::Result<()> {
         synap_telemetry::metrics().retries_pending(&tier_label(delay)).set(0);
         let (token, letters) = (shutdown.clone(), dead_letters.clone());
         tasks.spawn(async move {
-            synap_kafka::run_consumer(
+            // Each partition in a queue of its own: a tier holding its limit of retries still
+            // serves its group's rebalances.
+            synap_kafka::run_holding_consumer(
                 consumer,
                 std::slice::from_ref(&topic),
                 config.retry_tier_max_in_flight,
