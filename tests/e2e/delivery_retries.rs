@@ -6,8 +6,11 @@ use serde_json::Value;
 use synap_tests::kafka::read;
 use synap_tests::{Receiver, Reply, Service, Stack};
 
-use crate::delivery_support::{event_ids, portal_with_subscription, publish, wait_for_log};
-use crate::support::verify;
+use synap_contract::EventType;
+use synap_tests::kafka::{produce, producer};
+
+use crate::delivery_support::{add_subscription, event_ids, portal_with_subscription, publish, wait_for_log};
+use crate::support::{envelope, verify};
 
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -65,6 +68,49 @@ async fn a_tier_holding_its_limit_still_hands_every_retry_back_on_time() {
         // (docs/BENCHMARKS.md, sixth round).
         assert!(
             waited >= delay - Duration::from_millis(100) && waited < delay + Duration::from_millis(1500),
+            "{id}: retried {waited:?} after its first attempt"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tier_of_a_minute_reads_its_partitions_apart_and_hands_every_retry_back_on_time() {
+    // A tier of a minute or more reads each partition from a queue of its own, 64 KiB a fetch
+    // (`KafkaConfig::holding_consumer`): its retries still come back when due, whatever
+    // partition they landed on, with bodies larger than a fetch among them.
+    let delay = Duration::from_secs(60);
+    let stack = Stack::start_with(&[
+        ("SYNAP_SENDER__RETRY_DELAYS_MS", "[60000]"),
+        ("SYNAP_SENDER__RETRY_JITTER", "0"),
+    ])
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.fail_first_attempt("/minute", 500);
+    // Several subscriptions: which one's request fails first, and so which partition its retry
+    // is written to (keyed by subscription), is left to chance.
+    let (portal, _, _) = portal_with_subscription(&stack, receiver.url("/minute")).await;
+    for _ in 1..6 {
+        add_subscription(&stack, &portal, receiver.url("/minute")).await;
+    }
+    let ids = event_ids("minute", 2);
+    publish(&stack, &portal, &ids).await;
+    // Unknown fields pass the contract: one event of 100 KB, larger than a tier's fetch.
+    let large = event_ids("minute-large", 1);
+    let mut body = EventType::AttemptCompleted.example_body();
+    body["padding"] = serde_json::json!("x".repeat(100_000));
+    let record = envelope(EventType::AttemptCompleted, &portal, Some(&large[0]), &body);
+    produce(&producer(&stack.bootstrap), &stack.topic("inbound"), &portal, &record, None).await;
+
+    // Each event's first request fails (whichever subscription's it is), and is retried.
+    let requests = receiver.wait_for("/minute", 3 * 6 + 3, delay + WAIT).await;
+    for id in ids.iter().chain(&large) {
+        let mut at: Vec<_> =
+            requests.iter().filter(|r| r.header("webhook-id") == Some(id.as_str())).map(|r| r.at).collect();
+        assert_eq!(at.len(), 7, "{id}: one first attempt per subscription and one retry");
+        at.sort();
+        let waited = at[6] - at[0];
+        assert!(
+            waited >= delay - Duration::from_millis(100) && waited < delay + Duration::from_secs(5),
             "{id}: retried {waited:?} after its first attempt"
         );
     }

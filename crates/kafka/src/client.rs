@@ -96,10 +96,12 @@ const BACKGROUND_FETCH_WAIT_MS: u32 = 250;
 const READ_AHEAD_KBYTES: &str = "16384";
 /// The same for [`KafkaConfig::background_consumer`].
 const BACKGROUND_READ_AHEAD_KBYTES: &str = "4096";
-/// The same, in all, for a [`KafkaConfig::tier_consumer`] of [`TierReadAhead::Holding`].
-const HOLDING_READ_AHEAD_KBYTES: &str = "1024";
-/// The least a [`KafkaConfig::tier_consumer`] reads ahead per partition.
-const TIER_READ_AHEAD_FLOOR_KBYTES: u64 = 64;
+/// The same, in all, for a [`KafkaConfig::holding_consumer`], shared out among its partitions.
+const HOLDING_READ_AHEAD_KBYTES: u64 = 512;
+/// The least a [`KafkaConfig::holding_consumer`] reads ahead per partition.
+const HOLDING_READ_AHEAD_FLOOR_KBYTES: u64 = 32;
+/// The most a [`KafkaConfig::holding_consumer`]'s fetch brings at once, compressed.
+const HOLDING_FETCH_MAX_BYTES: u64 = 64 << 10;
 /// The most a fetch brings at once, compressed ([`fetch_max_bytes`]).
 const FETCH_MAX_BYTES: u64 = 1 << 20;
 
@@ -168,28 +170,35 @@ impl KafkaConfig {
         ))
     }
 
-    /// A [`background_consumer`](Self::background_consumer) for a retry tier of `partitions`
-    /// partitions, read by [`crate::run_holding_consumer`]: each partition's records wait in a
-    /// queue of their own, and librdkafka applies the read-ahead to each queue, so the tier's
-    /// read-ahead is divided among its partitions (64 KiB each at least). `[kafka.consumer]`
-    /// `queued.max.messages.kbytes`, when set, applies to each partition as it is.
-    pub fn tier_consumer(
-        &self,
-        group: &str,
-        read_ahead: TierReadAhead,
-        partitions: i32,
-    ) -> Result<Consumer, KafkaError> {
-        self.create_consumer(self.tier_consumer_config(group, read_ahead, partitions))
+    /// A [`background_consumer`](Self::background_consumer) for records its stage holds for
+    /// minutes or hours before handing them on (the retry tiers of a minute and more), read by
+    /// [`crate::run_holding_consumer`]: each of its `partitions` has a queue of its own, so that
+    /// the stage still serves its group's rebalances while it holds its limit of records.
+    ///
+    /// It reads 512 KiB ahead in all, not 4 MiB, shared out among the partitions (librdkafka
+    /// applies the read-ahead to each partition's queue; 32 KiB each at least): records read
+    /// further ahead would only wait in memory, with the decompressed batches behind them (once
+    /// an outage had filled every tier, a sender held ~480 MiB with 16 MiB per tier and ~190 MiB
+    /// with 1 MiB, docs/BENCHMARKS.md, `backlog`). Each queue may take one fetch beyond its
+    /// read-ahead, so a fetch brings at most 64 KiB (brokers return a larger record whole all
+    /// the same), unless the deployment allows larger records (`message.max.bytes`) or sets
+    /// `fetch.max.bytes` itself. On tansu, which answers a fetch only when its 250 ms wait
+    /// expires, that is 256 KiB/s per tier; Apache Kafka answers as soon as records are there.
+    pub fn holding_consumer(&self, group: &str, partitions: i32) -> Result<Consumer, KafkaError> {
+        self.create_consumer(self.holding_consumer_config(group, partitions))
     }
 
-    fn tier_consumer_config(&self, group: &str, read_ahead: TierReadAhead, partitions: i32) -> ClientConfig {
-        let total = match read_ahead {
-            TierReadAhead::Short => BACKGROUND_READ_AHEAD_KBYTES,
-            TierReadAhead::Holding => HOLDING_READ_AHEAD_KBYTES,
-        };
-        let total: u64 = total.parse().expect("a number");
-        let per_partition = (total / partitions.max(1) as u64).max(TIER_READ_AHEAD_FLOOR_KBYTES);
-        self.consumer_config(group, BACKGROUND_FETCH_WAIT_MS, &per_partition.to_string())
+    fn holding_consumer_config(&self, group: &str, partitions: i32) -> ClientConfig {
+        let per_partition =
+            (HOLDING_READ_AHEAD_KBYTES / partitions.max(1) as u64).max(HOLDING_READ_AHEAD_FLOOR_KBYTES);
+        let mut config = self.consumer_config(group, BACKGROUND_FETCH_WAIT_MS, &per_partition.to_string());
+        // librdkafka refuses a fetch smaller than `message.max.bytes` (1 MB unless set), which
+        // on a consumer bounds only the requests it sends.
+        if config.get("message.max.bytes").is_none() && !self.consumer.contains_key("fetch.max.bytes") {
+            let most = HOLDING_FETCH_MAX_BYTES.to_string();
+            config.set("message.max.bytes", &most).set("fetch.max.bytes", &most);
+        }
+        config
     }
 
     fn create_consumer(&self, config: ClientConfig) -> Result<Consumer, KafkaError> {
@@ -271,20 +280,6 @@ pub fn watch_reachable(
             .map_err(|e| e.to_string())
         }
     });
-}
-
-/// How far a retry tier's consumer reads ahead, in all ([`KafkaConfig::tier_consumer`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TierReadAhead {
-    /// 4 MiB, as a [`KafkaConfig::background_consumer`]: tiers whose records come back within
-    /// seconds (the first tier, for deliveries turned away from a busy subscription, and the
-    /// circuit breaker's cool-down). The third round measured 2 MiB slowing a large burst there.
-    Short,
-    /// 1 MiB: tiers of a minute and more. They hold each record until it is due, minutes to
-    /// hours after reading it, so records read further ahead would only wait in memory, with the
-    /// decompressed batches behind them: once an outage had filled every tier, a sender held
-    /// ~480 MiB with 16 MiB per tier and ~190 MiB with 1 MiB (docs/BENCHMARKS.md, `backlog`).
-    Holding,
 }
 
 /// What a stage's consumer does in librdkafka's callbacks: reports lag, and ends its tenure of
@@ -379,29 +374,27 @@ mod tests {
         assert_eq!(background.get("queued.max.messages.kbytes"), Some("4096"));
         assert_eq!(background.get("fetch.wait.max.ms"), Some("250"));
         config.background_consumer("sender-retry.5s").map(|_| ()).expect("librdkafka accepts the settings");
-        let holding =
-            config.consumer_config("sender-retry.5m", BACKGROUND_FETCH_WAIT_MS, HOLDING_READ_AHEAD_KBYTES);
-        assert_eq!(holding.get("queued.max.messages.kbytes"), Some("1024"));
-        assert_eq!(holding.get("fetch.wait.max.ms"), Some("250"));
-        // A tier's read-ahead is shared out among its partitions' queues.
-        let tier = |read_ahead, partitions| {
-            let settings = config.tier_consumer_config("sender-retry.5m", read_ahead, partitions);
+        // A holding consumer's 512 KiB is shared out among its partitions' queues, each of which
+        // may take one fetch beyond it: small fetches.
+        let holding = |partitions| {
+            let settings = config.holding_consumer_config("sender-retry.5m", partitions);
             assert_eq!(settings.get("fetch.wait.max.ms"), Some("250"));
+            assert_eq!(settings.get("fetch.max.bytes"), Some("65536"));
+            assert_eq!(settings.get("message.max.bytes"), Some("65536"));
             settings.get("queued.max.messages.kbytes").map(str::to_owned)
         };
-        assert_eq!(tier(TierReadAhead::Holding, 12).as_deref(), Some("85"));
-        assert_eq!(tier(TierReadAhead::Short, 12).as_deref(), Some("341"));
-        assert_eq!(tier(TierReadAhead::Holding, 1).as_deref(), Some("1024"));
-        assert_eq!(tier(TierReadAhead::Holding, 100).as_deref(), Some("64"), "at least 64 KiB a partition");
-        config.tier_consumer("sender-retry.5m", TierReadAhead::Holding, 12).map(|_| ()).expect("accepted");
+        assert_eq!(holding(12).as_deref(), Some("42"));
+        assert_eq!(holding(1).as_deref(), Some("512"));
+        assert_eq!(holding(100).as_deref(), Some("32"), "at least 32 KiB a partition");
+        config.holding_consumer("sender-retry.5m", 12).map(|_| ()).expect("librdkafka accepts the settings");
 
         let mut config = KafkaConfig::default();
         config.consumer.insert("queued.max.messages.kbytes".into(), "65536".into());
         let theirs = config.consumer_config("sender", BACKGROUND_FETCH_WAIT_MS, READ_AHEAD_KBYTES);
         assert_eq!(theirs.get("queued.max.messages.kbytes"), Some("65536"));
         assert_eq!(theirs.get("fetch.wait.max.ms"), Some("250"));
-        let holding =
-            config.consumer_config("sender-retry.5m", BACKGROUND_FETCH_WAIT_MS, HOLDING_READ_AHEAD_KBYTES);
+        // Set there, it applies to each partition of a holding consumer as it is.
+        let holding = config.holding_consumer_config("sender-retry.5m", 12);
         assert_eq!(holding.get("queued.max.messages.kbytes"), Some("65536"));
         config.consumer("sender").map(|_| ()).expect("librdkafka accepts the settings");
     }
@@ -421,10 +414,10 @@ mod tests {
         let larger = config.consumer_config("sender", FETCH_WAIT_MS, READ_AHEAD_KBYTES);
         assert_eq!(larger.get("fetch.max.bytes"), Some("6000000"));
         config.consumer("sender").map(|_| ()).expect("librdkafka accepts the settings");
-        config
-            .tier_consumer("sender-retry.5m", TierReadAhead::Holding, 12)
-            .map(|_| ())
-            .expect("librdkafka accepts the settings");
+        // Records as large as the deployment allows still fit a holding consumer's fetch.
+        let holding = config.holding_consumer_config("sender-retry.5m", 12);
+        assert_eq!(holding.get("fetch.max.bytes"), Some("6000000"));
+        config.holding_consumer("sender-retry.5m", 12).map(|_| ()).expect("librdkafka accepts the settings");
 
         // `[kafka.consumer]` has the last word.
         config.consumer.insert("fetch.max.bytes".into(), "52428800".into());
@@ -445,7 +438,7 @@ mod tests {
             for (what, created) in [
                 ("consumer", config.consumer("sender").map(|_| ())),
                 ("background", config.background_consumer("sender-retry.5s").map(|_| ())),
-                ("tier", config.tier_consumer("sender-retry.5m", TierReadAhead::Holding, 12).map(|_| ())),
+                ("holding", config.holding_consumer("sender-retry.5m", 12).map(|_| ())),
             ] {
                 let error = created.expect_err(&format!("{what}: {key} = {value} accepted")).to_string();
                 assert!(error.contains(key), "{what}: {error}");

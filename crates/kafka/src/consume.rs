@@ -122,7 +122,7 @@ where
 /// A [`run_consumer`] for records its handler holds until they are due (the retry tiers): each
 /// partition's records wait in a queue of their own ([`crate::partition_queues`]), so that the
 /// consumer still serves its group's rebalances while it holds `max_in_flight` records. Create
-/// the consumer with [`crate::KafkaConfig::tier_consumer`], whose read-ahead is per partition.
+/// the consumer with [`crate::KafkaConfig::holding_consumer`], whose read-ahead is per partition.
 pub async fn run_holding_consumer<F, Fut>(
     consumer: Consumer,
     topics: &[String],
@@ -202,7 +202,7 @@ where
                 }
                 Err(e) => consume_error(e).await,
             },
-            received = partitions.next(), if room => match received {
+            received = partitions.next(), if room && reading == Reading::PerPartition => match received {
                 Ok(message) => intake.take(message),
                 Err(e) => consume_error(e).await,
             },
@@ -523,5 +523,80 @@ mod tests {
         let mut handled = handled.lock().unwrap().clone();
         handled.sort();
         assert_eq!(handled, ["ok-1", "ok-2", "ok-3"]);
+    }
+
+    /// A holding consumer reads every partition from its own queue, never holds more than its
+    /// limit, keeps each partition's order, and commits what it finished: 30 records over three
+    /// partitions, at most 2 in flight.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_holding_consumer_reads_every_partition_within_its_limit_and_in_order() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("held", 3, 1).unwrap();
+        cluster.create_topic("held.dlq", 1, 1).unwrap();
+        let config = KafkaConfig {
+            bootstrap_servers: cluster.bootstrap_servers(),
+            topic_prefix: "t.".into(),
+            ..Default::default()
+        };
+        let producer: FutureProducer = config.producer("test").unwrap();
+        for n in 0..30 {
+            let payload = n.to_string();
+            let record =
+                rdkafka::producer::FutureRecord::to("held").key("k").payload(&payload).partition(n % 3);
+            producer.send_result(record).unwrap().await.unwrap().unwrap();
+        }
+
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<(i32, i64)>::new()));
+        let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let shutdown = CancellationToken::new();
+        let consumer = config.holding_consumer("held", 3).unwrap();
+        let letters = DeadLetters::new(producer.clone(), "held.dlq".into(), "test");
+        let (seen_by, now, peak, token) = (seen.clone(), in_flight.clone(), most.clone(), shutdown.clone());
+        let running = tokio::spawn(async move {
+            let topics = ["held".to_owned()];
+            run_holding_consumer(consumer, &topics, 2, token, letters, move |m, _turn| {
+                let (seen, now, peak) = (seen_by.clone(), now.clone(), peak.clone());
+                let (partition, offset) = (m.partition(), m.offset());
+                async move {
+                    use std::sync::atomic::Ordering;
+                    peak.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    // Held a while, as a retry tier holds its records.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    seen.lock().unwrap().push((partition, offset));
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    Handled::Done
+                }
+            })
+            .await
+        });
+
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while seen.lock().unwrap().len() < 30 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 30, "every record handled once: {seen:?}");
+        assert!(most.load(std::sync::atomic::Ordering::SeqCst) <= 2, "never over the limit");
+        for partition in 0..3 {
+            let offsets: Vec<i64> = seen.iter().filter(|(p, _)| *p == partition).map(|(_, o)| *o).collect();
+            assert_eq!(offsets, (0..10).collect::<Vec<_>>(), "partition {partition} in order");
+        }
+        let probe: BaseConsumer = {
+            let mut c = config.admin_config();
+            c.set("group.id", "t.held");
+            c.create().unwrap()
+        };
+        let mut list = TopicPartitionList::new();
+        for partition in 0..3 {
+            list.add_partition("held", partition);
+        }
+        let committed = probe.committed_offsets(list, Duration::from_secs(5)).unwrap();
+        for partition in 0..3 {
+            let offset = committed.find_partition("held", partition).map(|p| p.offset());
+            assert_eq!(offset, Some(Offset::Offset(10)), "partition {partition} committed");
+        }
     }
 }

@@ -10,7 +10,7 @@
 //! (`rd_kafka_queue_get_partition`, forwarded nowhere), read only while there is room; the
 //! consumer's queue then carries only events, and is polled all the time. Nothing is paused or
 //! fetched again: the records wait in librdkafka's queue, as before, bounded by the read-ahead,
-//! which applies to each partition's queue ([`crate::KafkaConfig::tier_consumer`]). Pausing and
+//! which applies to each partition's queue ([`crate::KafkaConfig::holding_consumer`]). Pausing and
 //! resuming instead was tried: a resume fetches again from inside a record batch, which tansu
 //! answers with nothing until the partition's next write (docs/BENCHMARKS.md, seventh round).
 //!

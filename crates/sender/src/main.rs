@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use synap_db::{AttemptsConfig, DatabaseConfig, EncryptionConfig};
 use synap_kafka::provision::TopicLayout;
-use synap_kafka::{DeadLetters, KafkaConfig, TierReadAhead};
+use synap_kafka::{DeadLetters, KafkaConfig};
 use synap_outbound::{OutboundConfig, Policy};
 use synap_runtime::{ConfigError, ConfigSource, ServiceArgs, shutdown_token};
 use synap_sender::breaker::Breakers;
@@ -163,8 +163,12 @@ async fn main() -> anyhow::Result<()> {
         // A tier of a minute or more holds its records long after reading them: reading far
         // ahead of those only fills memory. The shorter tiers are hot paths (deliveries turned
         // away from a full queue, open circuits), whose records are handed back within seconds.
-        let read_ahead = if delay >= HOLDING_TIER { TierReadAhead::Holding } else { TierReadAhead::Short };
-        let consumer = kafka.tier_consumer(&group, read_ahead, layout.delivery_partitions)?;
+        let holding = delay >= HOLDING_TIER;
+        let consumer = if holding {
+            kafka.holding_consumer(&group, layout.delivery_partitions)?
+        } else {
+            kafka.background_consumer(&group)?
+        };
         let tier = Tier {
             producer: producer.clone(),
             deliveries_topic: topics.deliveries(),
@@ -176,17 +180,18 @@ async fn main() -> anyhow::Result<()> {
         synap_telemetry::metrics().retries_pending(&tier_label(delay)).set(0);
         let (token, letters) = (shutdown.clone(), dead_letters.clone());
         tasks.spawn(async move {
-            // Each partition in a queue of its own: a tier holding its limit of retries still
-            // serves its group's rebalances.
-            synap_kafka::run_holding_consumer(
-                consumer,
-                std::slice::from_ref(&topic),
-                config.retry_tier_max_in_flight,
-                token,
-                letters,
-                move |m, turn| tier.clone().handle(m, turn.tenure().clone()),
-            )
-            .await
+            let topics = std::slice::from_ref(&topic);
+            let (limit, handle) = (config.retry_tier_max_in_flight, move |m, turn: synap_kafka::Turn| {
+                tier.clone().handle(m, turn.tenure().clone())
+            });
+            // A tier of a minute or more may hold its limit of retries for hours: each partition
+            // in a queue of its own, so that it still serves its group's rebalances. The shorter
+            // tiers hand a record back within seconds, which serves them.
+            if holding {
+                synap_kafka::run_holding_consumer(consumer, topics, limit, token, letters, handle).await
+            } else {
+                synap_kafka::run_consumer(consumer, topics, limit, token, letters, handle).await
+            }
             .with_context(|| format!("retry tier consumer {topic}"))
         });
     }

@@ -13,8 +13,8 @@ use synap_kafka::{Handled, Outgoing, SendError, SetAside, send_durably};
 use synap_proto::pipeline::v1::Delivery;
 use tokio_util::sync::CancellationToken;
 
-/// Tiers of this delay and longer read only 1 MiB ahead ([`synap_kafka::TierReadAhead::Holding`]):
-/// their records wait minutes or more once read.
+/// Tiers of this delay and longer read only 512 KiB ahead, each partition into a queue of its own
+/// ([`synap_kafka::KafkaConfig::holding_consumer`]): their records wait minutes or more once read.
 pub const HOLDING_TIER: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
