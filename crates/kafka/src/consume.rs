@@ -9,6 +9,10 @@
 //! ([`crate::send_in_turn`]), so that one portal's events reach the next topic in the order they
 //! were published, whatever order the handlers finish in.
 //!
+//! A consumer whose handlers hold records until they are due (the retry tiers) reads each
+//! partition from a queue of its own ([`run_holding_consumer`]), so that it still serves its
+//! group's rebalances while it holds its limit of records ([`crate::partition_queues`]).
+//!
 //! When a rebalance takes a partition away, the work on its records stops before the group can
 //! give it to another member ([`crate::tenure`]), so two consumers never work through the same
 //! records at once.
@@ -213,7 +217,6 @@ where
     while let Some(joined) = intake.tasks.join_next().await {
         intake.finish(joined.expect("record tasks catch their panics"));
     }
-    drop(partitions);
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         // Nothing stored since the last commit, or no assignment: both harmless.
         tracing::debug!(error = %e, "final commit");
