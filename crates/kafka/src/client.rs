@@ -151,7 +151,7 @@ impl KafkaConfig {
     /// A consumer in group `<prefix><group>` that never commits an offset it was not told to
     /// store: offsets advance only after the record's effect is durable.
     pub fn consumer(&self, group: &str) -> Result<Consumer, KafkaError> {
-        self.create_consumer(self.consumer_config(group, FETCH_WAIT_MS, READ_AHEAD_KBYTES))
+        self.create_consumer(self.consumer_config(group, FETCH_WAIT_MS, READ_AHEAD_KBYTES), false)
     }
 
     /// A [`consumer`](Self::consumer) for topics whose records are in no hurry (retry tiers,
@@ -163,16 +163,15 @@ impl KafkaConfig {
     /// four fetches' worth keeps it as fast, and these consumers often hold their records a
     /// while (the 5 s and 30 s retry tiers), with the decompressed batches behind them.
     pub fn background_consumer(&self, group: &str) -> Result<Consumer, KafkaError> {
-        self.create_consumer(self.consumer_config(
-            group,
-            BACKGROUND_FETCH_WAIT_MS,
-            BACKGROUND_READ_AHEAD_KBYTES,
-        ))
+        self.create_consumer(
+            self.consumer_config(group, BACKGROUND_FETCH_WAIT_MS, BACKGROUND_READ_AHEAD_KBYTES),
+            false,
+        )
     }
 
     /// A [`background_consumer`](Self::background_consumer) for records its stage holds for
-    /// minutes or hours before handing them on (the retry tiers of a minute and more), read by
-    /// [`crate::run_holding_consumer`]: each of its `partitions` has a queue of its own, so that
+    /// minutes or hours before handing them on (the retry tiers of a minute and more):
+    /// [`crate::run_consumer`] reads each of its `partitions` from a queue of its own, so that
     /// the stage still serves its group's rebalances while it holds its limit of records.
     ///
     /// It reads 512 KiB ahead in all, not 4 MiB, shared out among the partitions (librdkafka
@@ -185,7 +184,7 @@ impl KafkaConfig {
     /// `fetch.max.bytes` itself. On tansu, which answers a fetch only when its 250 ms wait
     /// expires, that is 256 KiB/s per tier; Apache Kafka answers as soon as records are there.
     pub fn holding_consumer(&self, group: &str, partitions: i32) -> Result<Consumer, KafkaError> {
-        self.create_consumer(self.holding_consumer_config(group, partitions))
+        self.create_consumer(self.holding_consumer_config(group, partitions), true)
     }
 
     fn holding_consumer_config(&self, group: &str, partitions: i32) -> ClientConfig {
@@ -201,9 +200,9 @@ impl KafkaConfig {
         config
     }
 
-    fn create_consumer(&self, config: ClientConfig) -> Result<Consumer, KafkaError> {
+    fn create_consumer(&self, config: ClientConfig, per_partition: bool) -> Result<Consumer, KafkaError> {
         config
-            .create_with_context(StageContext::default())
+            .create_with_context(StageContext { per_partition, ..StageContext::default() })
             .map_err(|source| KafkaError::Client { what: "consumer", source })
     }
 
@@ -288,6 +287,8 @@ pub fn watch_reachable(
 pub struct StageContext {
     lag: LagStatistics,
     pub(crate) tenures: Tenures,
+    /// Read each partition from a queue of its own ([`KafkaConfig::holding_consumer`]).
+    pub(crate) per_partition: bool,
 }
 
 impl ClientContext for StageContext {

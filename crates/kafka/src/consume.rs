@@ -9,9 +9,10 @@
 //! ([`crate::send_in_turn`]), so that one portal's events reach the next topic in the order they
 //! were published, whatever order the handlers finish in.
 //!
-//! A consumer whose handlers hold records until they are due (the retry tiers) reads each
-//! partition from a queue of its own ([`run_holding_consumer`]), so that it still serves its
-//! group's rebalances while it holds its limit of records ([`crate::partition_queues`]).
+//! A consumer whose handlers hold records until they are due (the retry tiers,
+//! [`crate::KafkaConfig::holding_consumer`]) reads each partition from a queue of its own, so
+//! that it still serves its group's rebalances while it holds its limit of records
+//! ([`crate::partition_queues`]).
 //!
 //! When a rebalance takes a partition away, the work on its records stops before the group can
 //! give it to another member ([`crate::tenure`]), so two consumers never work through the same
@@ -120,26 +121,8 @@ where
     F: Fn(Arc<OwnedMessage>, Turn) -> Fut,
     Fut: Future<Output = Handled> + Send + 'static,
 {
-    run(consumer, topics, Reading::Shared, max_in_flight, shutdown, dead_letters, handler).await
-}
-
-/// A [`run_consumer`] for records its handler holds until they are due (the retry tiers): each
-/// partition's records wait in a queue of their own ([`crate::partition_queues`]), so that the
-/// consumer still serves its group's rebalances while it holds `max_in_flight` records. Create
-/// the consumer with [`crate::KafkaConfig::holding_consumer`], whose read-ahead is per partition.
-pub async fn run_holding_consumer<F, Fut>(
-    consumer: Consumer,
-    topics: &[String],
-    max_in_flight: usize,
-    shutdown: CancellationToken,
-    dead_letters: DeadLetters,
-    handler: F,
-) -> Result<(), KafkaError>
-where
-    F: Fn(Arc<OwnedMessage>, Turn) -> Fut,
-    Fut: Future<Output = Handled> + Send + 'static,
-{
-    run(consumer, topics, Reading::PerPartition, max_in_flight, shutdown, dead_letters, handler).await
+    let reading = if consumer.context().per_partition { Reading::PerPartition } else { Reading::Shared };
+    run(consumer, topics, reading, max_in_flight, shutdown, dead_letters, handler).await
 }
 
 /// Where a consumer's records come from.
@@ -148,7 +131,9 @@ enum Reading {
     /// The consumer's own queue, records and events together: read only while there is room.
     Shared,
     /// Each partition's queue, read while there is room; the consumer's queue, carrying events,
-    /// all the time.
+    /// all the time. For a [`crate::KafkaConfig::holding_consumer`] (the retry tiers), whose
+    /// handlers hold records until they are due: it still serves its group's rebalances while
+    /// it holds `max_in_flight` records ([`crate::partition_queues`]).
     PerPartition,
 }
 
@@ -558,7 +543,7 @@ mod tests {
         let (seen_by, now, peak, token) = (seen.clone(), in_flight.clone(), most.clone(), shutdown.clone());
         let running = tokio::spawn(async move {
             let topics = ["held".to_owned()];
-            run_holding_consumer(consumer, &topics, 2, token, letters, move |m, _turn| {
+            run_consumer(consumer, &topics, 2, token, letters, move |m, _turn| {
                 let (seen, now, peak) = (seen_by.clone(), now.clone(), peak.clone());
                 let (partition, offset) = (m.partition(), m.offset());
                 async move {

@@ -16,7 +16,7 @@ mod tenure;
 pub mod topics;
 
 pub use client::{Consumer, KafkaConfig, KafkaError, watch_reachable};
-pub use consume::{Handled, Turn, run_consumer, run_holding_consumer};
+pub use consume::{Handled, Turn, run_consumer};
 pub use dead_letter::{DeadLetters, SetAside, Source};
 pub use produce::{Outgoing, SendError, flush, send_durably, send_in_turn, stop_if_failed};
 pub use topics::Topics;

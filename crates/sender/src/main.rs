@@ -161,10 +161,11 @@ async fn main() -> anyhow::Result<()> {
     for (delay, topic) in stage.schedule.tiers().iter().copied().zip(tier_topics) {
         let group = format!("sender-{}", topic.trim_start_matches(&kafka.topic_prefix));
         // A tier of a minute or more holds its records long after reading them: reading far
-        // ahead of those only fills memory. The shorter tiers are hot paths (deliveries turned
-        // away from a full queue, open circuits), whose records are handed back within seconds.
-        let holding = delay >= HOLDING_TIER;
-        let consumer = if holding {
+        // ahead of those only fills memory, and it may hold its limit of retries for hours, so
+        // it reads each partition from a queue of its own, to serve its group's rebalances
+        // meanwhile. The shorter tiers are hot paths (deliveries turned away from a full queue,
+        // open circuits), whose records are handed back within seconds, which serves them.
+        let consumer = if delay >= HOLDING_TIER {
             kafka.holding_consumer(&group, layout.delivery_partitions)?
         } else {
             kafka.background_consumer(&group)?
@@ -180,18 +181,15 @@ async fn main() -> anyhow::Result<()> {
         synap_telemetry::metrics().retries_pending(&tier_label(delay)).set(0);
         let (token, letters) = (shutdown.clone(), dead_letters.clone());
         tasks.spawn(async move {
-            let topics = std::slice::from_ref(&topic);
-            let (limit, handle) = (config.retry_tier_max_in_flight, move |m, turn: synap_kafka::Turn| {
-                tier.clone().handle(m, turn.tenure().clone())
-            });
-            // A tier of a minute or more may hold its limit of retries for hours: each partition
-            // in a queue of its own, so that it still serves its group's rebalances. The shorter
-            // tiers hand a record back within seconds, which serves them.
-            if holding {
-                synap_kafka::run_holding_consumer(consumer, topics, limit, token, letters, handle).await
-            } else {
-                synap_kafka::run_consumer(consumer, topics, limit, token, letters, handle).await
-            }
+            synap_kafka::run_consumer(
+                consumer,
+                std::slice::from_ref(&topic),
+                config.retry_tier_max_in_flight,
+                token,
+                letters,
+                move |m, turn| tier.clone().handle(m, turn.tenure().clone()),
+            )
+            .await
             .with_context(|| format!("retry tier consumer {topic}"))
         });
     }
