@@ -122,34 +122,6 @@ where
     Fut: Future<Output = Handled> + Send + 'static,
 {
     let reading = if consumer.context().per_partition { Reading::PerPartition } else { Reading::Shared };
-    run(consumer, topics, reading, max_in_flight, shutdown, dead_letters, handler).await
-}
-
-/// Where a consumer's records come from.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Reading {
-    /// The consumer's own queue, records and events together: read only while there is room.
-    Shared,
-    /// Each partition's queue, read while there is room; the consumer's queue, carrying events,
-    /// all the time. For a [`crate::KafkaConfig::holding_consumer`] (the retry tiers), whose
-    /// handlers hold records until they are due: it still serves its group's rebalances while
-    /// it holds `max_in_flight` records ([`crate::partition_queues`]).
-    PerPartition,
-}
-
-async fn run<F, Fut>(
-    consumer: Consumer,
-    topics: &[String],
-    reading: Reading,
-    max_in_flight: usize,
-    shutdown: CancellationToken,
-    dead_letters: DeadLetters,
-    handler: F,
-) -> Result<(), KafkaError>
-where
-    F: Fn(Arc<OwnedMessage>, Turn) -> Fut,
-    Fut: Future<Output = Handled> + Send + 'static,
-{
     let consumer = Arc::new(consumer);
     let mut partitions = match reading {
         Reading::Shared => PartitionQueues::default(),
@@ -207,6 +179,18 @@ where
         tracing::debug!(error = %e, "final commit");
     }
     Ok(())
+}
+
+/// Where a consumer's records come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// The consumer's own queue, records and events together: read only while there is room.
+    Shared,
+    /// Each partition's queue, read while there is room; the consumer's queue, carrying events,
+    /// all the time. For a [`crate::KafkaConfig::holding_consumer`] (the retry tiers), whose
+    /// handlers hold records until they are due: it still serves its group's rebalances while
+    /// it holds `max_in_flight` records ([`crate::partition_queues`]).
+    PerPartition,
 }
 
 /// Broker unavailable, rebalance in progress and the like: librdkafka recovers by itself, so
@@ -394,19 +378,28 @@ mod tests {
     use super::*;
     use crate::{KafkaConfig, Outgoing, headers, send_durably};
 
-    /// A record whose handler panics and one it sets aside both land in the dead-letter topic with
-    /// their reason and source, and the partition's offset moves past them: the records after
-    /// them are handled and everything is committed.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_panic_or_a_set_aside_record_never_stops_the_partition() {
+    /// librdkafka's in-process broker with `topics` (name, partitions), and settings for it.
+    fn mock_cluster(
+        topics: &[(&str, i32)],
+    ) -> (MockCluster<'static, rdkafka::producer::DefaultProducerContext>, KafkaConfig) {
         let cluster = MockCluster::new(1).unwrap();
-        cluster.create_topic("in", 1, 1).unwrap();
-        cluster.create_topic("in.dlq", 1, 1).unwrap();
+        for (topic, partitions) in topics {
+            cluster.create_topic(topic, *partitions, 1).unwrap();
+        }
         let config = KafkaConfig {
             bootstrap_servers: cluster.bootstrap_servers(),
             topic_prefix: "t.".into(),
             ..Default::default()
         };
+        (cluster, config)
+    }
+
+    /// A record whose handler panics and one it sets aside both land in the dead-letter topic with
+    /// their reason and source, and the partition's offset moves past them: the records after
+    /// them are handled and everything is committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_or_a_set_aside_record_never_stops_the_partition() {
+        let (_cluster, config) = mock_cluster(&[("in", 1), ("in.dlq", 1)]);
         let producer: FutureProducer = config.producer("test").unwrap();
         let never = CancellationToken::new();
         for payload in ["ok-1", "boom", "ok-2", "bad", "ok-3"] {
@@ -518,14 +511,7 @@ mod tests {
     /// partitions, at most 2 in flight.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_holding_consumer_reads_every_partition_within_its_limit_and_in_order() {
-        let cluster = MockCluster::new(1).unwrap();
-        cluster.create_topic("held", 3, 1).unwrap();
-        cluster.create_topic("held.dlq", 1, 1).unwrap();
-        let config = KafkaConfig {
-            bootstrap_servers: cluster.bootstrap_servers(),
-            topic_prefix: "t.".into(),
-            ..Default::default()
-        };
+        let (_cluster, config) = mock_cluster(&[("held", 3), ("held.dlq", 1)]);
         let producer: FutureProducer = config.producer("test").unwrap();
         for n in 0..30 {
             let payload = n.to_string();
