@@ -365,7 +365,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn consumers_read_ahead_16_4_or_1_mib_unless_the_deployment_says_otherwise() {
+    async fn read_ahead_is_16_or_4_mib_and_512_kib_shared_out_unless_the_deployment_says_otherwise() {
         let config = KafkaConfig::default();
         let ours = config.consumer_config("sender", FETCH_WAIT_MS, READ_AHEAD_KBYTES);
         assert_eq!(ours.get("queued.max.messages.kbytes"), Some("16384"));

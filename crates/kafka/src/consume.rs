@@ -523,22 +523,25 @@ mod tests {
         let seen = Arc::new(std::sync::Mutex::new(Vec::<(i32, i64)>::new()));
         let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let shutdown = CancellationToken::new();
         let consumer = config.holding_consumer("held", 3).unwrap();
         let letters = DeadLetters::new(producer.clone(), "held.dlq".into(), "test");
         let (seen_by, now, peak, token) = (seen.clone(), in_flight.clone(), most.clone(), shutdown.clone());
+        let done_by = finished.clone();
         let running = tokio::spawn(async move {
             let topics = ["held".to_owned()];
             run_consumer(consumer, &topics, 2, token, letters, move |m, _turn| {
-                let (seen, now, peak) = (seen_by.clone(), now.clone(), peak.clone());
-                let (partition, offset) = (m.partition(), m.offset());
+                use std::sync::atomic::Ordering;
+                // Handed over in read order (the handlers, two at a time, finish in any order).
+                seen_by.lock().unwrap().push((m.partition(), m.offset()));
+                peak.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                let (done, now) = (done_by.clone(), now.clone());
                 async move {
-                    use std::sync::atomic::Ordering;
-                    peak.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
                     // Held a while, as a retry tier holds its records.
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    seen.lock().unwrap().push((partition, offset));
                     now.fetch_sub(1, Ordering::SeqCst);
+                    done.fetch_add(1, Ordering::SeqCst);
                     Handled::Done
                 }
             })
@@ -546,7 +549,7 @@ mod tests {
         });
 
         let deadline = Instant::now() + Duration::from_secs(30);
-        while seen.lock().unwrap().len() < 30 && Instant::now() < deadline {
+        while finished.load(std::sync::atomic::Ordering::SeqCst) < 30 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         shutdown.cancel();
