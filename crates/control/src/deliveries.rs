@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::Caller;
 use crate::convert::timestamp;
-use crate::errors::{db, invalid, not_found, precondition};
+use crate::errors::{db, invalid, not_found, precondition, restarting};
 use crate::kafka_writer::{KafkaWriter, WriteFailure};
 use crate::validate;
 
@@ -80,7 +80,7 @@ impl DeliveryApi {
                 format!("the deliveries topic refuses this delivery now: {refusal}"),
             )),
             Err(WriteFailure::TimedOut) => Err(Status::unavailable("Kafka unavailable, retry later")),
-            Err(WriteFailure::Stopping) => Err(crate::test_send::stopping()),
+            Err(WriteFailure::Stopping) => Err(restarting()),
         }
     }
 }

@@ -41,3 +41,10 @@ pub fn db(error: synap_db::DbError) -> Status {
         }
     }
 }
+
+/// A Kafka write cut short because the process is stopping (shut down, or its producer failed
+/// for good and a restart brings a new one, `crate::kafka_writer`): another replica, or this
+/// one restarted, can take it.
+pub fn restarting() -> Status {
+    Status::unavailable("control is restarting; retry")
+}

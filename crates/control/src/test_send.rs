@@ -9,7 +9,7 @@ use synap_proto::control::v1 as api;
 use tonic::Status;
 
 use crate::auth::Caller;
-use crate::errors::db;
+use crate::errors::{db, restarting};
 use crate::kafka_writer::{KafkaWriter, WriteFailure};
 use crate::service::ControlApi;
 
@@ -52,7 +52,7 @@ impl ControlApi {
             Err(WriteFailure::TimedOut) => {
                 return Err(Status::unavailable("Kafka did not accept the test send in time"));
             }
-            Err(WriteFailure::Stopping) => return Err(stopping()),
+            Err(WriteFailure::Stopping) => return Err(restarting()),
         }
         tracing::info!(subscription_id = %sub.id, %event_id, event_type = ty.code(), "test send queued");
         loop {
@@ -78,10 +78,4 @@ impl ControlApi {
             tokio::time::sleep(POLL).await;
         }
     }
-}
-
-/// A write cut short because the process is stopping (shut down, or its Kafka producer failed
-/// for good and a restart brings a new one): another replica, or this one restarted, can take it.
-pub(crate) fn stopping() -> Status {
-    Status::unavailable("control is restarting; retry")
 }

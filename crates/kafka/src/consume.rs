@@ -121,11 +121,15 @@ where
     F: Fn(Arc<OwnedMessage>, Turn) -> Fut,
     Fut: Future<Output = Handled> + Send + 'static,
 {
-    let reading = if consumer.context().per_partition { Reading::PerPartition } else { Reading::Shared };
+    // A holding consumer (the retry tiers, whose handlers hold records until they are due)
+    // reads each partition from a queue of its own, so that it still serves its group's
+    // rebalances while it holds `max_in_flight` records ([`crate::partition_queues`]).
+    let per_partition = consumer.context().per_partition;
     let consumer = Arc::new(consumer);
-    let mut partitions = match reading {
-        Reading::Shared => PartitionQueues::default(),
-        Reading::PerPartition => PartitionQueues::split_all(&consumer, topics).await,
+    let mut partitions = if per_partition {
+        PartitionQueues::split_all(&consumer, topics).await
+    } else {
+        PartitionQueues::default()
     };
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&names).map_err(KafkaError::Consume)?;
@@ -153,17 +157,17 @@ where
             // queue then carries only events (and records of a partition not split yet, taken
             // even over the limit, which splits it), and is polled all the time: that is what
             // serves a rebalance.
-            received = consumer.recv(), if room || reading == Reading::PerPartition => match received {
+            received = consumer.recv(), if room || per_partition => match received {
                 Ok(message) => {
                     let message = message.detach();
-                    if reading == Reading::PerPartition {
+                    if per_partition {
                         partitions.split_for(&consumer, &message);
                     }
                     intake.take(message);
                 }
                 Err(e) => consume_error(e).await,
             },
-            received = partitions.next(), if room && reading == Reading::PerPartition => match received {
+            received = partitions.next(), if room && per_partition => match received {
                 Ok(message) => intake.take(message),
                 Err(e) => consume_error(e).await,
             },
@@ -179,18 +183,6 @@ where
         tracing::debug!(error = %e, "final commit");
     }
     Ok(())
-}
-
-/// Where a consumer's records come from.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Reading {
-    /// The consumer's own queue, records and events together: read only while there is room.
-    Shared,
-    /// Each partition's queue, read while there is room; the consumer's queue, carrying events,
-    /// all the time. For a [`crate::KafkaConfig::holding_consumer`] (the retry tiers), whose
-    /// handlers hold records until they are due: it still serves its group's rebalances while
-    /// it holds `max_in_flight` records ([`crate::partition_queues`]).
-    PerPartition,
 }
 
 /// Broker unavailable, rebalance in progress and the like: librdkafka recovers by itself, so
