@@ -87,6 +87,10 @@ async fn smoke_run_reports_every_scenario() {
             number(latency, "/p50") > 0.0 && number(latency, "/p50") <= number(latency, "/max"),
             "{name}"
         );
+        // Every latency sample falls in one of the three thirds of the measured time.
+        let thirds = s["receiver"]["latency_by_third_ms"].as_array().unwrap();
+        let in_thirds: u64 = thirds.iter().map(|t| t["count"].as_u64().unwrap()).sum();
+        assert_eq!((thirds.len(), in_thirds), (3, latency["count"].as_u64().unwrap()), "{name}");
         let processes: Vec<&str> =
             s["processes"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
         for service in ["synap-ingest", "synap-router", "synap-sender", "synap-control", "receiver"] {

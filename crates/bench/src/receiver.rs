@@ -18,7 +18,7 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use crate::stats::{
-    Behaviour, Percentiles, TagSummary, now_us, parse_event_id, sustained_per_second, timeline,
+    Behaviour, Percentiles, TagSummary, now_us, parse_event_id, sustained_per_second, thirds, timeline,
 };
 
 #[derive(clap::Args)]
@@ -179,6 +179,8 @@ fn summarise(tag: &Tag, expect: u64, since_us: u64) -> TagSummary {
         .collect();
     let by_publish: Vec<(u64, u64)> =
         tag.arrivals.iter().map(|a| (a.published_us, a.arrived_us.saturating_sub(a.published_us))).collect();
+    let measured: Vec<(u64, u64)> =
+        by_publish.iter().copied().filter(|(published, _)| *published >= since_us).collect();
     let mut completed_at: Vec<u64> = complete.iter().map(|(_, last)| *last).collect();
     TagSummary {
         requests: tag.requests,
@@ -193,6 +195,7 @@ fn summarise(tag: &Tag, expect: u64, since_us: u64) -> TagSummary {
         latency_ms: Percentiles::of_micros(&mut latencies),
         completion_ms: Percentiles::of_micros(&mut completion),
         timeline: timeline(&by_publish),
+        latency_by_third_ms: thirds(&measured),
         first_arrival_us: arrivals.first().copied().unwrap_or(0),
         last_arrival_us: arrivals.last().copied().unwrap_or(0),
     }

@@ -65,6 +65,9 @@ pub struct ScenarioResult {
     pub sender_cpu_ms_per_delivery: Option<f64>,
 }
 
+/// Scenarios that publish for at least this long get their latency by thirds in the table.
+const MIN_PUBLISH_FOR_THIRDS_S: f64 = 10.0;
+
 fn opt(value: Option<f64>, digits: usize) -> String {
     value.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "-".into())
 }
@@ -142,6 +145,20 @@ impl Report {
                 b.hop_latency_ms.p99,
                 b.hop_latency_ms.max
             ));
+        }
+        // Over a publish of seconds or more, a latency that grows with the run (a broker slowing
+        // as its partitions fill) shows here; a p99 over the whole run hides it.
+        for s in &self.scenarios {
+            let published_s = s.published.finished_us.saturating_sub(s.published.started_us) as f64 / 1e6;
+            let thirds = &s.receiver.latency_by_third_ms;
+            if published_s >= MIN_PUBLISH_FOR_THIRDS_S && thirds.len() == 3 {
+                let cells: Vec<String> = thirds.iter().map(|t| format!("{:.1}", t.p99)).collect();
+                out.push_str(&format!(
+                    "{}: p99 ms by third of the measured time (publish time, after warm-up): {}\n",
+                    s.name,
+                    cells.join(" → ")
+                ));
+            }
         }
         if let Some(iso) = self.scenarios.iter().find(|s| s.fraction_of_steady.is_some()) {
             out.push_str(&format!(

@@ -116,6 +116,10 @@ pub struct TagSummary {
     /// Latency by second of publish time (all events, warm-up included): shows a latency that
     /// grows during a run, which a percentile over the whole run hides.
     pub timeline: Vec<Second>,
+    /// Latency of the events published in each third of the measured time (after the warm-up
+    /// cut), in order: a latency that grows with the run shows as rising thirds.
+    #[serde(default)]
+    pub latency_by_third_ms: Vec<Percentiles>,
     /// First and last arrival at a 2xx endpoint, unix microseconds.
     pub first_arrival_us: u64,
     pub last_arrival_us: u64,
@@ -145,6 +149,22 @@ pub fn timeline(samples: &[(u64, u64)]) -> Vec<Second> {
             Second { second, deliveries: p.count, p50_ms: p.p50, max_ms: p.max }
         })
         .collect()
+}
+
+/// Splits `(published µs, latency µs)` pairs into three equal spans of publish time and takes the
+/// percentiles of each. Empty when there are no samples.
+pub fn thirds(samples: &[(u64, u64)]) -> Vec<Percentiles> {
+    let (Some(first), Some(last)) =
+        (samples.iter().map(|(p, _)| *p).min(), samples.iter().map(|(p, _)| *p).max())
+    else {
+        return Vec::new();
+    };
+    let span = (last - first + 1).div_ceil(3);
+    let mut parts: [Vec<u64>; 3] = Default::default();
+    for (published, latency) in samples {
+        parts[((published - first) / span) as usize].push(*latency);
+    }
+    parts.iter_mut().map(|part| Percentiles::of_micros(part)).collect()
 }
 
 /// The event id the runner sets and the receiver reads back: `evt_<tag>_<seq>_<publish µs>`.
@@ -200,6 +220,18 @@ mod tests {
         let rate = sustained_per_second(&mut arrivals).unwrap();
         assert!((rate - 1000.0).abs() < 5.0, "{rate}");
         assert_eq!(sustained_per_second(&mut [1, 2, 3]), None);
+    }
+
+    #[test]
+    fn thirds_split_publish_time_evenly() {
+        // Publish times 0..=8 s: thirds are [0, 3), [3, 6), [6, 9) s.
+        let samples: Vec<(u64, u64)> = (0..=8).map(|s| (s * 1_000_000, (s + 1) * 1000)).collect();
+        let parts = thirds(&samples);
+        assert_eq!(parts.iter().map(|p| p.count).collect::<Vec<_>>(), [3, 3, 3]);
+        assert_eq!(parts.iter().map(|p| p.max).collect::<Vec<_>>(), [3.0, 6.0, 9.0]);
+        assert!(thirds(&[]).is_empty());
+        // One sample: it lands in the first third.
+        assert_eq!(thirds(&[(5, 7000)])[0].count, 1);
     }
 
     #[test]
