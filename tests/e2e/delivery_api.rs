@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use synap_proto::control::v1 as api;
-use synap_tests::stack::Deliveries;
+use synap_tests::stack::{Deliveries, Service};
 use synap_tests::{Receiver, Reply, Stack};
+use tonic_types::StatusExt;
 
 use crate::delivery_support::{event_ids, portal_with_subscription, publish, wait_for_log};
 
@@ -120,4 +121,40 @@ async fn failed_deliveries_are_listed_and_recovered() {
         .await
         .unwrap_err();
     assert_eq!(other.code(), tonic::Code::NotFound);
+}
+
+/// A resend the deliveries topic now refuses (a record limit lowered since the delivery was first
+/// written) can never succeed by trying again: FAILED_PRECONDITION on `event_id`, saying why, not
+/// UNAVAILABLE, which tells a client to retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_the_broker_refuses_for_good_is_a_failed_precondition_on_the_event() {
+    let mut stack = Stack::start().await;
+    let receiver = Receiver::start().await;
+    receiver.always("/ok", Reply::Status(204));
+    let (portal, sub, _) = portal_with_subscription(&stack, receiver.url("/ok")).await;
+    let ids = event_ids("refused", 1);
+    publish(&stack, &portal, &ids).await;
+    wait_for_log(&stack, &sub, WAIT, |log| log.iter().any(|a| a.outcome == "delivered")).await;
+
+    // Control's producer now takes records of at most 1,000 bytes (librdkafka's least); the
+    // delivery record carries the 1.6 KB `attempt.completed` body.
+    stack.set_env("SYNAP_KAFKA__PRODUCER", Some(r#"{"message.max.bytes"="1000"}"#));
+    stack.restart(Service::Control).await;
+    let status = stack
+        .deliveries()
+        .await
+        .resend_event(api::ResendEventRequest { subscription_id: sub.clone(), event_id: ids[0].clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().starts_with("event_id: the deliveries topic refuses this delivery"),
+        "{status:?}"
+    );
+    let violations =
+        status.get_details_precondition_failure().expect("PreconditionFailure details").violations;
+    assert_eq!(violations[0].subject, "event_id");
+    // Nothing was sent again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.at("/ok").len(), 1);
 }

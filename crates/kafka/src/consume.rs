@@ -391,6 +391,17 @@ mod tests {
     /// them are handled and everything is committed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panic_or_a_set_aside_record_never_stops_the_partition() {
+        never_stopped_by_a_panic_or_a_set_aside(|config| config.consumer("g").unwrap()).await;
+    }
+
+    /// The same for a consumer that reads each partition from a queue of its own (the long retry
+    /// tiers): its records go through the same intake.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nor_does_it_stop_a_holding_consumers_partition() {
+        never_stopped_by_a_panic_or_a_set_aside(|config| config.holding_consumer("g", 1).unwrap()).await;
+    }
+
+    async fn never_stopped_by_a_panic_or_a_set_aside(consumer: impl FnOnce(&KafkaConfig) -> Consumer) {
         let (_cluster, config) = mock_cluster(&[("in", 1), ("in.dlq", 1)]);
         let producer: FutureProducer = config.producer("test").unwrap();
         let never = CancellationToken::new();
@@ -407,7 +418,7 @@ mod tests {
         let handled = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = handled.clone();
         let shutdown = CancellationToken::new();
-        let consumer = config.consumer("g").unwrap();
+        let consumer = consumer(&config);
         let letters = DeadLetters::new(producer.clone(), "in.dlq".into(), "test");
         let shutdown_token = shutdown.clone();
         let running = tokio::spawn(async move {
