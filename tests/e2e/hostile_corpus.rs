@@ -34,7 +34,13 @@ struct Endpoint {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_records_are_set_aside_and_every_good_event_arrives() {
-    let stack = Stack::start_with(&[("SYNAP_INGEST__MAX_BODY_BYTES", &MAX_BODY.to_string())]).await;
+    // A tier of an hour too: tiers of a minute or more read each partition from a queue of their
+    // own, and garbage reaches them as it reaches the others.
+    let stack = Stack::start_with(&[
+        ("SYNAP_INGEST__MAX_BODY_BYTES", &MAX_BODY.to_string()),
+        ("SYNAP_SENDER__RETRY_DELAYS_MS", "[0, 200, 3600000]"),
+    ])
+    .await;
     let receiver = Receiver::start().await;
     let mut control = stack.control().await;
 
@@ -233,6 +239,7 @@ async fn hostile_records_are_set_aside_and_every_good_event_arrives() {
         (stack.topic("events.user.updated"), "events.dlq", "undecodable_event"),
         (stack.topic("deliveries"), "deliveries.dlq", "undecodable_delivery"),
         (stack.topic("retry.200ms"), "deliveries.dlq", "undecodable_delivery"),
+        (stack.topic("retry.1h"), "deliveries.dlq", "undecodable_delivery"),
         (stack.topic("attempts"), "deliveries.dlq", "undecodable_attempt_log"),
     ];
     for (topic, _, _) in &stage_inputs {
@@ -323,6 +330,7 @@ async fn hostile_records_are_set_aside_and_every_good_event_arrives() {
         (stack.group(Service::Sender), vec![stack.topic("deliveries")]),
         (format!("{}.attempt-log", stack.id), vec![stack.topic("attempts")]),
         (format!("{}.sender-retry.200ms", stack.id), vec![stack.topic("retry.200ms")]),
+        (format!("{}.sender-retry.1h", stack.id), vec![stack.topic("retry.1h")]),
     ];
     for (group, topics) in &groups {
         let mut remaining = -1;
