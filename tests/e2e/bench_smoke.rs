@@ -20,9 +20,7 @@ fn bench() -> Command {
     command.arg("run").arg("--bin-dir").arg(bin_dir());
     // A private broker when tansu is installed (scripts/lib.sh puts it on PATH), as
     // scripts/bench.sh runs it; else the shared one.
-    let tansu = std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join("tansu")).find(|p| p.is_file()));
-    match tansu {
+    match tansu() {
         Some(tansu) => {
             command.arg("--tansu").arg(tansu);
         }
@@ -36,6 +34,12 @@ fn bench() -> Command {
         command.args(["--database-url", &url]);
     }
     command
+}
+
+/// The tansu binary on PATH, if any.
+fn tansu() -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join("tansu")).find(|p| p.is_file()))
 }
 
 fn number(v: &Value, pointer: &str) -> f64 {
@@ -116,4 +120,29 @@ fn unknown_scenarios_are_refused() {
         bench().args(["--smoke", "--scenarios", "nope", "--out"]).arg(std::env::temp_dir()).output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown scenario \"nope\""));
+}
+
+/// `broker-history` with tiny sizes: one row per history size, and every record of the trickle
+/// after its first second read back.
+#[test]
+fn broker_history_prints_a_row_per_size() {
+    let tansu = tansu().expect("tansu on PATH: scripts/lib.sh installs it");
+    let out = bin_dir().join("test-logs").join(format!("history-{}", uuid::Uuid::new_v4().simple()));
+    let output = Command::new(bin_dir().join("synap-bench"))
+        .args(["broker-history", "--batches", "0,200", "--rate", "100", "--seconds", "2", "--tansu"])
+        .arg(tansu)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    for size in ["0", "200"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {size} |")))
+            .unwrap_or_else(|| panic!("no row for {size}: {stdout}"));
+        let records: u64 = row.trim_end_matches(" |").rsplit("| ").next().unwrap().parse().unwrap();
+        assert!((95..=105).contains(&records), "the second second's ~100 records read back: {row}");
+    }
 }

@@ -1,7 +1,9 @@
 //! `synap-bench`: the benchmark of docs/BENCHMARKS.md. `run` drives the real services and prints
-//! the table; `receiver` is the webhook endpoint process that `run` starts.
+//! the table; `receiver` is the webhook endpoint process that `run` starts; `broker-history`
+//! measures what a partition's history costs the local broker.
 
 mod ceiling;
+mod history;
 mod procstat;
 mod publisher;
 mod receiver;
@@ -32,6 +34,9 @@ enum Command {
     Run(runner::RunArgs),
     /// The webhook receiver (started by `run`; useful alone to try endpoints by hand).
     Receiver(receiver::ReceiverArgs),
+    /// The same trickle read from partitions holding more and more batches, each on a private
+    /// tansu: the broker's CPU and the hop latency (docs/BENCHMARKS.md, Findings 1).
+    BrokerHistory(history::HistoryArgs),
 }
 
 #[tokio::main]
@@ -49,5 +54,6 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Receiver(args) => receiver::run(args).await,
+        Command::BrokerHistory(args) => history::run(args).await,
     }
 }

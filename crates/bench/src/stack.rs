@@ -226,6 +226,11 @@ impl Broker {
         Ok(Broker { child, bootstrap: address })
     }
 
+    /// The broker's process id, for its CPU figures; `None` once it has exited.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
