@@ -516,26 +516,79 @@ mod tests {
     async fn a_holding_consumer_reads_every_partition_within_its_limit_and_in_order() {
         let (_cluster, config) = mock_cluster(&[("held", 3), ("held.dlq", 1)]);
         let producer: FutureProducer = config.producer("test").unwrap();
-        for n in 0..30 {
+        produce_round_robin(&producer, "held", 3, 0..30).await;
+        let most = hold_and_check(&config, "held", 3, 30, |_| async {}).await;
+        assert!(most <= 2, "never over the limit: {most}");
+    }
+
+    /// A partition the consumer did not know when it started (the topic created since: a
+    /// partition added to a tier topic is the same) delivers its first record through the
+    /// consumer's own queue and is split off then: the records after it keep to the limit (what
+    /// came through the consumer's queue would be taken even over it), nothing is lost, and each
+    /// partition's order holds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_holding_consumer_splits_off_a_partition_it_did_not_know_at_start() {
+        let (cluster, mut config) = mock_cluster(&[("late.dlq", 1)]);
+        // The consumer looks for its topic again within a second, not five minutes.
+        config.consumer.insert("topic.metadata.refresh.interval.ms".into(), "200".into());
+        let producer: FutureProducer = config.producer("test").unwrap();
+        let (cluster_ref, producer_ref) = (&cluster, &producer);
+        let appear = |finished: Arc<std::sync::atomic::AtomicUsize>| async move {
+            let (cluster, producer) = (cluster_ref, producer_ref);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            // Fails if the consumer's start had created it: then nothing was left to split later.
+            cluster.create_topic("late", 2, 1).unwrap();
+            // One record per partition first, which splits it once handed over; then a burst.
+            produce_round_robin(&producer, "late", 2, 0..2).await;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while finished.load(std::sync::atomic::Ordering::SeqCst) < 2 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            produce_round_robin(&producer, "late", 2, 2..20).await;
+        };
+        let most = hold_and_check(&config, "late", 2, 20, appear).await;
+        assert!(most <= 2, "the burst came through the partitions' own queues, within the limit: {most}");
+    }
+
+    async fn produce_round_robin(
+        producer: &FutureProducer,
+        topic: &str,
+        partitions: i32,
+        records: std::ops::Range<i32>,
+    ) {
+        for n in records {
             let payload = n.to_string();
-            let record =
-                rdkafka::producer::FutureRecord::to("held").key("k").payload(&payload).partition(n % 3);
+            let record = rdkafka::producer::FutureRecord::to(topic)
+                .key("k")
+                .payload(&payload)
+                .partition(n % partitions);
             producer.send_result(record).unwrap().await.unwrap().unwrap();
         }
+    }
 
+    /// Runs a holding consumer of `topic` (group `held`, at most 2 records in flight, each held
+    /// 20 ms) while `meanwhile` runs (given the count of records finished), until `records` are
+    /// handled; then checks each was handed
+    /// over once and in its partition's order, and the commits. Returns the most in flight.
+    async fn hold_and_check<M: Future<Output = ()>>(
+        config: &KafkaConfig,
+        topic: &str,
+        partitions: i32,
+        records: usize,
+        meanwhile: impl FnOnce(Arc<std::sync::atomic::AtomicUsize>) -> M,
+    ) -> usize {
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let seen = Arc::new(std::sync::Mutex::new(Vec::<(i32, i64)>::new()));
-        let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (in_flight, most, finished) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let shutdown = CancellationToken::new();
-        let consumer = config.holding_consumer("held", 3).unwrap();
-        let letters = DeadLetters::new(producer.clone(), "held.dlq".into(), "test");
+        let consumer = config.holding_consumer("held", partitions).unwrap();
+        let letters = DeadLetters::new(config.producer("letters").unwrap(), format!("{topic}.dlq"), "test");
         let (seen_by, now, peak, token) = (seen.clone(), in_flight.clone(), most.clone(), shutdown.clone());
         let done_by = finished.clone();
+        let topics = [topic.to_owned()];
         let running = tokio::spawn(async move {
-            let topics = ["held".to_owned()];
             run_consumer(consumer, &topics, 2, token, letters, move |m, _turn| {
-                use std::sync::atomic::Ordering;
                 // Handed over in read order (the handlers, two at a time, finish in any order).
                 seen_by.lock().unwrap().push((m.partition(), m.offset()));
                 peak.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
@@ -550,19 +603,20 @@ mod tests {
             })
             .await
         });
+        meanwhile(finished.clone()).await;
 
         let deadline = Instant::now() + Duration::from_secs(30);
-        while finished.load(std::sync::atomic::Ordering::SeqCst) < 30 && Instant::now() < deadline {
+        while finished.load(Ordering::SeqCst) < records && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         shutdown.cancel();
         running.await.unwrap().unwrap();
         let seen = seen.lock().unwrap().clone();
-        assert_eq!(seen.len(), 30, "every record handled once: {seen:?}");
-        assert!(most.load(std::sync::atomic::Ordering::SeqCst) <= 2, "never over the limit");
-        for partition in 0..3 {
+        assert_eq!(seen.len(), records, "every record handled once: {seen:?}");
+        let per_partition = (records as i64) / i64::from(partitions);
+        for partition in 0..partitions {
             let offsets: Vec<i64> = seen.iter().filter(|(p, _)| *p == partition).map(|(_, o)| *o).collect();
-            assert_eq!(offsets, (0..10).collect::<Vec<_>>(), "partition {partition} in order");
+            assert_eq!(offsets, (0..per_partition).collect::<Vec<_>>(), "partition {partition} in order");
         }
         let probe: BaseConsumer = {
             let mut c = config.admin_config();
@@ -570,13 +624,14 @@ mod tests {
             c.create().unwrap()
         };
         let mut list = TopicPartitionList::new();
-        for partition in 0..3 {
-            list.add_partition("held", partition);
+        for partition in 0..partitions {
+            list.add_partition(topic, partition);
         }
         let committed = probe.committed_offsets(list, Duration::from_secs(5)).unwrap();
-        for partition in 0..3 {
-            let offset = committed.find_partition("held", partition).map(|p| p.offset());
-            assert_eq!(offset, Some(Offset::Offset(10)), "partition {partition} committed");
+        for partition in 0..partitions {
+            let offset = committed.find_partition(topic, partition).map(|p| p.offset());
+            assert_eq!(offset, Some(Offset::Offset(per_partition)), "partition {partition} committed");
         }
+        most.load(Ordering::SeqCst)
     }
 }
