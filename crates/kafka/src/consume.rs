@@ -539,12 +539,12 @@ mod tests {
             // Fails if the consumer's start had created it: then nothing was left to split later.
             cluster.create_topic("late", 2, 1).unwrap();
             // One record per partition first, which splits it once handed over; then a burst.
-            produce_round_robin(&producer, "late", 2, 0..2).await;
+            produce_round_robin(producer, "late", 2, 0..2).await;
             let deadline = Instant::now() + Duration::from_secs(30);
             while finished.load(std::sync::atomic::Ordering::SeqCst) < 2 && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            produce_round_robin(&producer, "late", 2, 2..20).await;
+            produce_round_robin(producer, "late", 2, 2..20).await;
         };
         let most = hold_and_check(&config, "late", 2, 20, appear).await;
         assert!(most <= 2, "the burst came through the partitions' own queues, within the limit: {most}");
