@@ -143,6 +143,6 @@ fn broker_history_prints_a_row_per_size() {
             .find(|l| l.starts_with(&format!("| {size} |")))
             .unwrap_or_else(|| panic!("no row for {size}: {stdout}"));
         let records: u64 = row.trim_end_matches(" |").rsplit("| ").next().unwrap().parse().unwrap();
-        assert!((95..=105).contains(&records), "the second second's ~100 records read back: {row}");
+        assert!((50..=150).contains(&records), "about the second second's 100 records read back: {row}");
     }
 }
