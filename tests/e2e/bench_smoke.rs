@@ -122,8 +122,8 @@ fn unknown_scenarios_are_refused() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown scenario \"nope\""));
 }
 
-/// `broker-history` with tiny sizes: one row per history size, and every record of the trickle
-/// after its first second read back.
+/// `broker-history` with tiny sizes: one row per history size, each with the trickle's records
+/// after its first second read back (about 100; the bounds leave room for a loaded machine).
 #[test]
 fn broker_history_prints_a_row_per_size() {
     let tansu = tansu().expect("tansu on PATH: scripts/lib.sh installs it");
