@@ -10,13 +10,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::Consumer;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use synap_kafka::KafkaConfig;
+use synap_kafka::provision::{TopicLayout, ensure};
 
 use crate::procstat::cpu_seconds;
 use crate::stack::Broker;
@@ -80,15 +79,8 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<()> {
 
 async fn measure(bootstrap: &str, pid: u32, batches: u64, args: &HistoryArgs) -> anyhow::Result<Measured> {
     let kafka = KafkaConfig { bootstrap_servers: bootstrap.into(), ..Default::default() };
-    let admin: AdminClient<DefaultClientContext> =
-        rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    for result in
-        admin.create_topics(&[NewTopic::new(TOPIC, 1, TopicReplication::Fixed(1))], &options).await?
-    {
-        result.map_err(|(t, e)| anyhow::anyhow!("cannot create {t}: {e}"))?;
-    }
-    fill(bootstrap, batches).await?;
+    ensure(&kafka, &TopicLayout::default(), &[(TOPIC.into(), 1)]).await?;
+    fill(&kafka, batches).await?;
 
     let consumer = kafka.consumer("history")?;
     let mut start = TopicPartitionList::new();
@@ -134,12 +126,10 @@ async fn measure(bootstrap: &str, pid: u32, batches: u64, args: &HistoryArgs) ->
 }
 
 /// Writes `batches` small records, each a batch of its own (no linger, one record per batch).
-async fn fill(bootstrap: &str, batches: u64) -> anyhow::Result<()> {
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "0")
-        .set("batch.num.messages", "1")
-        .create()?;
+async fn fill(kafka: &KafkaConfig, batches: u64) -> anyhow::Result<()> {
+    let mut kafka = kafka.clone();
+    kafka.producer.extend([("linger.ms".into(), "0".into()), ("batch.num.messages".into(), "1".into())]);
+    let producer = kafka.producer("history-fill")?;
     let payload = [b'x'; 200];
     let acks = futures::stream::iter(0..batches)
         .map(|_| {

@@ -484,18 +484,7 @@ mod tests {
 
         // Everything after them was handled, and the committed offset passed them all.
         let committed = loop {
-            let probe: BaseConsumer = {
-                let mut c = config.admin_config();
-                c.set("group.id", "t.g");
-                c.create().unwrap()
-            };
-            let mut list = TopicPartitionList::new();
-            list.add_partition("in", 0);
-            let offset = probe
-                .committed_offsets(list, Duration::from_secs(5))
-                .unwrap()
-                .find_partition("in", 0)
-                .map(|p| p.offset());
+            let offset = committed(&config, "t.g", "in", 1)[0];
             if offset == Some(Offset::Offset(5)) || Instant::now() > deadline {
                 break offset;
             }
@@ -618,9 +607,17 @@ mod tests {
             let offsets: Vec<i64> = seen.iter().filter(|(p, _)| *p == partition).map(|(_, o)| *o).collect();
             assert_eq!(offsets, (0..per_partition).collect::<Vec<_>>(), "partition {partition} in order");
         }
+        for (partition, offset) in committed(config, "t.held", topic, partitions).into_iter().enumerate() {
+            assert_eq!(offset, Some(Offset::Offset(per_partition)), "partition {partition} committed");
+        }
+        most.load(Ordering::SeqCst)
+    }
+
+    /// What `group` has committed on each of `topic`'s first `partitions` partitions.
+    fn committed(config: &KafkaConfig, group: &str, topic: &str, partitions: i32) -> Vec<Option<Offset>> {
         let probe: BaseConsumer = {
             let mut c = config.admin_config();
-            c.set("group.id", "t.held");
+            c.set("group.id", group);
             c.create().unwrap()
         };
         let mut list = TopicPartitionList::new();
@@ -628,10 +625,6 @@ mod tests {
             list.add_partition(topic, partition);
         }
         let committed = probe.committed_offsets(list, Duration::from_secs(5)).unwrap();
-        for partition in 0..partitions {
-            let offset = committed.find_partition(topic, partition).map(|p| p.offset());
-            assert_eq!(offset, Some(Offset::Offset(per_partition)), "partition {partition} committed");
-        }
-        most.load(Ordering::SeqCst)
+        (0..partitions).map(|p| committed.find_partition(topic, p).map(|e| e.offset())).collect()
     }
 }
