@@ -31,10 +31,10 @@ pub struct HistoryArgs {
     pub batches: Vec<u64>,
     /// Records per second of the trickle (each one a batch of its own, as at the fixed-rate
     /// scenarios' rates).
-    #[arg(long, default_value_t = 200.0)]
+    #[arg(long, default_value_t = 200.0, value_parser = positive)]
     pub rate: f64,
     /// How long the trickle runs; its first second is left out of the latency.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = positive)]
     pub seconds: f64,
     /// Where the brokers' logs go.
     #[arg(long, default_value = "target/bench/broker-history")]
@@ -42,6 +42,15 @@ pub struct HistoryArgs {
 }
 
 const TOPIC: &str = "history";
+
+/// A rate or a duration: a finite number above zero (a time span of none, or of less, cannot be
+/// slept through).
+fn positive(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("expected a number above 0, got {s:?}")),
+    }
+}
 
 struct Measured {
     broker_cpu_share: f64,
@@ -144,4 +153,18 @@ async fn fill(kafka: &KafkaConfig, batches: u64) -> anyhow::Result<()> {
         .await as u64;
     anyhow::ensure!(acks == batches, "the broker took {acks} of {batches} history records");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_and_durations_are_numbers_above_zero() {
+        assert_eq!(positive("0.5"), Ok(0.5));
+        for bad in ["0", "-1", "NaN", "inf", "", "ten"] {
+            let error = positive(bad).unwrap_err();
+            assert!(error.contains("above 0") && error.contains(&format!("{bad:?}")), "{bad}: {error}");
+        }
+    }
 }
