@@ -1,5 +1,8 @@
 //! `synapctl` against a live control service: the commands people and scripts run.
 
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 use synap_tests::Stack;
 
@@ -8,10 +11,7 @@ use crate::support::portal_id;
 /// Runs `synapctl --json <args>` with the endpoint and token from the environment, as a user
 /// would; returns its JSON output, or its stderr when it failed.
 pub(crate) async fn synapctl(stack: &Stack, token: &str, args: &[&str]) -> Result<Value, String> {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("synapctl");
-    assert!(binary.exists(), "build the binaries first (`cargo build --workspace --bins`)");
-    let output = tokio::process::Command::new(binary)
+    let output = tokio::process::Command::new(synapctl_binary())
         .env_clear()
         .env("SYNAP_ENDPOINT", format!("http://{}", stack.control_addr))
         .env("SYNAP_TOKEN", token)
@@ -26,6 +26,58 @@ pub(crate) async fn synapctl(stack: &Stack, token: &str, args: &[&str]) -> Resul
         }))
     } else {
         Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// The `synapctl` built beside the tests.
+pub(crate) fn synapctl_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("synapctl");
+    assert!(binary.exists(), "build the binaries first (`cargo build --workspace --bins`)");
+    binary
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synapctl_gives_up_on_a_server_that_never_answers_and_names_its_timeout() {
+    // A listener that takes connections and never says a word: a wedged server, a load
+    // balancer whose backend is gone. Without a deadline, a script calling synapctl hangs.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            connections.push(connection);
+        }
+    });
+    // Over TLS the handshake never finishes; over plaintext HTTP/2 the call is never answered.
+    for (endpoint, timeout, says) in [
+        (format!("https://{addr}"), None, "not connected within 1 s (--timeout)"),
+        (format!("http://{addr}"), Some("1.5"), "no answer within 1.5 s (--timeout)"),
+    ] {
+        let mut command = tokio::process::Command::new(synapctl_binary());
+        command.env_clear().env("SYNAP_ENDPOINT", &endpoint).env("SYNAP_TIMEOUT", "1");
+        if let Some(seconds) = timeout {
+            command.args(["--timeout", seconds]);
+        }
+        let started = Instant::now();
+        let output =
+            tokio::time::timeout(Duration::from_secs(20), command.args(["portal", "get", "p"]).output())
+                .await
+                .unwrap_or_else(|_| panic!("synapctl to {endpoint} still waiting after 20 s"))
+                .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success() && stderr.contains(says), "{endpoint}: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{endpoint}: {:?}", started.elapsed());
+    }
+    held.abort();
+
+    for refused in ["0", "-3", "3601", "soon"] {
+        let output = std::process::Command::new(synapctl_binary())
+            .args([&format!("--timeout={refused}"), "event-types"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success() && stderr.contains("--timeout"), "--timeout {refused}: {stderr}");
     }
 }
 

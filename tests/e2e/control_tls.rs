@@ -10,31 +10,32 @@ use synap_tests::certs::make_certs;
 use synap_tests::stack::ADMIN_TOKEN;
 use synap_tests::{Service, Stack};
 
+use crate::cli::synapctl_binary;
 use crate::support::portal_id;
 
 /// The outcome of a client run: its stdout when it succeeded, its stderr when it failed.
 type Outcome = Result<String, String>;
+
+/// Every client here gives up by itself well before this (synapctl's `--timeout`, grpcurl's
+/// `-max-time`); a client still running after it fails the test by name instead of hanging it.
+const CLIENT_LIMIT: Duration = Duration::from_secs(60);
 
 async fn run(program: &Path, env: &[(&str, &str)], args: &[&str]) -> Outcome {
     let output = tokio::process::Command::new(program)
         .env_clear()
         .envs(env.iter().copied())
         .args(args)
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(CLIENT_LIMIT, output)
         .await
+        .unwrap_or_else(|_| panic!("{} {args:?} still running after {CLIENT_LIMIT:?}", program.display()))
         .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
     let (stdout, stderr) = (
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     );
     if output.status.success() { Ok(stdout) } else { Err(stderr) }
-}
-
-fn synapctl_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("synapctl");
-    assert!(binary.exists(), "build the binaries first (`cargo build --workspace --bins`)");
-    binary
 }
 
 /// grpcurl, which `scripts/test.sh` installs (`SYNAP_GRPCURL`); else one on the PATH.
@@ -57,19 +58,9 @@ async fn synapctl(endpoint: &str, env: &[(&str, &str)], args: &[&str]) -> Outcom
 /// grpcurl keeps dialling a server that refuses it until its timeout (10 s by default).
 const REFUSED_FAST: &str = "-connect-timeout";
 
+/// grpcurl has no deadline on a call by default: `-max-time` gives it one.
 async fn grpcurl(args: &[&str]) -> Outcome {
-    run(&grpcurl_binary(), &[], args).await
-}
-
-/// Waits until control accepts TCP connections again after a restart.
-async fn wait_for_port(addr: &str) {
-    for _ in 0..300 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("control did not listen on {addr} again within 30 s");
+    run(&grpcurl_binary(), &[], &[&["-max-time", "30"], args].concat()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,8 +79,8 @@ async fn control_serves_tls_and_mutual_tls_to_clients_that_trust_it() {
         ],
     )
     .await;
-    let addr = stack.control_addr.clone();
-    let https = format!("https://{addr}");
+    let mut addr = stack.control_addr.clone();
+    let mut https = format!("https://{addr}");
     let portal = portal_id();
     let bearer = format!("authorization: Bearer {ADMIN_TOKEN}");
     let get_portal = format!("{{\"id\":\"{portal}\"}}");
@@ -164,9 +155,11 @@ async fn control_serves_tls_and_mutual_tls_to_clients_that_trust_it() {
     assert!(stranger.is_err(), "grpcurl trusting another CA: {stranger:?}");
 
     // Mutual TLS: the same control, now asking for client certificates the CA issued.
-    stack.stop(Service::Control).await;
-    stack.spawn_with(Service::Control, &[("SYNAP_CONTROL__TLS_CLIENT_CA_FILE", ca)]);
-    wait_for_port(&addr).await;
+    stack.set_env("SYNAP_CONTROL__TLS_CLIENT_CA_FILE", Some(ca));
+    stack.restart(Service::Control).await;
+    // On a new port if its own was taken meanwhile.
+    addr = stack.control_addr.clone();
+    https = format!("https://{addr}");
 
     let anonymous = synapctl(&https, &[("SYNAP_CA_FILE", ca)], &["portal", "get", &portal]).await;
     assert!(anonymous.is_err(), "synapctl without a client certificate: {anonymous:?}");

@@ -332,6 +332,10 @@ async fn a_retry_tier_holding_its_limit_still_hands_partitions_to_a_new_replica(
     // `max.poll.interval.ms`, 5 minutes).
     let mut stack = Stack::start_with(&[
         ("SYNAP_SENDER__RETRY_DELAYS_MS", "[600000]"),
+        // Every retry in the 10 minute tier. (Jittered, they used to split between it and the
+        // breaker's 30 s tier, and with only a few in the tier one partition could hold a
+        // single retry: what failed this test now and then.)
+        ("SYNAP_SENDER__RETRY_JITTER", "0"),
         ("SYNAP_SENDER__RETRY_TIER_MAX_IN_FLIGHT", "2"),
         // 16 failures in a row would open the endpoint's circuit instead.
         ("SYNAP_SENDER__BREAKER_FAILURES", "1000"),

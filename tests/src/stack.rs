@@ -123,11 +123,57 @@ fn bin_dir() -> PathBuf {
     exe.parent().and_then(|deps| deps.parent()).expect("target dir").to_path_buf()
 }
 
-/// `n` distinct free ports: the listeners are held until all are chosen, so that the kernel
-/// cannot hand out one port twice (e.g. control's gRPC port as another service's metrics port).
+/// The client for the services' telemetry servers. With a deadline: a port another process
+/// took, and which never answers, fails the wait that asked instead of hanging the test. It keeps
+/// no connections: tests in one process (`cargo test`) each run on a runtime of their own.
+fn telemetry_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder().timeout(Duration::from_secs(10)).pool_max_idle_per_host(0).build().unwrap()
+    })
+}
+
+/// `n` distinct free ports for services to listen on, held until all are chosen so that none is
+/// chosen twice (e.g. control's gRPC port as another service's metrics port).
+///
+/// Chosen below the kernel's ephemeral range, which every port 0 listener (the tests' HTTP
+/// receivers, some of which never answer) and every outgoing connection (each Kafka client holds
+/// several) takes from: a port released here and taken there before its service binds it left
+/// the service to exit, and worse, the test talking to whatever had taken it. Other tests choosing
+/// the same port remains possible (rare: each process starts at a random place), and is met by
+/// starting the service again on other ports ([`Stack::wait_listening`]).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicU32> = std::sync::OnceLock::new();
+    let next = NEXT.get_or_init(|| std::sync::atomic::AtomicU32::new(uuid::Uuid::new_v4().as_u128() as u32));
+    let mut listeners = Vec::with_capacity(n);
+    if let Some((low, high)) = listening_range() {
+        let span = u32::from(high - low);
+        for _ in 0..span {
+            let port = low + (next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % span) as u16;
+            if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                listeners.push(listener);
+                if listeners.len() == n {
+                    break;
+                }
+            }
+        }
+    }
+    // A kernel whose ephemeral range leaves no room below it: what it hands out.
+    while listeners.len() < n {
+        listeners.push(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    }
     listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// Ports from 10000 up to the start of the kernel's ephemeral range (32768 by default), if
+/// that leaves a thousand or more.
+fn listening_range() -> Option<(u16, u16)> {
+    const LOW: u16 = 10_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    (ephemeral_start >= LOW + 1000).then_some((LOW, ephemeral_start))
 }
 
 impl Stack {
@@ -258,7 +304,7 @@ impl Stack {
             let mut restarts = 0;
             loop {
                 let url = format!("http://{}/healthz", self.telemetry_addr(replica));
-                if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+                if telemetry_client().get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
                     break;
                 }
                 if let Some(child) = self.children.get_mut(&replica)
@@ -365,14 +411,6 @@ impl Stack {
         }
         self.wait_listening().await;
         replicas
-    }
-
-    /// Starts (or restarts) one service with extra `SYNAP_*` variables on top of the stack's.
-    pub fn spawn_with(&mut self, service: Service, extra: &[(&str, &str)]) {
-        let saved = self.env.clone();
-        self.env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        self.spawn(service);
-        self.env = saved;
     }
 
     /// Sets (`Some`) or removes (`None`) a `SYNAP_*` variable for every service started from now
@@ -514,14 +552,17 @@ impl Stack {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let mut restarts = 0;
         loop {
-            // A TCP connection, not a gRPC channel: the same wait serves a control on TLS.
-            if tokio::net::TcpStream::connect(&self.control_addr).await.is_ok() {
-                return;
-            }
+            // Exited first: a control that found its port taken must not pass for listening
+            // because another process answers there.
             if let Some(child) = self.children.get_mut(&Service::Control.into())
                 && let Ok(Some(status)) = child.try_wait()
             {
                 self.restart_after_port_clash(Service::Control.into(), status, &mut restarts);
+                continue;
+            }
+            // A TCP connection, not a gRPC channel: the same wait serves a control on TLS.
+            if tokio::net::TcpStream::connect(&self.control_addr).await.is_ok() {
+                return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -555,7 +596,7 @@ impl Stack {
     /// GETs `path` from a replica's telemetry server: the status code and the body.
     pub async fn telemetry_get(&self, replica: impl Into<Replica>, path: &str) -> (u16, String) {
         let url = format!("http://{}{path}", self.telemetry_addr(replica));
-        let response = reqwest::get(&url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let response = telemetry_client().get(&url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
         let status = response.status().as_u16();
         (status, response.text().await.unwrap_or_default())
     }
@@ -589,9 +630,23 @@ impl Stack {
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{replica:?}: {sample} is {value:?} after {timeout:?}"
+                "{replica:?}: {sample} is {value:?} after {timeout:?}; the end of its log:\n{}",
+                self.log_tail(replica, 40)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The last `lines` lines of a replica's log: for a failure's message, as CI keeps no files.
+    pub fn log_tail(&self, replica: impl Into<Replica>, lines: usize) -> String {
+        let replica = replica.into();
+        let path = self.logs.join(replica.service.log_name(replica.index));
+        match std::fs::read_to_string(&path) {
+            Ok(log) => {
+                let all: Vec<&str> = log.lines().collect();
+                all[all.len().saturating_sub(lines)..].join("\n")
+            }
+            Err(e) => format!("({}: {e})", path.display()),
         }
     }
 
@@ -601,7 +656,7 @@ impl Stack {
         for replica in self.children.keys() {
             loop {
                 let url = format!("http://{}/readyz", self.telemetry_addr(*replica));
-                let last = match reqwest::get(&url).await {
+                let last = match telemetry_client().get(&url).send().await {
                     Ok(r) if r.status().is_success() => break,
                     Ok(r) => format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
                     Err(e) => e.to_string(),

@@ -1,6 +1,7 @@
 //! The command line.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -29,6 +30,10 @@ pub struct Cli {
     /// Bearer token: the admin token or a portal API key (`sk_…`).
     #[arg(long, env = "SYNAP_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// Seconds to wait for the control service: to connect (TCP and TLS) and for each call. A
+    /// stalled server or an address that swallows packets ends in an error, not a hung script.
+    #[arg(long, env = "SYNAP_TIMEOUT", default_value = "30", value_parser = seconds, global = true)]
+    pub timeout: Duration,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -365,6 +370,15 @@ pub fn basic_auth(value: &str) -> anyhow::Result<api::BasicAuth> {
     Ok(api::BasicAuth { username, password })
 }
 
+/// `--timeout`: seconds above 0, at most an hour; fractions allowed (`0.5`).
+fn seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.trim().parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(seconds > 0.0 && seconds <= 3600.0) {
+        return Err(format!("{text} is not above 0 and at most 3600 seconds"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
 /// `90s`, `30m`, `24h`, `7d` or plain seconds.
 pub fn duration(text: &str) -> anyhow::Result<prost_types::Duration> {
     let text = text.trim();
@@ -392,6 +406,18 @@ mod tests {
         assert_eq!(duration("24h").unwrap().seconds, 86_400);
         assert_eq!(duration("7d").unwrap().seconds, 604_800);
         assert!(duration("1w").is_err() && duration("h").is_err());
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(seconds("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(seconds("0.5"), Ok(Duration::from_millis(500)));
+        for refused in ["0", "-1", "3601", "NaN", "inf", "", "ten"] {
+            assert!(seconds(refused).is_err(), "{refused:?}");
+        }
+        let cli = Cli::try_parse_from(["synapctl", "--timeout", "0", "event-types"]);
+        let error = cli.err().expect("--timeout 0 is refused").to_string();
+        assert!(error.contains("--timeout"), "{error}");
     }
 
     #[test]

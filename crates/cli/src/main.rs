@@ -17,16 +17,36 @@ use crate::args::Cli;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let timeout = cli.timeout;
     match connect_and_run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             // A gRPC error reads best as its code, message and the field at fault.
             match error.downcast_ref::<tonic::Status>() {
+                Some(status) if timed_out(status) => {
+                    eprintln!("error: no answer within {} (--timeout)", seconds(timeout))
+                }
                 Some(status) => eprintln!("error: {}", output::status(status)),
                 None => eprintln!("error: {error:#}"),
             }
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// `--timeout` in a message: `30 s`, `0.5 s`.
+fn seconds(timeout: std::time::Duration) -> String {
+    format!("{} s", timeout.as_secs_f64())
+}
+
+/// The call ran out of `--timeout`: tonic's own deadline (`CANCELLED`, "Timeout expired"), or
+/// the server's, which enforces the deadline the call carries.
+fn timed_out(status: &tonic::Status) -> bool {
+    let ours = tonic::TimeoutExpired(()).to_string();
+    match status.code() {
+        tonic::Code::Cancelled => status.message() == ours,
+        tonic::Code::DeadlineExceeded => true,
+        _ => false,
     }
 }
 
@@ -46,9 +66,12 @@ async fn connect_and_run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// A channel to `--endpoint`: TLS for `https://`, verified with `--ca-file` (or the system's
-/// roots) and presenting `--cert` when given.
+/// roots) and presenting `--cert` when given. Connecting, and every call on the channel, end
+/// after `--timeout`.
 async fn connect(cli: &Cli) -> anyhow::Result<Channel> {
-    let mut endpoint = Channel::from_shared(cli.endpoint.clone()).context("--endpoint is not a valid URL")?;
+    let mut endpoint = Channel::from_shared(cli.endpoint.clone())
+        .context("--endpoint is not a valid URL")?
+        .timeout(cli.timeout);
     let https = cli.endpoint.starts_with("https://");
     if https {
         let mut tls = ClientTlsConfig::new();
@@ -69,11 +92,20 @@ async fn connect(cli: &Cli) -> anyhow::Result<Channel> {
             cli.endpoint
         );
     }
-    endpoint.connect().await.map_err(|e| {
-        // The cause (an unknown CA, a certificate required, a plaintext server) is a few
-        // sources down; `{:#}` shows the whole chain.
-        anyhow::Error::new(e).context(format!("cannot connect to {}", cli.endpoint))
-    })
+    // Bounded here, not with the endpoint's `connect_timeout`: that covers the TCP connection
+    // only, and a server that accepts it but never finishes the TLS handshake would hang us.
+    match tokio::time::timeout(cli.timeout, endpoint.connect()).await {
+        Ok(connected) => connected.map_err(|e| {
+            // The cause (an unknown CA, a certificate required, a plaintext server) is a few
+            // sources down; `{:#}` shows the whole chain.
+            anyhow::Error::new(e).context(format!("cannot connect to {}", cli.endpoint))
+        }),
+        Err(_) => anyhow::bail!(
+            "cannot connect to {}: not connected within {} (--timeout)",
+            cli.endpoint,
+            seconds(cli.timeout)
+        ),
+    }
 }
 
 fn read(path: &std::path::Path, option: &str) -> anyhow::Result<Vec<u8>> {

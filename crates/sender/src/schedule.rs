@@ -69,12 +69,16 @@ impl RetrySchedule {
         &self.tiers
     }
 
-    /// The tier a retry due in `delay` waits in: the longest no longer than `delay`, or the
-    /// shortest. A tier's consumer holds each record until it is due, so the records of a tier
-    /// must fall due in about the order they arrive: a jittered 5.8 s retry belongs with the 5 s
-    /// ones, not behind the 5 minute ones.
+    /// The tier a retry due in `delay` waits in: the nearest by ratio (a 4 min retry is nearer
+    /// 5 min than 5 s). A tier's consumer holds each record until it is due, and its committed
+    /// offset cannot pass a record still held, so the records of a tier must fall due in about
+    /// the order they arrive. Taking the longest tier no longer than the delay put every retry
+    /// jittered below its tier's delay into the tier before: with the default jitter, half of
+    /// the 5 minute retries sat for minutes among the 5 second ones, holding that tier's slots
+    /// and its offset.
     pub fn tier_for(&self, delay: Duration) -> Option<Duration> {
-        self.tiers.iter().copied().rev().find(|t| *t <= delay).or_else(|| self.tiers.first().copied())
+        let distance = |tier: &Duration| (delay.as_secs_f64().max(0.001) / tier.as_secs_f64()).ln().abs();
+        self.tiers.iter().copied().min_by(|a, b| distance(a).total_cmp(&distance(b)))
     }
 
     /// The first tier, where deliveries wait for a slot of a busy subscription.
@@ -146,13 +150,45 @@ mod tests {
             Some(Duration::from_secs(5)),
             "jitter stays in its tier"
         );
-        assert_eq!(s.tier_for(Duration::from_secs(60)), Some(Duration::from_secs(5)));
+        assert_eq!(s.tier_for(Duration::from_secs(4)), Some(Duration::from_secs(5)), "either way");
+        assert_eq!(
+            s.tier_for(Duration::from_secs(240)),
+            Some(Duration::from_secs(300)),
+            "a 5 min retry jittered down"
+        );
+        assert_eq!(s.tier_for(Duration::from_secs(360)), Some(Duration::from_secs(300)), "and up");
+        assert_eq!(
+            s.tier_for(Duration::from_secs(30)),
+            Some(Duration::from_secs(5)),
+            "nearer 5 s than 5 min"
+        );
+        assert_eq!(
+            s.tier_for(Duration::from_secs(60)),
+            Some(Duration::from_secs(300)),
+            "nearer 5 min than 5 s"
+        );
         assert_eq!(s.tier_for(Duration::from_secs(300)), Some(Duration::from_secs(300)));
-        assert_eq!(s.tier_for(Duration::from_secs(4)), Some(Duration::from_secs(5)));
+        assert_eq!(s.tier_for(Duration::from_millis(10)), Some(Duration::from_secs(5)));
         assert_eq!(s.tier_for(Duration::from_secs(7200)), Some(Duration::from_secs(1800)));
+        // With the default jitter, every retry waits in its own delay's tier.
+        let jittered = schedule(0.2);
+        for failed in 1..=4 {
+            let Next::Retry { delay, .. } = jittered.next(failed, None) else { panic!() };
+            let base = schedule(0.0).next(failed, None);
+            let Next::Retry { delay: base, .. } = base else { panic!() };
+            assert_eq!(jittered.tier_for(delay), Some(base), "{delay:?}");
+        }
+        assert_eq!(RetrySchedule::new(&[], 0.0, Duration::ZERO).tier_for(Duration::from_secs(1)), None);
         let parked = schedule(0.0).with_tier(Duration::from_secs(30));
         assert_eq!(parked.tiers()[1], Duration::from_secs(30));
         assert_eq!(parked.tier_for(Duration::from_secs(31)), Some(Duration::from_secs(30)));
+        let breaker =
+            RetrySchedule::new(&[600_000], 0.2, Duration::from_secs(3600)).with_tier(Duration::from_secs(30));
+        assert_eq!(
+            breaker.tier_for(Duration::from_secs(480)),
+            Some(Duration::from_secs(600)),
+            "not the 30 s tier"
+        );
         assert_eq!(schedule(0.0).with_tier(Duration::from_secs(5)).tiers().len(), 3, "no duplicate");
         assert_eq!(tier_label(Duration::from_secs(5)), "5s");
         assert_eq!(tier_label(Duration::from_secs(300)), "5m");
