@@ -139,11 +139,7 @@ async fn a_portal_key_reaches_only_its_own_portal_until_revoked() {
     assert!(key.token.starts_with(&keys.api_keys[0].token_prefix) && keys.api_keys[0].last_used_at.is_some());
 
     // Health and reflection answer without a token.
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", stack.control_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = stack.control_channel().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let check = health
         .check(tonic_health::pb::HealthCheckRequest { service: "synap.control.v1.ControlService".into() })

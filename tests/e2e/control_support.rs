@@ -25,9 +25,7 @@ pub type Client = ControlServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// A control client that authenticates with `token` (none: no metadata at all).
 pub async fn client(stack: &Stack, token: Option<&str>) -> Client {
-    let channel =
-        Channel::from_shared(format!("http://{}", stack.control_addr)).unwrap().connect().await.unwrap();
-    ControlServiceClient::with_interceptor(channel, Bearer(token.map(str::to_owned)))
+    ControlServiceClient::with_interceptor(stack.control_channel().await, Bearer(token.map(str::to_owned)))
 }
 
 pub fn admin_token() -> &'static str {

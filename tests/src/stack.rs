@@ -573,18 +573,28 @@ impl Stack {
         }
     }
 
+    /// A gRPC channel to control (plaintext), whose calls fail after a minute rather than hang
+    /// a test on a control that stopped answering.
+    pub async fn control_channel(&self) -> Channel {
+        let endpoint = Channel::from_shared(format!("http://{}", self.control_addr))
+            .unwrap()
+            .timeout(Duration::from_secs(60));
+        tokio::time::timeout(Duration::from_secs(30), endpoint.connect())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("no gRPC connection to control within 30 s; see {}", self.logs.display())
+            })
+            .unwrap()
+    }
+
     /// A control client authenticated with the admin token.
     pub async fn control(&self) -> Control {
-        let channel =
-            Channel::from_shared(format!("http://{}", self.control_addr)).unwrap().connect().await.unwrap();
-        ControlServiceClient::with_interceptor(channel, AdminAuth)
+        ControlServiceClient::with_interceptor(self.control_channel().await, AdminAuth)
     }
 
     /// A delivery API client authenticated with the admin token.
     pub async fn deliveries(&self) -> Deliveries {
-        let channel =
-            Channel::from_shared(format!("http://{}", self.control_addr)).unwrap().connect().await.unwrap();
-        DeliveryServiceClient::with_interceptor(channel, AdminAuth)
+        DeliveryServiceClient::with_interceptor(self.control_channel().await, AdminAuth)
     }
 
     /// Where a replica (a [`Service`] alone: replica 0) serves `/metrics`, `/healthz` and
