@@ -7,6 +7,7 @@ use std::time::Duration;
 use fake_opentelemetry_collector::{ExportedSpan, FakeCollectorServer};
 use synap_contract::EventType;
 use synap_tests::kafka::{produce, produce_with_headers, producer};
+use synap_tests::postgres::Throwaway;
 use synap_tests::{Receiver, Service, Stack};
 
 use crate::support::{envelope, pro_portal_subscribed};
@@ -91,6 +92,40 @@ async fn a_draining_service_is_alive_but_not_ready() {
     assert!(body.contains("draining"), "{body}");
     assert_eq!(stack.telemetry_get(Service::Sender, "/healthz").await.0, 200, "still alive");
     stack.stop(Service::Sender).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_stops_answering_makes_services_not_ready_until_it_answers_again() {
+    // Frozen, not stopped: connections stay open and a query on one waits for ever, so a check
+    // without a bound of its own would leave "reachable" standing.
+    let pg = Throwaway::start();
+    let stack = Stack::start_on(&pg.url(), &[]).await;
+    stack.wait_ready().await;
+    let frozen = pg.freeze();
+    for service in [Service::Control, Service::Router, Service::Sender] {
+        let body = wait_for_readiness(&stack, service, 503, Duration::from_secs(40)).await;
+        assert!(body.contains("postgres: "), "{service:?}: {body}");
+    }
+    drop(frozen);
+    for service in [Service::Control, Service::Router, Service::Sender] {
+        wait_for_readiness(&stack, service, 200, Duration::from_secs(40)).await;
+    }
+}
+
+/// Polls a service's `/readyz` until it answers `status`; returns the body.
+async fn wait_for_readiness(stack: &Stack, service: Service, status: u16, within: Duration) -> String {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let (now, body) = stack.telemetry_get(service, "/readyz").await;
+        if now == status {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{service:?}: /readyz still {now} ({body}) after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn service_binary(service: Service) -> &'static str {

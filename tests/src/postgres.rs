@@ -25,7 +25,7 @@ fn as_postgres(command: &str) {
 impl Throwaway {
     /// Creates and starts a cluster on a free port (trust authentication, loopback only).
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::stack::free_ports(1)[0];
         let dir = std::env::temp_dir().join(format!("synap-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let status =
@@ -53,6 +53,26 @@ impl Throwaway {
         ));
     }
 
+    /// Suspends every process of the server (SIGSTOP) without closing anything: connections stay
+    /// open and nothing answers on them, as with a hung host or a route that drops packets. It
+    /// runs again (SIGCONT, answering what waited) when the guard is dropped: declared after the
+    /// stack, the guard goes first when a test panics, so the stack can still drop its database.
+    pub fn freeze(&self) -> Frozen<'_> {
+        self.signal("STOP");
+        Frozen(self)
+    }
+
+    /// Sends `-<signal>` to the postmaster first (so that it starts no new process meanwhile),
+    /// then to its children: backends and background workers.
+    fn signal(&self, signal: &str) {
+        let pid_file = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).expect("postmaster.pid");
+        let pid = pid_file.lines().next().expect("the postmaster's pid").trim().to_owned();
+        let status = Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap();
+        assert!(status.success(), "kill -{signal} {pid}");
+        // Exit status 1: no child (none matched), which is fine.
+        Command::new("pkill").args([&format!("-{signal}"), "-P", &pid]).status().unwrap();
+    }
+
     /// Starts the server again.
     pub fn resume(&self) {
         as_postgres(&format!(
@@ -62,6 +82,15 @@ impl Throwaway {
             port = self.port,
             dir = self.dir.display(),
         ));
+    }
+}
+
+/// A frozen server ([`Throwaway::freeze`]); dropping it lets the server run again.
+pub struct Frozen<'a>(&'a Throwaway);
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        self.0.signal("CONT");
     }
 }
 

@@ -709,14 +709,15 @@ impl Drop for Stack {
         // Drop cannot await; a private runtime on its own thread works inside any runtime.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async {
+            // Bounded: a server that does not answer leaves a database behind, not a hung test.
+            runtime.block_on(tokio::time::timeout(Duration::from_secs(10), async {
                 if let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
                     tokio::spawn(connection);
                     let _ = client
                         .batch_execute(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
                         .await;
                 }
-            });
+            }))
         })
         .join();
     }

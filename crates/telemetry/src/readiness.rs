@@ -11,6 +11,13 @@ use tokio_util::sync::CancellationToken;
 /// How often services re-check their dependencies.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
+/// The longest a dependency check may take; one that has not answered by then failed. Each
+/// check bounds its own calls (Kafka's metadata request 3 s, the database pool's wait and
+/// connect 5 s each), so that its own error comes through: this catches the check that hangs,
+/// as a query on a connection whose database stopped answering does. Without it, the last
+/// outcome ("reachable") stood for as long as the check hung.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(12);
+
 /// A cheap, clonable handle on the process's readiness.
 #[derive(Clone, Default)]
 pub struct Readiness {
@@ -77,7 +84,9 @@ impl Readiness {
         tokio::spawn(async move {
             loop {
                 let result = tokio::select! {
-                    result = check() => result,
+                    result = tokio::time::timeout(CHECK_TIMEOUT, check()) => result.unwrap_or_else(|_| {
+                        Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs()))
+                    }),
                     _ = shutdown.cancelled() => break,
                 };
                 readiness.set(name, result);
@@ -123,5 +132,31 @@ mod tests {
         assert!(r.status().is_ok());
         r.drain();
         assert_eq!(r.status().unwrap_err(), vec!["draining".to_string()]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_that_stops_answering_fails_after_the_check_timeout() {
+        let r = Readiness::new();
+        let shutdown = CancellationToken::new();
+        let checks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = checks.clone();
+        // The first check answers; every later one hangs, as a query to a frozen database does.
+        r.watch("postgres", CHECK_INTERVAL, shutdown.clone(), move || {
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move {
+                if n > 0 {
+                    std::future::pending::<()>().await;
+                }
+                Ok(())
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(r.status().is_ok());
+        tokio::time::sleep(CHECK_INTERVAL + CHECK_TIMEOUT - Duration::from_millis(2)).await;
+        assert!(r.status().is_ok(), "not failed before the timeout");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(r.status().unwrap_err(), vec!["postgres: no answer within 12 s".to_string()]);
+        assert_eq!(checks.load(std::sync::atomic::Ordering::Relaxed), 2, "one check at a time");
+        shutdown.cancel();
     }
 }
