@@ -30,9 +30,14 @@ const PER_PRODUCER: usize = 1_500;
 type HandledCount = Arc<Mutex<HashMap<Vec<u8>, usize>>>;
 
 /// Runs the stages' consumer in `group` until `want` distinct records are handled (or 3 minutes:
-/// the producers may still be writing).
-async fn consume(config: &KafkaConfig, group: &str, topic: &str, want: usize) -> HandledCount {
-    let handled: HandledCount = Arc::default();
+/// the producers may still be writing), counting them into `handled`.
+async fn consume(
+    config: &KafkaConfig,
+    group: &str,
+    topic: &str,
+    want: usize,
+    handled: HandledCount,
+) -> HandledCount {
     let shutdown = CancellationToken::new();
     let consuming = {
         let (handled, shutdown, topic) = (handled.clone(), shutdown.clone(), topic.to_owned());
@@ -135,13 +140,22 @@ async fn the_stages_consumer_misses_no_record_the_broker_skips() {
     }
 
     // 1. Two producers write while the consumer reads at the end of the partition.
+    let handled: HandledCount = Arc::default();
     let reading = {
-        let (config, topic) = (config.clone(), topic.clone());
-        // The consumer joins its group and reaches the (empty) end of the partition first.
-        tokio::spawn(async move { consume(&config, "tip", &topic, 2 * PER_PRODUCER).await })
+        let (config, topic, handled) = (config.clone(), topic.clone(), handled.clone());
+        tokio::spawn(async move { consume(&config, "tip", &topic, 2 * PER_PRODUCER + 1, handled).await })
     };
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The consumer joins its group and reaches the end of the partition first: it has handled
+    // a first record, written alone. (A fixed sleep was not always long enough on a busy
+    // machine: the consumer's first fetch then met the producers' first batch being written,
+    // and with no committed offset there is nothing to tell a skipped first batch by.)
     let never = CancellationToken::new();
+    send_durably(&config.producer("first").unwrap(), &outgoing(&topic, "w-0".into()), &never).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !handled.lock().unwrap().contains_key(b"w-0".as_slice()) {
+        assert!(Instant::now() < deadline, "the consumer handled no first record within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut producers = Vec::new();
     for name in ["a", "b"] {
         let (producer, topic, never) = (config.producer(name).unwrap(), topic.clone(), never.clone());
@@ -160,8 +174,11 @@ async fn the_stages_consumer_misses_no_record_the_broker_skips() {
         p.await.unwrap();
     }
     let handled = reading.await.unwrap();
-    let want: Vec<String> =
-        ["a", "b"].iter().flat_map(|n| (0..PER_PRODUCER).map(move |i| format!("{n}-{i}"))).collect();
+    let want: Vec<String> = ["a", "b"]
+        .iter()
+        .flat_map(|n| (0..PER_PRODUCER).map(move |i| format!("{n}-{i}")))
+        .chain(["w-0".to_owned()])
+        .collect();
     let gaps_at_the_end = synap_telemetry::metrics().consumer_gaps(&topic).get();
     assert_exactly_once(&handled, &want);
 
@@ -176,7 +193,7 @@ async fn the_stages_consumer_misses_no_record_the_broker_skips() {
         })
         .collect();
     futures::future::join_all(burst).await;
-    let start = offset_of(&bootstrap, &topic, b"c-0", (2 * PER_PRODUCER as i64 - 100).max(0));
+    let start = offset_of(&bootstrap, &topic, b"c-0", (2 * PER_PRODUCER as i64 + 1 - 100).max(0));
     let committer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("group.id", format!("{prefix}restart"))
@@ -188,7 +205,7 @@ async fn the_stages_consumer_misses_no_record_the_broker_skips() {
     drop(committer);
     let restarted = {
         let (config, topic) = (config.clone(), topic.clone());
-        tokio::spawn(async move { consume(&config, "restart", &topic, 64).await })
+        tokio::spawn(async move { consume(&config, "restart", &topic, 64, HandledCount::default()).await })
     };
     // tansu answers the fetch from inside the burst's last batch with nothing at all; the gap
     // shows once a later record arrives, as one does in a stream that goes on.
