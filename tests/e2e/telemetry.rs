@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use fake_opentelemetry_collector::{ExportedSpan, FakeCollectorServer};
 use synap_contract::EventType;
+use synap_proto::control::v1 as api;
 use synap_tests::kafka::{produce, produce_with_headers, producer};
 use synap_tests::postgres::Throwaway;
 use synap_tests::{Receiver, Service, Stack};
@@ -95,13 +96,25 @@ async fn a_draining_service_is_alive_but_not_ready() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_that_stops_answering_makes_services_not_ready_until_it_answers_again() {
+async fn a_database_that_stops_answering_ends_calls_and_readiness_until_it_answers_again() {
     // Frozen, not stopped: connections stay open and a query on one waits for ever, so a check
     // without a bound of its own would leave "reachable" standing.
     let pg = Throwaway::start();
-    let stack = Stack::start_on(&pg.url(), &[]).await;
+    let stack = Stack::start_on(
+        &pg.url(),
+        &[("SYNAP_CONTROL__CALL_TIMEOUT_MS", "3000"), ("SYNAP_CONTROL__TEST_SEND_TIMEOUT_MS", "2000")],
+    )
+    .await;
     stack.wait_ready().await;
+    let mut control = stack.control().await;
     let frozen = pg.freeze();
+    // An API call ends at control.call_timeout_ms, telling the caller to try again, rather than
+    // waiting as long as the database does.
+    let started = tokio::time::Instant::now();
+    let ended = control.get_portal(api::GetPortalRequest { id: "any".into() }).await.unwrap_err();
+    assert_eq!(ended.code(), tonic::Code::Unavailable, "{ended:?}");
+    assert!(ended.message().contains("control.call_timeout_ms"), "{ended:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     for service in [Service::Control, Service::Router, Service::Sender] {
         let body = wait_for_readiness(&stack, service, 503, Duration::from_secs(40)).await;
         assert!(body.contains("postgres: "), "{service:?}: {body}");
@@ -110,6 +123,8 @@ async fn a_database_that_stops_answering_makes_services_not_ready_until_it_answe
     for service in [Service::Control, Service::Router, Service::Sender] {
         wait_for_readiness(&stack, service, 200, Duration::from_secs(40)).await;
     }
+    let answered = control.get_portal(api::GetPortalRequest { id: "any".into() }).await.unwrap_err();
+    assert_eq!(answered.code(), tonic::Code::NotFound, "answered again: {answered:?}");
 }
 
 /// Polls a service's `/readyz` until it answers `status`; returns the body.

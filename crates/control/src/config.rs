@@ -16,6 +16,10 @@ pub struct ControlConfig {
     pub secret_overlap_seconds: u64,
     /// How long TestSend waits for the sender to finish the attempt.
     pub test_send_timeout_ms: u64,
+    /// The longest an API call may take; one still running then (the database or Kafka not
+    /// answering) ends with UNAVAILABLE. Longer than any call needs when they answer: TestSend's
+    /// wait, a resend's read and write (up to 45 s).
+    pub call_timeout_ms: u64,
     /// PEM certificate chain the API serves over TLS (server certificate first). With
     /// `tls_key_file`; read again when it changes, so a renewed certificate needs no restart.
     pub tls_cert_file: String,
@@ -42,6 +46,7 @@ impl Default for ControlConfig {
             allow_http_urls: false,
             secret_overlap_seconds: 24 * 60 * 60,
             test_send_timeout_ms: 20_000,
+            call_timeout_ms: 60_000,
             tls_cert_file: String::new(),
             tls_key_file: String::new(),
             tls_client_ca_file: String::new(),
@@ -70,6 +75,16 @@ impl ControlConfig {
             return Err(ConfigError::Rejected {
                 key: "control.test_send_timeout_ms",
                 reason: "must be positive".into(),
+            });
+        }
+        if self.call_timeout_ms <= self.test_send_timeout_ms {
+            return Err(ConfigError::Rejected {
+                key: "control.call_timeout_ms",
+                reason: format!(
+                    "must be longer than control.test_send_timeout_ms ({} ms), or every TestSend that \
+                     waits its full time would be cut off",
+                    self.test_send_timeout_ms
+                ),
             });
         }
         match (self.tls_cert_file.is_empty(), self.tls_key_file.is_empty()) {
@@ -121,6 +136,7 @@ impl std::fmt::Debug for ControlConfig {
             .field("allow_http_urls", &self.allow_http_urls)
             .field("secret_overlap_seconds", &self.secret_overlap_seconds)
             .field("test_send_timeout_ms", &self.test_send_timeout_ms)
+            .field("call_timeout_ms", &self.call_timeout_ms)
             .field("tls_cert_file", &self.tls_cert_file)
             .field("tls_key_file", &self.tls_key_file)
             .field("tls_client_ca_file", &self.tls_client_ca_file)
@@ -157,5 +173,24 @@ mod tests {
         assert_eq!(rejected_key(&only_key), "control.tls_cert_file");
         let ca_alone = ControlConfig { tls_client_ca_file: "ca.pem".into(), allow_plaintext: true, ..base };
         assert_eq!(rejected_key(&ca_alone), "control.tls_client_ca_file");
+    }
+
+    #[test]
+    fn calls_may_last_longer_than_a_test_send_waits() {
+        let base = ControlConfig {
+            admin_token: "0123456789abcdef".into(),
+            allow_plaintext: true,
+            ..Default::default()
+        };
+        assert!(base.check().is_ok());
+        for call_timeout_ms in [0, 20_000] {
+            assert_eq!(
+                rejected_key(&ControlConfig { call_timeout_ms, ..base.clone() }),
+                "control.call_timeout_ms"
+            );
+        }
+        assert!(
+            ControlConfig { call_timeout_ms: 2_000, test_send_timeout_ms: 1_000, ..base }.check().is_ok()
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod call_limit;
 pub mod config;
 pub mod convert;
 pub mod deliveries;

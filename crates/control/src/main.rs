@@ -78,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         Authenticator::new(&config.admin_token, pool),
         listener,
         tls,
+        std::time::Duration::from_millis(config.call_timeout_ms),
         shutdown.clone(),
     );
     // Either server stopping stops the other: the portal is part of this service, and a portal

@@ -8,6 +8,7 @@ use synap_proto::control::v1::delivery_service_server::DeliveryServiceServer;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
+use crate::call_limit::CallLimit;
 use crate::service::ControlApi;
 use crate::tls::ServerTls;
 
@@ -17,6 +18,7 @@ pub async fn serve(
     auth: Authenticator,
     listener: tokio::net::TcpListener,
     tls: Option<ServerTls>,
+    call_limit: std::time::Duration,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -29,8 +31,9 @@ pub async fn serve(
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
     // Shared with the web portal, which calls the same implementation.
-    let control = auth.wrap(ControlServiceServer::from_arc(api));
-    let deliveries = auth.wrap(DeliveryServiceServer::from_arc(deliveries));
+    // The limit is outside authentication, which may ask the database too.
+    let control = CallLimit::new(auth.wrap(ControlServiceServer::from_arc(api)), call_limit);
+    let deliveries = CallLimit::new(auth.wrap(DeliveryServiceServer::from_arc(deliveries)), call_limit);
     let addr: SocketAddr = listener.local_addr()?;
     let router = tonic::transport::Server::builder()
         .add_service(health_service)
