@@ -81,15 +81,8 @@ async fn a_draining_service_is_alive_but_not_ready() {
         tokio::time::timeout(WAIT, black_hole.accept()).await.expect("the attempt connects").unwrap();
 
     stack.terminate(Service::Sender);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    let (status, body) = loop {
-        let (status, body) = stack.telemetry_get(Service::Sender, "/readyz").await;
-        if status != 200 || tokio::time::Instant::now() > deadline {
-            break (status, body);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(status, 503, "not ready while draining: {body}");
+    // Not ready while draining.
+    let body = stack.wait_for_readyz(Service::Sender, 503, Duration::from_secs(2)).await;
     assert!(body.contains("draining"), "{body}");
     assert_eq!(stack.telemetry_get(Service::Sender, "/healthz").await.0, 200, "still alive");
     stack.stop(Service::Sender).await;
@@ -116,31 +109,15 @@ async fn a_database_that_stops_answering_ends_calls_and_readiness_until_it_answe
     assert!(ended.message().contains("control.call_timeout_ms"), "{ended:?}");
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     for service in [Service::Control, Service::Router, Service::Sender] {
-        let body = wait_for_readiness(&stack, service, 503, Duration::from_secs(40)).await;
+        let body = stack.wait_for_readyz(service, 503, Duration::from_secs(40)).await;
         assert!(body.contains("postgres: "), "{service:?}: {body}");
     }
     drop(frozen);
     for service in [Service::Control, Service::Router, Service::Sender] {
-        wait_for_readiness(&stack, service, 200, Duration::from_secs(40)).await;
+        stack.wait_for_readyz(service, 200, Duration::from_secs(40)).await;
     }
     let answered = control.get_portal(api::GetPortalRequest { id: "any".into() }).await.unwrap_err();
     assert_eq!(answered.code(), tonic::Code::NotFound, "answered again: {answered:?}");
-}
-
-/// Polls a service's `/readyz` until it answers `status`; returns the body.
-async fn wait_for_readiness(stack: &Stack, service: Service, status: u16, within: Duration) -> String {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let (now, body) = stack.telemetry_get(service, "/readyz").await;
-        if now == status {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{service:?}: /readyz still {now} ({body}) after {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn service_binary(service: Service) -> &'static str {

@@ -143,10 +143,14 @@ fn telemetry_client() -> &'static reqwest::Client {
 /// the same port remains possible (rare: each process starts at a random place), and is met by
 /// starting the service again on other ports ([`Stack::wait_listening`]).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicU32> = std::sync::OnceLock::new();
-    let next = NEXT.get_or_init(|| std::sync::atomic::AtomicU32::new(uuid::Uuid::new_v4().as_u128() as u32));
+    /// The range to choose from, and where this process takes the next port in it.
+    static PORTS: std::sync::OnceLock<(Option<(u16, u16)>, std::sync::atomic::AtomicU32)> =
+        std::sync::OnceLock::new();
+    let (range, next) = PORTS.get_or_init(|| {
+        (listening_range(), std::sync::atomic::AtomicU32::new(uuid::Uuid::new_v4().as_u128() as u32))
+    });
     let mut listeners = Vec::with_capacity(n);
-    if let Some((low, high)) = listening_range() {
+    if let Some((low, high)) = *range {
         let span = u32::from(high - low);
         for _ in 0..span {
             let port = low + (next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % span) as u16;
@@ -505,19 +509,7 @@ impl Stack {
         if replica.service == Service::Control {
             self.wait_for_control().await;
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let (status, body) = self.telemetry_get(replica, "/readyz").await;
-            if status == 200 {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{replica:?} not ready within 30 s of its restart ({body}); see {}",
-                self.logs.display()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.wait_for_readyz(replica, 200, Duration::from_secs(30)).await;
     }
 
     /// Starts `replica` again on new ports if it exited because one of its ports was taken;
@@ -664,20 +656,34 @@ impl Stack {
     pub async fn wait_ready(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         for replica in self.children.keys() {
-            loop {
-                let url = format!("http://{}/readyz", self.telemetry_addr(*replica));
-                let last = match telemetry_client().get(&url).send().await {
-                    Ok(r) if r.status().is_success() => break,
-                    Ok(r) => format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
-                    Err(e) => e.to_string(),
-                };
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "{replica:?} not ready within 30 s ({last}); see {}",
-                    self.logs.display()
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            self.wait_for_readyz(*replica, 200, left).await;
+        }
+    }
+
+    /// Polls a replica's `/readyz` until it answers `status` (a connection error counts as not
+    /// yet), and returns the body; panics with the last answer after `within`.
+    pub async fn wait_for_readyz(
+        &self,
+        replica: impl Into<Replica>,
+        status: u16,
+        within: Duration,
+    ) -> String {
+        let replica = replica.into();
+        let url = format!("http://{}/readyz", self.telemetry_addr(replica));
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let last = match telemetry_client().get(&url).send().await {
+                Ok(r) if r.status().as_u16() == status => return r.text().await.unwrap_or_default(),
+                Ok(r) => format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{replica:?}: /readyz not {status} within {within:?} ({last}); see {}",
+                self.logs.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
