@@ -227,6 +227,24 @@ async fn the_attempt_log_keeps_only_its_retention_in_partitions_dropped_whole() 
     assert!(listing.contains("delivery_attempts_p") && listing.contains("total\t"), "{listing}");
 }
 
+/// The harness's own promise: every stack's database is dropped with the stack, or a suite
+/// leaves hundreds behind in the shared cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_stack_leaves_no_database_behind() {
+    let stack = Stack::start().await;
+    let url = url::Url::parse(&stack.database_url()).unwrap();
+    let name = url.path().trim_start_matches('/').to_owned();
+    let db = stack.database().await;
+    drop(stack);
+    drop(db);
+    let admin = std::env::var("SYNAP_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://synap:synap@127.0.0.1:5432/synap".into());
+    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let left = client.query("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await.unwrap();
+    assert!(left.is_empty(), "{name} is still there");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_id_replays_the_secret_only_within_its_window() {
     let stack = Stack::start_with(&[("SYNAP_CONTROL__REQUEST_ID_TTL_SECONDS", "3")]).await;

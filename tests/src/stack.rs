@@ -716,14 +716,20 @@ impl Drop for Stack {
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             // Bounded: a server that does not answer leaves a database behind, not a hung test.
-            runtime.block_on(tokio::time::timeout(Duration::from_secs(10), async {
-                if let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-                    tokio::spawn(connection);
-                    let _ = client
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
-                        .await;
-                }
-            }))
+            // (The timeout is made inside the runtime: its timer needs one.)
+            runtime.block_on(async {
+                let dropped = async {
+                    if let Ok((client, connection)) =
+                        tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                    {
+                        tokio::spawn(connection);
+                        let _ = client
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
+                            .await;
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(10), dropped).await;
+            })
         })
         .join();
     }
