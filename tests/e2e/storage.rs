@@ -112,8 +112,10 @@ async fn the_attempt_log_keeps_only_its_retention_in_partitions_dropped_whole() 
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (now, parts) = (db_now(&db).await, partitions(&db).await);
         let newest = parts.last().expect("partitions exist").2;
+        // Maintenance runs every second; on a loaded machine a round (DDL among inserts) can take
+        // most of another: two seconds of slack, and still at least a whole partition ahead.
         assert!(
-            newest >= now + chrono::Duration::seconds(WIDTH_S * AHEAD - 1),
+            newest >= now + chrono::Duration::seconds(WIDTH_S * AHEAD - 2),
             "partitions are made ahead: newest ends {newest}, now {now}: {parts:?}"
         );
         let oldest = parts.first().unwrap().2;
