@@ -1,6 +1,7 @@
 //! `synap-bench`: the benchmark of docs/BENCHMARKS.md. `run` drives the real services and prints
 //! the table; `receiver` is the webhook endpoint process that `run` starts; `broker-history`
-//! measures what a partition's history costs the local broker.
+//! measures what a partition's history costs the local broker; `telemetry-cost` what the services'
+//! logging and tracing cost per record.
 
 mod ceiling;
 mod history;
@@ -14,6 +15,7 @@ mod settings;
 mod setup;
 mod stack;
 mod stats;
+mod telemetry_cost;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -37,6 +39,9 @@ enum Command {
     /// The same trickle read from partitions holding more and more batches, each on a private
     /// tansu: the broker's CPU and the hop latency (docs/BENCHMARKS.md, Findings 1).
     BrokerHistory(history::HistoryArgs),
+    /// What the services' logging and tracing cost per record, measured in process
+    /// (docs/BENCHMARKS.md, tenth round).
+    TelemetryCost(telemetry_cost::TelemetryCostArgs),
 }
 
 #[tokio::main]
@@ -55,5 +60,6 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Receiver(args) => receiver::run(args).await,
         Command::BrokerHistory(args) => history::run(args).await,
+        Command::TelemetryCost(args) => telemetry_cost::run(args),
     }
 }

@@ -62,7 +62,7 @@ pub fn init(source: &ConfigSource, service: &str) -> Result<Telemetry, Telemetry
 
 /// Spans are always made (their ids go into logs and outgoing headers); they are exported only
 /// when an endpoint is configured.
-fn tracer_provider(config: &TelemetryConfig, service: &str) -> Result<SdkTracerProvider, TelemetryError> {
+pub fn tracer_provider(config: &TelemetryConfig, service: &str) -> Result<SdkTracerProvider, TelemetryError> {
     let name = if config.service_name.is_empty() { service } else { &config.service_name };
     let mut builder = SdkTracerProvider::builder()
         .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sampling_ratio))))
@@ -85,15 +85,31 @@ fn install_subscriber(log: &LogConfig, provider: &SdkTracerProvider) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.filter));
     // Colours only on a terminal: escape codes in a log file or collector are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let fmt = fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
-    let fmt = match log.format {
+    subscriber(log.format, filter, provider, std::io::stderr, ansi).init();
+}
+
+/// The logging and tracing stack every service installs: log lines in `format` through `filter`
+/// to `writer`, and trace spans to `provider`. Public so that `synap-bench telemetry-cost`
+/// measures exactly what the services run.
+pub fn subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    provider: &SdkTracerProvider,
+    writer: W,
+    ansi: bool,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let fmt = fmt::layer().with_writer(writer).with_ansi(ansi);
+    let fmt = match format {
         // The current span's fields (event id, trace id) go on every line.
         LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .fmt_fields(json_fields::AppendingJsonFields::default())
+            .fmt_fields(json_fields::AppendingJsonFields)
             .boxed(),
         LogFormat::Text => fmt.boxed(),
     };
@@ -111,7 +127,7 @@ fn install_subscriber(log: &LogConfig, provider: &SdkTracerProvider) {
         .with_location(false)
         .with_context_activation(false)
         .with_filter(own);
-    tracing_subscriber::registry().with(otel).with(fmt.with_filter(filter)).init();
+    tracing_subscriber::registry().with(otel).with(fmt.with_filter(filter))
 }
 
 impl Telemetry {
