@@ -2,11 +2,11 @@
 //! in process on the stack the services install (`synap_telemetry::subscriber`, no exporter).
 //!
 //! A run of the scenarios moves by ±15% with this machine's speed, so it cannot show a change of
-//! a few percent of a stage's CPU; one record's span costs a microsecond or two of a delivery's
-//! sixty, and this measures it to within a few percent. Two records are modelled: the sender's
-//! attempt (its span continuing the router's trace, polled three times, `traceparent` injected
-//! into the request) and an ingest record (its span, the trace read from the record, the event's
-//! id and type recorded, the trace context written for the outgoing record).
+//! a few percent of a stage's CPU; one record's telemetry costs two or three microseconds of a
+//! delivery's sixty, and this measures it to within a few percent. Two records are modelled: the
+//! sender's attempt (its span continuing the router's trace, polled three times, `traceparent`
+//! injected into the request) and an ingest record (its span, the trace read from the record, the
+//! event's id and type recorded, the trace context written for the outgoing record).
 
 use std::hint::black_box;
 use std::time::Instant;
