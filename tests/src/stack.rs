@@ -727,8 +727,12 @@ impl Drop for Stack {
                     let drop = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
                     // FORCE cannot end a backend of another role, and an autovacuum worker that
                     // happens to be vacuuming the database is one (2 databases in a suite of 382
-                    // tests were left behind this way). It finishes within seconds: try again.
-                    while client.batch_execute(&drop).await.is_err() {
+                    // tests were left behind this way). It finishes within seconds: the server's
+                    // refusal is tried again; a lost connection is not.
+                    while let Err(e) = client.batch_execute(&drop).await {
+                        if e.as_db_error().is_none() {
+                            return;
+                        }
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 };

@@ -152,7 +152,26 @@ fn median(values: &mut [f64]) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: TelemetryCostArgs,
+    }
+
+    #[test]
+    fn sizes_that_measure_nothing_are_refused_by_name() {
+        for (flag, value) in [("--records", "0"), ("--rounds", "0"), ("--rounds", "101"), ("--records", "x")]
+        {
+            let refused = Cli::try_parse_from(["telemetry-cost", flag, value]).err().unwrap().to_string();
+            assert!(refused.contains(flag), "{flag} {value}: {refused}");
+        }
+        let cli = Cli::try_parse_from(["telemetry-cost"]).unwrap();
+        assert_eq!((cli.args.records, cli.args.rounds), (200_000, 5));
+    }
 
     /// Each setting is measured under its own subscriber: the services' stack costs several times
     /// what no subscriber does, and no setting comes out free.
