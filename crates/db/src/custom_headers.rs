@@ -246,21 +246,22 @@ pub(crate) fn opened_rows(
     secrets: &SecretBox,
     subscription_id: &str,
 ) -> Result<Vec<CustomHeader>, DbError> {
-    rows.iter()
-        .map(|row| {
-            let (row_id, name, value, sealed): (i64, String, Option<String>, Option<Vec<u8>>) =
-                (row.get(0), row.get(1), row.get(2), row.get(3));
-            match (value, sealed) {
-                (Some(value), _) => Ok(CustomHeader { name, value, secret: false }),
-                (None, Some(sealed)) => {
-                    let value = String::from_utf8(secrets.open(&sealed, &slot(subscription_id, row_id))?)
-                        .map_err(|_| DbError::Corrupt(format!("header {name}: secret value is not UTF-8")))?;
-                    Ok(CustomHeader { name, value, secret: true })
-                }
-                (None, None) => Err(DbError::Corrupt(format!("header {name} has no value"))),
+    // Sized to the rows, as `secrets::opened_keys`: the sender caches these per subscription.
+    let mut headers = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (row_id, name, value, sealed): (i64, String, Option<String>, Option<Vec<u8>>) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        headers.push(match (value, sealed) {
+            (Some(value), _) => CustomHeader { name, value, secret: false },
+            (None, Some(sealed)) => {
+                let value = String::from_utf8(secrets.open(&sealed, &slot(subscription_id, row_id))?)
+                    .map_err(|_| DbError::Corrupt(format!("header {name}: secret value is not UTF-8")))?;
+                CustomHeader { name, value, secret: true }
             }
-        })
-        .collect()
+            (None, None) => return Err(DbError::Corrupt(format!("header {name} has no value"))),
+        });
+    }
+    Ok(headers)
 }
 
 #[cfg(test)]

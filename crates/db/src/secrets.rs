@@ -201,18 +201,20 @@ pub(crate) fn opened_keys(
     secrets: &SecretBox,
     subscription_id: &str,
 ) -> Result<Vec<SigningKey>, DbError> {
-    rows.iter()
-        .map(|row| {
-            let (row_id, sealed, scheme): (i64, Vec<u8>, String) = (row.get(0), row.get(1), row.get(2));
-            let text = String::from_utf8(secrets.open(&sealed, &slot(subscription_id, row_id))?)
-                .map_err(|_| DbError::Corrupt("signing secret is not UTF-8".into()))?;
-            match Scheme::parse(&scheme) {
-                Some(Scheme::V1) => Ok(SigningKey::V1(text)),
-                Some(Scheme::V1a) => Ok(SigningKey::V1a(parse_secret_key(&text)?)),
-                None => Err(DbError::Corrupt(format!("unknown signature scheme {scheme:?}"))),
-            }
-        })
-        .collect()
+    // Sized to the rows: collecting `Result`s cannot know the count and starts at four keys,
+    // which is most of a cached target when one key is all there is.
+    let mut keys = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (row_id, sealed, scheme): (i64, Vec<u8>, String) = (row.get(0), row.get(1), row.get(2));
+        let text = String::from_utf8(secrets.open(&sealed, &slot(subscription_id, row_id))?)
+            .map_err(|_| DbError::Corrupt("signing secret is not UTF-8".into()))?;
+        keys.push(match Scheme::parse(&scheme) {
+            Some(Scheme::V1) => SigningKey::V1(text),
+            Some(Scheme::V1a) => SigningKey::V1a(parse_secret_key(&text)?),
+            None => return Err(DbError::Corrupt(format!("unknown signature scheme {scheme:?}"))),
+        });
+    }
+    Ok(keys)
 }
 
 /// Makes `key` current; the previous current key stays valid until `overlap_until`.

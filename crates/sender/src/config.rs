@@ -27,6 +27,13 @@ pub struct SenderConfig {
     /// the safety net should a notification ever be lost. While the listener is disconnected
     /// entries live 1 s. While PostgreSQL is unreachable the last values read keep being used.
     pub cache_ttl_ms: u64,
+    /// MiB of subscription targets cached at most (URL, credentials, signing keys, headers;
+    /// about 1.3 KB for a subscription with one key and no custom headers, so 32 MiB holds some
+    /// 25,000). A target pushed out is read again at its next delivery, one round trip of three
+    /// queries. Without this bound the cache grew with every subscription delivered to, past the
+    /// sender's memory budget at 30,000 (docs/BENCHMARKS.md, `scale-total-50000`). The copy
+    /// kept for PostgreSQL outages shares these entries and has the same bound.
+    pub target_cache_mib: u64,
     /// Delays before the second, third, … attempt (the first is immediate). Each delay is a
     /// retry tier topic (`<prefix>retry.<delay>`) where the delivery waits. After the last
     /// attempt fails, the delivery goes to the dead-letter topic and an operator event is sent.
@@ -81,11 +88,24 @@ pub struct SenderConfig {
     pub store_success_bodies: bool,
 }
 
+/// The largest `sender.target_cache_mib`.
+const MAX_TARGET_CACHE_MIB: u64 = 64 * 1024;
+
 impl SenderConfig {
+    /// `target_cache_mib` in bytes.
+    pub fn target_cache_bytes(&self) -> u64 {
+        self.target_cache_mib.min(MAX_TARGET_CACHE_MIB) * 1024 * 1024
+    }
+
     /// The settings no sender can run with, as (key, reason).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if !(0.0..1.0).contains(&self.retry_jitter) {
             return Err(("sender.retry_jitter", "must be in [0, 1)".into()));
+        }
+        // No cache reads every target for every delivery; 64 GiB is past any real need and keeps
+        // the byte count far from overflowing.
+        if !(1..=MAX_TARGET_CACHE_MIB).contains(&self.target_cache_mib) {
+            return Err(("sender.target_cache_mib", format!("must be 1 to {MAX_TARGET_CACHE_MIB}")));
         }
         // A tier consumer that may hold none never reads: every retry would wait for ever.
         if self.retry_tier_max_in_flight == 0 {
@@ -105,6 +125,7 @@ impl Default for SenderConfig {
             max_in_flight: 1024,
             max_buffered: 2048,
             cache_ttl_ms: 300_000,
+            target_cache_mib: 32,
             retry_delays_ms: vec![
                 5_000,
                 5 * MIN,
@@ -145,6 +166,15 @@ mod tests {
         assert_eq!(held_none.validate().unwrap_err().0, "sender.retry_tier_max_in_flight");
         let held_one = SenderConfig { retry_tier_max_in_flight: 1, ..SenderConfig::default() };
         assert_eq!(held_one.validate(), Ok(()));
+        for mib in [0, MAX_TARGET_CACHE_MIB + 1, u64::MAX] {
+            let cache = SenderConfig { target_cache_mib: mib, ..SenderConfig::default() };
+            assert_eq!(cache.validate().unwrap_err().0, "sender.target_cache_mib", "{mib}");
+        }
+        for mib in [1, MAX_TARGET_CACHE_MIB] {
+            let cache = SenderConfig { target_cache_mib: mib, ..SenderConfig::default() };
+            assert_eq!(cache.validate(), Ok(()), "{mib}");
+            assert_eq!(cache.target_cache_bytes(), mib << 20);
+        }
         for jitter in [1.0, -0.1, f64::NAN] {
             let jittered = SenderConfig { retry_jitter: jitter, ..SenderConfig::default() };
             assert_eq!(jittered.validate().unwrap_err().0, "sender.retry_jitter", "{jitter}");

@@ -112,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
             pool.clone(),
             secrets,
             Duration::from_millis(config.cache_ttl_ms),
+            config.target_cache_bytes(),
             &synap_db::ChangeFeed::start(&database, "synap-sender", shutdown.clone())?,
             &shutdown,
         ),
