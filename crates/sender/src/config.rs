@@ -28,8 +28,8 @@ pub struct SenderConfig {
     /// entries live 1 s. While PostgreSQL is unreachable the last values read keep being used.
     pub cache_ttl_ms: u64,
     /// MiB of subscription targets cached at most (URL, credentials, signing keys, headers;
-    /// about 1.3 KB for a subscription with one key and no custom headers, so 32 MiB holds some
-    /// 25,000). A target pushed out is read again at its next delivery, one round trip of three
+    /// about 1.4 KB for a subscription with one key and no custom headers, so 32 MiB holds some
+    /// 23,000). A target pushed out is read again at its next delivery, one round trip of three
     /// queries. Without this bound the cache grew with every subscription delivered to, past the
     /// sender's memory budget at 30,000 (docs/BENCHMARKS.md, `scale-total-50000`). The copy
     /// kept for PostgreSQL outages shares these entries and has the same bound.
