@@ -120,7 +120,13 @@ impl<I: Io> Sender<I> {
             ));
         };
         delivery.attempt = delivery.attempt.max(1);
-        let entry = match self.target(&delivery.subscription_id).await {
+        // Boxed, and dropped once read: reading a target may go to PostgreSQL, and that future
+        // (11 KB: the cache's loader with three pipelined queries, and the retry around it) was
+        // otherwise most of every delivery's (12 KB of 12), for its whole life. A delivery spends
+        // that life mostly waiting (for its turn, its subscription's slot, the request semaphore)
+        // and the consumer holds `max_buffered` of them: boxing it took 25 MiB off the sender's
+        // peak in a burst (docs/BENCHMARKS.md).
+        let entry = match Box::pin(self.target(&delivery.subscription_id)).await {
             Ok(entry) => entry,
             Err(Stopped::Shutdown) => return Handled::Abandoned,
             Err(Stopped::Permanent(error)) => return self.unreadable(&delivery, &error, read).await,
