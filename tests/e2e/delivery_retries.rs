@@ -118,23 +118,17 @@ async fn a_tier_of_a_minute_reads_its_partitions_apart_and_hands_every_retry_bac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_whose_tiers_or_cache_could_hold_nothing_refuses_to_start_and_names_the_setting() {
-    // Its tier consumers would never read: every retry would wait for ever, silently.
     let stack = Stack::start().await;
-    let (status, printed) =
-        stack.run_to_exit(Service::Sender, &[("SYNAP_SENDER__RETRY_TIER_MAX_IN_FLIGHT", "0")], WAIT).await;
-    assert!(!status.success(), "{printed}");
-    assert!(
-        printed.contains("sender.retry_tier_max_in_flight") && printed.contains("must be above 0"),
-        "{printed}"
-    );
-    // Nor one without a target cache: it would read every subscription for every delivery.
-    let (status, printed) =
-        stack.run_to_exit(Service::Sender, &[("SYNAP_SENDER__TARGET_CACHE_MIB", "0")], WAIT).await;
-    assert!(!status.success(), "{printed}");
-    assert!(
-        printed.contains("sender.target_cache_mib") && printed.contains("must be 1 to 65536"),
-        "{printed}"
-    );
+    for (variable, key, reason) in [
+        // Its tier consumers would never read: every retry would wait for ever, silently.
+        ("SYNAP_SENDER__RETRY_TIER_MAX_IN_FLIGHT", "sender.retry_tier_max_in_flight", "must be above 0"),
+        // Without a target cache it would read every subscription for every delivery.
+        ("SYNAP_SENDER__TARGET_CACHE_MIB", "sender.target_cache_mib", "must be 1 to 65536"),
+    ] {
+        let (status, printed) = stack.run_to_exit(Service::Sender, &[(variable, "0")], WAIT).await;
+        assert!(!status.success(), "{printed}");
+        assert!(printed.contains(key) && printed.contains(reason), "{printed}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,9 +13,10 @@ pub struct SenderConfig {
     /// Requests in flight at once, over all subscriptions.
     pub max_in_flight: usize,
     /// Delivery records the sender holds at once (read, not yet finished): those in flight and
-    /// those waiting in memory for their subscription. Bounds memory: each costs about 20 KB of
+    /// those waiting in memory for their subscription. Bounds memory: each cost about 20 KB of
     /// peak heap with its request, response and log row, so with 2,048 the sender's own heap
-    /// peaks near 150 MiB however large a burst is (librdkafka's read-ahead comes on top: the
+    /// peaked near 150 MiB however large a burst was; 8 KB less each since a delivery's target
+    /// read is boxed (16 MiB less at 2,048; librdkafka's read-ahead comes on top: the
     /// consumer's `queued.max.messages.kbytes`, 16 MiB by default, docs/BENCHMARKS.md). Keep it
     /// above `max_waiting_per_subscription`, so that one subscription's queue cannot fill it.
     /// Larger is not faster: 4,096 delivered no more than 2,048, and 8,192 cost a third more CPU

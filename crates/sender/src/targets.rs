@@ -266,5 +266,19 @@ mod tests {
         // Bounded, not emptied: it holds about as many as fit.
         let held = cache.entry_count();
         assert!(held < 1_000 && held >= BUDGET / each / 2, "{held} entries of {each} bytes");
+
+        // A target larger than the whole budget is still read and used, only not kept.
+        let huge = format!("https://example.com/{}", "a".repeat(BUDGET as usize));
+        let read = cache
+            .entry_by_ref("sub_huge")
+            .or_try_insert_with(async {
+                Ok::<_, std::convert::Infallible>(Arc::new(Some(target(&huge, vec![]))))
+            })
+            .await
+            .unwrap();
+        assert!(read.value().as_ref().as_ref().is_some_and(|t| t.url == huge));
+        cache.run_pending_tasks().await;
+        assert!(cache.get("sub_huge").await.is_none(), "not kept");
+        assert!(cache.weighted_size() <= BUDGET);
     }
 }
