@@ -166,6 +166,35 @@ mod tests {
         });
     }
 
+    /// A record from a careless or hostile producer: a `traceparent` that is not one, or names
+    /// no trace, starts a trace of its own; it is never continued or echoed.
+    #[test]
+    fn a_record_whose_traceparent_is_unusable_starts_its_own_trace() {
+        let long = format!("00-{}-00f067aa0ba902b7-01", "4".repeat(10_000));
+        let unusable: [&[u8]; 6] = [
+            b"garbage",
+            b"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-01",
+            b"00-\xff\xfe-00f067aa0ba902b7-01",
+            long.as_bytes(),
+        ];
+        for value in unusable {
+            with_otel(|| {
+                let inbound = OwnedHeaders::new().insert(Header { key: "traceparent", value: Some(value) });
+                let span = tracing::info_span!("handle", trace_id = tracing::field::Empty);
+                continue_trace(&span, Some(&inbound));
+                let _entered = span.enter();
+                let headers = trace_headers();
+                let (_, out) = headers.iter().find(|(key, _)| *key == "traceparent").expect("traceparent");
+                let trace_id = out.split('-').nth(1).unwrap();
+                assert_eq!(trace_id.len(), 32, "{out}");
+                assert_ne!(trace_id, "0".repeat(32), "a valid trace of its own: {out}");
+                assert!(!value.windows(32).any(|w| w == trace_id.as_bytes()), "not continued: {out}");
+            });
+        }
+    }
+
     #[test]
     fn a_record_without_context_starts_a_trace() {
         with_otel(|| {
