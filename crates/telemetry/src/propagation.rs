@@ -60,12 +60,12 @@ pub fn continue_trace<H: Headers>(span: &tracing::Span, headers: Option<&H>) {
     let mut trace_id = opentelemetry::trace::TraceId::INVALID;
     if let Some(headers) = headers {
         let parent = TraceContextPropagator::new().extract(&KafkaHeaders(headers));
-        let continued = parent.span().span_context().trace_id();
-        if parent.span().span_context().is_valid() {
+        let parent_span = parent.span();
+        if parent_span.span_context().is_valid() {
             // A child keeps its parent's trace id, so it is known without building the span's
             // context (a lookup and an allocation per record). Linking fails only when no
             // OpenTelemetry layer is installed (unit tests): the id still names the trace.
-            trace_id = continued;
+            trace_id = parent_span.span_context().trace_id();
             let _ = span.set_parent(parent);
         }
     }
