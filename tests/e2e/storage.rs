@@ -229,6 +229,76 @@ async fn the_attempt_log_keeps_only_its_retention_in_partitions_dropped_whole() 
     assert!(listing.contains("delivery_attempts_p") && listing.contains("total\t"), "{listing}");
 }
 
+/// Each attempt is stored once however its batch is written again: a batch holding rows stored
+/// already (a reply lost after the commit, rows read back from the attempts topic) stores only
+/// the others, whether it was written expecting repeats or not, and a row twice in one batch is
+/// stored once. A row PostgreSQL refuses for its data still fails the batch as data, which the
+/// sender splits to set that row aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_written_again_stores_each_attempt_once() {
+    use synap_db::DbError;
+    use synap_db::attempts::{AttemptRow, Outcome, Repeats, insert_batch};
+
+    let stack = Stack::start().await;
+    let pool =
+        synap_db::connect(&synap_db::DatabaseConfig { url: stack.database_url(), pool_size: 1 }).unwrap();
+    let db = stack.database().await;
+    let now = db_now(&db).await;
+    let row = |n: u32| AttemptRow {
+        attempt_id: format!("att-once-{n}"),
+        event_id: format!("evt-once-{n}"),
+        event_type: "attempt.completed".into(),
+        portal_id: "portal-once".into(),
+        subscription_id: "sub-once".into(),
+        attempt: 1,
+        scheduled_at: now,
+        sent_at: now,
+        finished_at: now,
+        outcome: Outcome::Delivered,
+        error_class: None,
+        error: None,
+        status_code: Some(200),
+        latency_ms: 3,
+        response_headers: Some("{}".into()),
+        response_body: None,
+        test_send: false,
+        source_topic: None,
+        source_partition: None,
+        source_offset: None,
+    };
+    let rows = |ns: &[u32]| ns.iter().map(|n| row(*n)).collect::<Vec<_>>();
+    let stored = || async {
+        db.query(
+            "SELECT attempt_id, count(*) FROM delivery_attempts WHERE portal_id = 'portal-once'
+             GROUP BY attempt_id ORDER BY attempt_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+        .collect::<Vec<_>>()
+    };
+    let once = |ns: std::ops::Range<u32>| ns.map(|n| (format!("att-once-{n}"), 1)).collect::<Vec<_>>();
+
+    insert_batch(&pool, &rows(&[0, 1, 2]), Repeats::Unlikely).await.unwrap();
+    assert_eq!(stored().await, once(0..3));
+    insert_batch(&pool, &rows(&[0, 1, 2, 3, 4]), Repeats::Unlikely).await.unwrap();
+    assert_eq!(stored().await, once(0..5));
+    insert_batch(&pool, &rows(&[3, 4, 5, 6]), Repeats::Possible).await.unwrap();
+    assert_eq!(stored().await, once(0..7));
+    insert_batch(&pool, &rows(&[7, 7, 8]), Repeats::Unlikely).await.unwrap();
+    assert_eq!(stored().await, once(0..9));
+
+    let mut refused = row(9);
+    refused.response_headers = Some("{not json".into());
+    for repeats in [Repeats::Unlikely, Repeats::Possible] {
+        let result = insert_batch(&pool, &[row(1), refused.clone()], repeats).await;
+        assert!(matches!(result, Err(DbError::Data(_))), "{repeats:?}: {result:?}");
+    }
+    assert_eq!(stored().await, once(0..9));
+}
+
 /// The harness's own promise: every stack's database is dropped with the stack, or a suite
 /// leaves hundreds behind in the shared cluster.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

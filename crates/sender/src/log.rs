@@ -17,7 +17,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use prost::Message as _;
 use rdkafka::message::{Message, OwnedMessage};
 use synap_db::Pool;
-use synap_db::attempts::{AttemptRow, Outcome};
+use synap_db::attempts::{AttemptRow, Outcome, Repeats};
 use synap_db::delivery_state::{self, Outcomes};
 use synap_kafka::{DeadLetters, Handled, SetAside, Source};
 use synap_proto::pipeline::v1::AttemptLog;
@@ -152,6 +152,13 @@ impl LogWriter {
                 Err(why) => self.set_aside(queued, SetAside::new("invalid_attempt_log", why)).await?,
             }
         }
+        // Only rows read back from the attempts topic may have been stored already (by the hot
+        // path, after it gave up waiting): other batches take the cheaper plain insert.
+        let repeats = if origin.iter().any(|queued| queued.read_at.is_some()) {
+            Repeats::Possible
+        } else {
+            Repeats::Unlikely
+        };
         // A batch refused for its data is split in halves until the refused rows are alone.
         let mut refused = Vec::new();
         let mut pending = Vec::new();
@@ -164,7 +171,7 @@ impl LogWriter {
             let stored = retry::transient(
                 &self.shutdown,
                 Duration::from_millis(200),
-                || synap_db::attempts::insert_batch(&self.pool, chunk),
+                || synap_db::attempts::insert_batch(&self.pool, chunk, repeats),
                 |error, retry_in| tracing::warn!(%error, rows = chunk.len(), ?retry_in, "attempt log not stored yet"),
             )
             .await;
