@@ -13,12 +13,13 @@ pub struct RouterConfig {
     pub cache_ttl_ms: u64,
     /// Portals whose routes are cached at once.
     pub cache_capacity: u64,
-    /// Events being routed at once.
+    /// Events being routed at once; as for ingest's, 1,024 covers the broker's acknowledgement
+    /// at more events per second than one replica can route.
     pub max_in_flight: usize,
 }
 
 impl Default for RouterConfig {
     fn default() -> Self {
-        Self { cache_ttl_ms: 300_000, cache_capacity: 100_000, max_in_flight: 2048 }
+        Self { cache_ttl_ms: 300_000, cache_capacity: 100_000, max_in_flight: 1024 }
     }
 }
