@@ -25,7 +25,8 @@ pub const RESPONSE_HEADERS_LIMIT: usize = 4 * 1024;
 /// The HTTP client every attempt shares: no redirects (a 3xx is a failure, EVENTS.md §4), a
 /// bounded connect time, and a resolver that connects only to addresses the policy allows.
 /// No proxy from the environment either: a proxy would resolve and connect on its own, past the
-/// policy. The request timeout is set per request (subscriptions may override it).
+/// policy. The request's own timeout is not reqwest's: [`attempt`] bounds the whole exchange, body
+/// included, once (subscriptions may override it), rather than a second timer per request.
 pub fn client(connect_timeout: Duration, policy: Policy) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -177,10 +178,14 @@ pub async fn attempt(
     if !target.options.omit_traceparent {
         synap_telemetry::inject_http(&mut headers);
     }
-    let request = client.post(url.clone()).headers(headers).body(delivery.data.clone()).timeout(timeout);
+    // Built whole rather than through a `RequestBuilder`, which would copy the headers one by
+    // one into a map of its own.
+    let mut request = reqwest::Request::new(reqwest::Method::POST, url.clone());
+    *request.headers_mut() = headers;
+    *request.body_mut() = Some(delivery.data.clone().into());
     let mut attempted = Attempted { sent_at, ..Default::default() };
     let secrets: Vec<&str> = target.headers.iter().filter(|h| h.secret).map(|h| h.value.as_str()).collect();
-    match tokio::time::timeout(timeout, exchange(request, &secrets, &mut attempted)).await {
+    match tokio::time::timeout(timeout, exchange(client, request, &secrets, &mut attempted)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             let (class, text) = classify(&e);
@@ -201,11 +206,12 @@ pub async fn attempt(
 /// subscription's secret header values) into the attempt log: they are replaced there by
 /// [`REDACTED`].
 async fn exchange(
-    request: reqwest::RequestBuilder,
+    client: &reqwest::Client,
+    request: reqwest::Request,
     secrets: &[&str],
     attempted: &mut Attempted,
 ) -> Result<(), reqwest::Error> {
-    let mut response = request.send().await?;
+    let mut response = client.execute(request).await?;
     let status = response.status();
     attempted.status = Some(status.as_u16());
     if !status.is_success() {
