@@ -9,6 +9,7 @@
 //! the per-subscription failure state: it disables subscriptions whose endpoint answered 410 or
 //! that have failed for the configured window, with an operator event each.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synap_telemetry::metrics::metrics;
@@ -224,21 +225,7 @@ impl LogWriter {
     /// down for longer than the retries, or refusing an id) leaves the state as it was; the next
     /// batch of the subscription brings it up to date.
     async fn keep_state(&self, rows: &[AttemptRow], last_scan: &mut Instant) {
-        let mut outcomes = Outcomes::default();
-        let mut gone = Vec::new();
-        // Later records of a subscription come later in its partition: the last one decides.
-        for r in rows.iter().filter(|r| !r.test_send) {
-            outcomes.succeeded.retain(|s| s != &r.subscription_id);
-            outcomes.failed.retain(|s| s != &r.subscription_id);
-            if r.outcome == Outcome::Delivered {
-                outcomes.succeeded.push(r.subscription_id.clone());
-            } else if counts_against_endpoint(r.error_class) {
-                outcomes.failed.push(r.subscription_id.clone());
-                if r.status_code == Some(410) && !gone.contains(&r.subscription_id) {
-                    gone.push(r.subscription_id.clone());
-                }
-            }
-        }
+        let (outcomes, gone) = outcomes_of(rows);
         let result = retry::transient(
             &self.shutdown,
             Duration::from_millis(200),
@@ -283,6 +270,38 @@ impl LogWriter {
         // Only shutdown stops this (and then the disabling itself is stored already).
         let _ = self.operator.emit(event).await;
     }
+}
+
+/// Each subscription's outcome in a batch of stored rows (test sends aside), and the
+/// subscriptions whose endpoint answered 410 Gone. Later records of a subscription come later in
+/// its partition, so the last one decides; one that says nothing about the endpoint (a disabled
+/// subscription, an open circuit) leaves the subscription out. One pass over the batch: a batch
+/// of 500 rows may name 500 subscriptions.
+fn outcomes_of(rows: &[AttemptRow]) -> (Outcomes, Vec<String>) {
+    let mut last: HashMap<&str, Option<bool>> = HashMap::with_capacity(rows.len());
+    let mut gone: Vec<String> = Vec::new();
+    for r in rows.iter().filter(|r| !r.test_send) {
+        let delivered = if r.outcome == Outcome::Delivered {
+            Some(true)
+        } else if counts_against_endpoint(r.error_class) {
+            if r.status_code == Some(410) && !gone.contains(&r.subscription_id) {
+                gone.push(r.subscription_id.clone());
+            }
+            Some(false)
+        } else {
+            None
+        };
+        last.insert(&r.subscription_id, delivered);
+    }
+    let mut outcomes = Outcomes::default();
+    for (subscription_id, delivered) in last {
+        match delivered {
+            Some(true) => outcomes.succeeded.push(subscription_id.to_owned()),
+            Some(false) => outcomes.failed.push(subscription_id.to_owned()),
+            None => {}
+        }
+    }
+    (outcomes, gone)
 }
 
 /// Whether a failed attempt says something about the endpoint's health. Not a delivery held back
@@ -372,6 +391,39 @@ mod tests {
             sent_at_ms: 1_700_000_000_000,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_subscriptions_last_attempt_in_a_batch_decides_its_outcome() {
+        let attempt = |subscription: &str, outcome: Outcome, class: Option<ErrorClass>, status: u32| {
+            row(&AttemptLog {
+                subscription_id: subscription.into(),
+                outcome: outcome.code().into(),
+                error_class: class.map(|c| c.code().to_owned()).unwrap_or_default(),
+                status_code: status,
+                ..record()
+            })
+            .unwrap()
+        };
+        let mut test_send = attempt("tested", Outcome::Failed, Some(ErrorClass::HttpStatus), 500);
+        test_send.test_send = true;
+        let rows = [
+            attempt("recovers", Outcome::Retrying, Some(ErrorClass::Timeout), 0),
+            attempt("recovers", Outcome::Delivered, None, 200),
+            attempt("breaks", Outcome::Delivered, None, 200),
+            attempt("breaks", Outcome::Retrying, Some(ErrorClass::HttpStatus), 503),
+            attempt("gone", Outcome::Failed, Some(ErrorClass::HttpStatus), 410),
+            attempt("gone", Outcome::Failed, Some(ErrorClass::HttpStatus), 410),
+            attempt("unknown", Outcome::Delivered, None, 200),
+            attempt("unknown", Outcome::Retrying, Some(ErrorClass::CircuitOpen), 0),
+            test_send,
+        ];
+        let (mut outcomes, gone) = outcomes_of(&rows);
+        outcomes.succeeded.sort();
+        outcomes.failed.sort();
+        assert_eq!(outcomes.succeeded, ["recovers"]);
+        assert_eq!(outcomes.failed, ["breaks", "gone"]);
+        assert_eq!(gone, ["gone"]);
     }
 
     #[test]
