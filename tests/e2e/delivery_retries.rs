@@ -131,6 +131,20 @@ async fn a_sender_whose_tiers_or_cache_could_hold_nothing_refuses_to_start_and_n
     }
 }
 
+/// A consumer allowed to hold no record never reads: its topics would stall with nothing said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_or_router_that_could_hold_no_record_refuses_to_start_and_names_the_setting() {
+    let stack = Stack::start().await;
+    for (service, variable, key) in [
+        (Service::Ingest, "SYNAP_INGEST__MAX_IN_FLIGHT", "ingest.max_in_flight"),
+        (Service::Router, "SYNAP_ROUTER__MAX_IN_FLIGHT", "router.max_in_flight"),
+    ] {
+        let (status, printed) = stack.run_to_exit(service, &[(variable, "0")], WAIT).await;
+        assert!(!status.success(), "{printed}");
+        assert!(printed.contains(key) && printed.contains("must be above 0"), "{printed}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_twice_then_succeeding_takes_three_logged_attempts() {
     let stack = Stack::start_with(&[("SYNAP_SENDER__RETRY_DELAYS_MS", "[300, 600, 900]")]).await;

@@ -18,3 +18,28 @@ impl Default for IngestConfig {
         Self { max_body_bytes: 256 * 1024, max_in_flight: 1024 }
     }
 }
+
+impl IngestConfig {
+    /// The settings no ingest can run with, as (key, reason).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        // A consumer that may hold no record never reads: the inbound topic would stall silently.
+        if self.max_in_flight == 0 {
+            return Err(("ingest.max_in_flight", "must be above 0".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ingest_that_could_hold_no_record_is_refused() {
+        assert_eq!(IngestConfig::default().validate(), Ok(()));
+        let none = IngestConfig { max_in_flight: 0, ..IngestConfig::default() };
+        assert_eq!(none.validate().unwrap_err().0, "ingest.max_in_flight");
+        let one = IngestConfig { max_in_flight: 1, ..IngestConfig::default() };
+        assert_eq!(one.validate(), Ok(()));
+    }
+}

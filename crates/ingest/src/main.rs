@@ -7,7 +7,7 @@ use clap::Parser;
 use synap_ingest::config::IngestConfig;
 use synap_ingest::stage::Ingest;
 use synap_kafka::{DeadLetters, KafkaConfig};
-use synap_runtime::{ConfigSource, ServiceArgs, shutdown_token};
+use synap_runtime::{ConfigError, ConfigSource, ServiceArgs, shutdown_token};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -18,6 +18,7 @@ async fn main() -> anyhow::Result<()> {
     let source = ConfigSource::load(args.config.as_deref())?;
     let kafka: KafkaConfig = source.section("kafka")?;
     let config: IngestConfig = source.section("ingest")?;
+    config.validate().map_err(|(key, reason)| ConfigError::Rejected { key, reason })?;
     let telemetry = synap_telemetry::init(&source, "synap-ingest")?;
     telemetry.serve().await?;
 

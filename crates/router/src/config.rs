@@ -23,3 +23,28 @@ impl Default for RouterConfig {
         Self { cache_ttl_ms: 300_000, cache_capacity: 100_000, max_in_flight: 1024 }
     }
 }
+
+impl RouterConfig {
+    /// The settings no router can run with, as (key, reason).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        // A consumer that may hold no event never reads: every event topic would stall silently.
+        if self.max_in_flight == 0 {
+            return Err(("router.max_in_flight", "must be above 0".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_router_that_could_hold_no_event_is_refused() {
+        assert_eq!(RouterConfig::default().validate(), Ok(()));
+        let none = RouterConfig { max_in_flight: 0, ..RouterConfig::default() };
+        assert_eq!(none.validate().unwrap_err().0, "router.max_in_flight");
+        let one = RouterConfig { max_in_flight: 1, ..RouterConfig::default() };
+        assert_eq!(one.validate(), Ok(()));
+    }
+}

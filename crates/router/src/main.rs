@@ -11,7 +11,7 @@ use synap_kafka::{DeadLetters, KafkaConfig};
 use synap_router::config::RouterConfig;
 use synap_router::routes::RouteCache;
 use synap_router::stage::Router;
-use synap_runtime::{ConfigSource, ServiceArgs, shutdown_token};
+use synap_runtime::{ConfigError, ConfigSource, ServiceArgs, shutdown_token};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -23,6 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let kafka: KafkaConfig = source.section("kafka")?;
     let database: DatabaseConfig = source.section("database")?;
     let config: RouterConfig = source.section("router")?;
+    config.validate().map_err(|(key, reason)| ConfigError::Rejected { key, reason })?;
     let telemetry = synap_telemetry::init(&source, "synap-router")?;
     telemetry.serve().await?;
 
