@@ -353,6 +353,43 @@ mod tests {
         assert!(text.contains("is a loopback name"), "{text}");
     }
 
+    /// An endpoint that answers 200 at once and then sends its body a few bytes at a time, for
+    /// ever: the attempt's one timeout covers the body too, so it ends as a timeout within its
+    /// time, never held open by a trickle.
+    #[tokio::test]
+    async fn a_body_that_never_ends_is_a_timeout_within_the_attempts_time() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = vec![0; 64 * 1024];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n";
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            while socket.write_all(b"x").await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let config =
+            synap_outbound::OutboundConfig { allow_cidrs: vec!["127.0.0.0/8".into()], ..Default::default() };
+        let policy = Policy::from_config(&config).unwrap();
+        let http = client(Duration::from_secs(1), policy.clone()).unwrap();
+        let mut target = target_with(vec![]);
+        target.parsed = url::Url::parse(&url).map_err(|e| e.to_string());
+        let delivery = Delivery { event_id: "evt_1".into(), data: "{}".into(), ..Default::default() };
+
+        let timeout = Duration::from_millis(300);
+        let started = Instant::now();
+        let attempted = attempt(&http, &policy, &delivery, &target, 1, timeout).await;
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert_eq!(attempted.error_class, Some(ErrorClass::Timeout), "{attempted:?}");
+        assert_eq!(attempted.status, Some(200), "the status that did arrive is kept");
+        assert_eq!(attempted.error.as_deref(), Some("no complete response within 300 ms"));
+    }
+
     #[test]
     fn stored_headers_are_capped_in_count_and_bytes() {
         let mut many = HeaderMap::new();
