@@ -19,6 +19,8 @@ use crate::stats::{event_id, now_us};
 
 pub struct Publisher {
     producer: FutureProducer,
+    /// Writes the retry tiers as the sender does ([`KafkaConfig::holding_producer`]).
+    tier_producer: FutureProducer,
     topic: String,
     /// Where the sender's retry tiers are: every topic named `<prefix>retry.<delay>`.
     retry_topics: String,
@@ -50,6 +52,7 @@ impl Publisher {
             .collect::<anyhow::Result<_>>()?;
         Ok(Self {
             producer: kafka.producer("synap-bench")?,
+            tier_producer: kafka.holding_producer("synap-bench-tiers")?,
             topic: kafka.topics().inbound(),
             retry_topics: kafka.topics().retry_tier(""),
             bodies,
@@ -99,7 +102,7 @@ impl Publisher {
             let headers =
                 OwnedHeaders::new().insert(Header { key: "content-type", value: Some("application/json") });
             let record = FutureRecord::to(&self.topic).key(&portal).payload(&payload).headers(headers);
-            acks.send(self.send(record).await.context("producing an event")?).ok();
+            acks.send(send(&self.producer, record).await.context("producing an event")?).ok();
         }
         let finished_us = now_us();
         drop(acks);
@@ -159,8 +162,11 @@ impl Publisher {
                 };
                 let payload = delivery.encode_to_vec();
                 acks.push(
-                    self.send(FutureRecord::to(tier).key(&delivery.subscription_id).payload(&payload))
-                        .await?,
+                    send(
+                        &self.tier_producer,
+                        FutureRecord::to(tier).key(&delivery.subscription_id).payload(&payload),
+                    )
+                    .await?,
                 );
                 if acks.len() >= 10_000 {
                     confirm(std::mem::take(&mut acks)).await?;
@@ -170,22 +176,25 @@ impl Publisher {
         confirm(acks).await?;
         Ok(tiers)
     }
+}
 
-    /// Hands a record to the producer, waiting while its queue is full.
-    async fn send<K, P>(&self, mut record: FutureRecord<'_, K, P>) -> anyhow::Result<DeliveryFuture>
-    where
-        K: ToBytes + ?Sized,
-        P: ToBytes + ?Sized,
-    {
-        loop {
-            match self.producer.send_result(record) {
-                Ok(delivery) => return Ok(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err((e, _)) => return Err(e.into()),
+/// Hands a record to `producer`, waiting while its queue is full.
+async fn send<K, P>(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'_, K, P>,
+) -> anyhow::Result<DeliveryFuture>
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
+            Err((e, _)) => return Err(e.into()),
         }
     }
 }

@@ -104,6 +104,8 @@ const HOLDING_READ_AHEAD_FLOOR_KBYTES: u64 = 32;
 const HOLDING_FETCH_MAX_BYTES: u64 = 64 << 10;
 /// The most a fetch brings at once, compressed ([`fetch_max_bytes`]).
 const FETCH_MAX_BYTES: u64 = 1 << 20;
+/// `batch.size` of a [`KafkaConfig::holding_producer`] unless `[kafka.producer]` sets it.
+const HOLDING_BATCH_BYTES: &str = "65536";
 
 /// `fetch.max.bytes` of every consumer unless `[kafka.consumer]` sets it: 1 MiB, or
 /// `message.max.bytes` when a deployment allows larger records (librdkafka refuses a smaller
@@ -133,6 +135,34 @@ impl KafkaConfig {
     /// A producer whose acknowledged writes are durable on every in-sync replica and never
     /// duplicated by its own retries.
     pub fn producer(&self, client_id: &str) -> Result<FutureProducer, KafkaError> {
+        self.create_producer(self.producer_config(client_id))
+    }
+
+    /// A [`producer`](Self::producer) for topics that a [`holding_consumer`](Self::holding_consumer)
+    /// reads (the retry tiers): it batches at most 64 KiB of records per partition (before
+    /// compression), where librdkafka's default is 1 MB.
+    ///
+    /// A fetch returns a partition's first batch whole, whatever the consumer's limits, and a
+    /// holding consumer keeps what it fetched until it is due. A producer that fell behind (a
+    /// burst of failures, a slow broker) writes batches of up to 1 MB, and one of those per
+    /// partition is what each tier then read ahead: with 12 partitions, ~7.5 MB per tier against
+    /// the 512 KiB it is meant to hold, and 60 MB of the sender's memory once every tier was full
+    /// (docs/BENCHMARKS.md, `backlog`). Smaller batches cost a few more bytes of framing; these
+    /// topics carry failures, not the hot path.
+    pub fn holding_producer(&self, client_id: &str) -> Result<FutureProducer, KafkaError> {
+        self.create_producer(self.holding_producer_config(client_id))
+    }
+
+    fn holding_producer_config(&self, client_id: &str) -> ClientConfig {
+        let mut config = self.producer_config(client_id);
+        if !self.producer.contains_key("batch.size") {
+            config.set("batch.size", HOLDING_BATCH_BYTES);
+        }
+        config
+    }
+
+    /// A producer's settings: ours, then `[kafka.producer]` over them.
+    fn producer_config(&self, client_id: &str) -> ClientConfig {
         let mut config = self.base();
         config
             .set("client.id", client_id)
@@ -145,6 +175,10 @@ impl KafkaConfig {
         for (key, value) in &self.producer {
             config.set(key, value);
         }
+        config
+    }
+
+    fn create_producer(&self, config: ClientConfig) -> Result<FutureProducer, KafkaError> {
         config.create().map_err(|source| KafkaError::Client { what: "producer", source })
     }
 
@@ -183,6 +217,9 @@ impl KafkaConfig {
     /// the same), unless the deployment allows larger records (`message.max.bytes`) or sets
     /// `fetch.max.bytes` itself. On tansu, which answers a fetch only when its 250 ms wait
     /// expires, that is 256 KiB/s per tier; Apache Kafka answers as soon as records are there.
+    /// A fetch still returns each partition's first batch whole, so what it reads beyond its
+    /// share is bounded by the size of the batches: write its topics with a
+    /// [`holding_producer`](Self::holding_producer).
     pub fn holding_consumer(&self, group: &str, partitions: i32) -> Result<Consumer, KafkaError> {
         self.create_consumer(self.holding_consumer_config(group, partitions), true)
     }
@@ -398,6 +435,20 @@ mod tests {
         let holding = config.holding_consumer_config("sender-retry.5m", 12);
         assert_eq!(holding.get("queued.max.messages.kbytes"), Some("65536"));
         config.consumer("sender").map(|_| ()).expect("librdkafka accepts the settings");
+    }
+
+    #[tokio::test]
+    async fn what_a_holding_consumer_reads_is_written_in_batches_of_64_kib_unless_the_deployment_says_otherwise()
+     {
+        let config = KafkaConfig::default();
+        assert_eq!(config.producer_config("router").get("batch.size"), None, "librdkafka's 1 MB elsewhere");
+        assert_eq!(config.holding_producer_config("sender").get("batch.size"), Some("65536"));
+        assert_eq!(config.holding_producer_config("sender").get("acks"), Some("all"), "durable all the same");
+        config.holding_producer("sender").map(|_| ()).expect("librdkafka accepts the settings");
+
+        let mut config = KafkaConfig::default();
+        config.producer.insert("batch.size".into(), "262144".into());
+        assert_eq!(config.holding_producer_config("sender").get("batch.size"), Some("262144"));
     }
 
     #[tokio::test]

@@ -75,7 +75,8 @@ async fn main() -> anyhow::Result<()> {
     if shutdown.is_cancelled() {
         return Ok(());
     }
-    let producer = kafka.producer("synap-sender")?;
+    // Its records go mostly to the retry tiers, whose consumers hold what they read.
+    let producer = kafka.holding_producer("synap-sender")?;
     let webhook = match config.operator_webhook_url.as_str() {
         "" => None,
         url => Some((url.to_owned(), OperatorEvents::webhook_client().context("operator webhook client")?)),
