@@ -11,12 +11,20 @@
 //! Only failures that say the endpoint is down or overloaded count (no response, 5xx, 429,
 //! 408); an endpoint that answers promptly with another status (401, 404, …) is up, whatever it
 //! thinks of the request.
+//!
+//! A sender runs for months while endpoints come and go, so circuits nothing is sent to are
+//! swept ([`Breakers::sweep`]): one with a few failures is forgotten, and one left open (its
+//! subscriptions deleted, or moved to another replica) stops counting in `synap_circuits_open`,
+//! which should say that some endpoint is cut off now, not that one was once. An open one is
+//! kept, as dormant, so that the success that closes it, if one ever comes, is still recorded.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::attempt::{Attempted, ErrorClass};
 use crate::lock::lock;
@@ -100,11 +108,35 @@ impl Drop for Ticket<'_> {
     }
 }
 
-#[derive(Debug, Default)]
+/// A circuit nothing has been sent to or deferred by for this long (or four cool-downs, if
+/// longer) is swept. Deliveries waiting for an open circuit come back every cool-down, so an
+/// open circuit idle this long has nothing waiting for it in this replica.
+const IDLE: Duration = Duration::from_secs(3600);
+
+#[derive(Debug)]
 struct Circuit {
     failures: u32,
     open_until: Option<Instant>,
     probing: bool,
+    /// The last admission or result.
+    seen: Instant,
+    /// Open but idle: not counted in `synap_circuits_open` until it is used again.
+    dormant: bool,
+}
+
+impl Circuit {
+    fn new(now: Instant) -> Self {
+        Self { failures: 0, open_until: None, probing: false, seen: now, dormant: false }
+    }
+
+    /// Marks the circuit used now; a dormant one counts as open again.
+    fn touch(&mut self, now: Instant, open_gauge: &Gauge) {
+        self.seen = now;
+        if self.dormant {
+            self.dormant = false;
+            open_gauge.inc();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -112,11 +144,31 @@ pub struct Breakers {
     threshold: u32,
     cooldown: Duration,
     circuits: Mutex<HashMap<String, Circuit>>,
+    /// `synap_circuits_open`: the open circuits that are not dormant.
+    open_gauge: Gauge,
+}
+
+/// What a [`Breakers::sweep`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Closed circuits with failures, forgotten.
+    pub forgotten: usize,
+    /// Open circuits no longer counted.
+    pub dormant: usize,
 }
 
 impl Breakers {
     pub fn new(threshold: u32, cooldown: Duration) -> Self {
-        Self { threshold: threshold.max(1), cooldown, circuits: Mutex::new(HashMap::new()) }
+        Self::counted_in(threshold, cooldown, synap_telemetry::metrics().circuits_open().clone())
+    }
+
+    fn counted_in(threshold: u32, cooldown: Duration, open_gauge: Gauge) -> Self {
+        Self { threshold: threshold.max(1), cooldown, circuits: Mutex::new(HashMap::new()), open_gauge }
+    }
+
+    /// How long a circuit may go unused before [`sweep`](Self::sweep) sets it aside.
+    pub fn idle_after(&self) -> Duration {
+        IDLE.max(self.cooldown.saturating_mul(4))
     }
 
     pub fn cooldown(&self) -> Duration {
@@ -128,6 +180,7 @@ impl Breakers {
         let mut circuits = lock(&self.circuits);
         let Some(circuit) = circuits.get_mut(key) else { return send(false) };
         let now = Instant::now();
+        circuit.touch(now, &self.open_gauge);
         match circuit.open_until {
             None => send(false),
             Some(_) if circuit.probing => Admission::Open { probe_in: Duration::ZERO },
@@ -142,22 +195,78 @@ impl Breakers {
     fn record(&self, key: &str, health: Health) -> Option<Change> {
         let mut circuits = lock(&self.circuits);
         if health == Health::Up {
-            let was_open = circuits.remove(key)?.open_until.is_some();
+            let circuit = circuits.remove(key)?;
+            let was_open = circuit.open_until.is_some();
+            if was_open && !circuit.dormant {
+                self.open_gauge.dec();
+            }
             return was_open.then_some(Change::Closed);
         }
-        let circuit = circuits.entry(key.to_owned()).or_default();
+        let now = Instant::now();
+        let circuit = circuits.entry(key.to_owned()).or_insert_with(|| Circuit::new(now));
+        circuit.touch(now, &self.open_gauge);
         circuit.failures = circuit.failures.saturating_add(1);
         let was_open = circuit.open_until.is_some();
         if circuit.probing || circuit.failures >= self.threshold {
-            circuit.open_until = Some(Instant::now() + self.cooldown);
+            circuit.open_until = Some(now + self.cooldown);
             circuit.probing = false;
         }
-        (!was_open && circuit.open_until.is_some()).then_some(Change::Opened)
+        let opened = !was_open && circuit.open_until.is_some();
+        if opened {
+            self.open_gauge.inc();
+        }
+        opened.then_some(Change::Opened)
     }
 
-    /// Circuits open or probing now.
+    /// Sets aside the circuits unused for [`idle_after`](Self::idle_after): a closed one is
+    /// forgotten (its next failure counts from one), an open one turns dormant.
+    pub fn sweep(&self) -> Swept {
+        let Some(cutoff) = Instant::now().checked_sub(self.idle_after()) else { return Swept::default() };
+        let mut swept = Swept::default();
+        lock(&self.circuits).retain(|_, circuit| {
+            if circuit.seen > cutoff || circuit.probing || circuit.dormant {
+                return true;
+            }
+            if circuit.open_until.is_none() {
+                swept.forgotten += 1;
+                return false;
+            }
+            circuit.dormant = true;
+            self.open_gauge.dec();
+            swept.dormant += 1;
+            true
+        });
+        swept
+    }
+
+    /// Circuits open or probing now, dormant ones included.
     pub fn open_count(&self) -> usize {
         lock(&self.circuits).values().filter(|c| c.open_until.is_some()).count()
+    }
+
+    /// Circuits held, whatever their state.
+    pub fn held(&self) -> usize {
+        lock(&self.circuits).len()
+    }
+}
+
+/// Sweeps `breakers` every quarter of their idle time until shutdown.
+pub async fn keep_swept(breakers: &Breakers, shutdown: CancellationToken) {
+    let every = breakers.idle_after() / 4;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let swept = breakers.sweep();
+        if swept != Swept::default() {
+            tracing::debug!(
+                forgotten = swept.forgotten,
+                dormant = swept.dormant,
+                held = breakers.held(),
+                "idle circuits swept"
+            );
+        }
     }
 }
 
@@ -210,6 +319,48 @@ mod tests {
         assert!(probe.is_probe());
         drop(probe);
         assert!(matches!(b.admit("e"), Admission::Send(t) if t.is_probe()), "not stuck waiting for it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn circuits_nothing_is_sent_to_are_swept_and_an_open_one_still_closes_on_its_success() {
+        let gauge = Gauge::default();
+        let b = Breakers::counted_in(2, Duration::from_secs(30), gauge.clone());
+        assert_eq!(b.idle_after(), Duration::from_secs(3600), "an hour, unless four cool-downs are longer");
+        record(&b, "flaky", Health::Down);
+        record(&b, "dead", Health::Down);
+        assert_eq!(record(&b, "dead", Health::Down), Some(Change::Opened));
+        assert_eq!(gauge.get(), 1);
+        assert_eq!(b.sweep(), Swept::default(), "nothing is idle yet");
+
+        // "busy" is used all along (deferred deliveries come back every cool-down).
+        record(&b, "busy", Health::Down);
+        assert_eq!(record(&b, "busy", Health::Down), Some(Change::Opened));
+        for _ in 0..130 {
+            tokio::time::advance(Duration::from_secs(30)).await;
+            let _ = is_open(&b, "busy");
+        }
+        assert_eq!(b.sweep(), Swept { forgotten: 1, dormant: 1 });
+        assert_eq!(b.held(), 2, "the open circuits are kept");
+        assert_eq!(b.open_count(), 2);
+        assert_eq!(gauge.get(), 1, "only the circuit in use counts as open");
+        assert_eq!(b.sweep(), Swept::default(), "a dormant circuit is swept once");
+        let Admission::Send(_) = b.admit("flaky") else { panic!("forgotten: closed") };
+        assert_eq!(record(&b, "flaky", Health::Down), None, "its failures count from one again");
+
+        // Used again, the dormant circuit counts, probes, and its closing is reported.
+        let Admission::Send(probe) = b.admit("dead") else { panic!("its cool-down is long over: a probe") };
+        assert!(probe.is_probe());
+        assert_eq!(gauge.get(), 2);
+        assert_eq!(probe.record(Health::Up), Some(Change::Closed));
+        assert_eq!(gauge.get(), 1);
+
+        // A dormant circuit that closes without being admitted first still keeps the count right.
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(b.sweep(), Swept { forgotten: 1, dormant: 1 });
+        assert_eq!(gauge.get(), 0);
+        assert_eq!(b.record("busy", Health::Up), Some(Change::Closed));
+        assert_eq!(gauge.get(), 0);
+        assert_eq!(b.held(), 0);
     }
 
     #[test]

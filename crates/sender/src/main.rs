@@ -140,6 +140,8 @@ async fn main() -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
     });
 
+    let sweeping = (stage.clone(), shutdown.clone());
+    tokio::spawn(async move { synap_sender::breaker::keep_swept(&sweeping.0.breakers, sweeping.1).await });
     synap_kafka::watch_reachable(&telemetry.readiness, &producer, topics.deliveries(), &shutdown);
     synap_db::watch_reachable(&telemetry.readiness, &pool, &shutdown);
     tokio::spawn(synap_sender::disabled_gauge::run(pool.clone(), shutdown.clone()));

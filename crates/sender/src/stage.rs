@@ -284,7 +284,7 @@ impl<I: Io> Sender<I> {
     }
 
     /// The attempt's effect on its circuit; a circuit that opens or closes is announced in the
-    /// log, the gauge and PostgreSQL (best effort, without waiting).
+    /// log and PostgreSQL (best effort, without waiting; the breakers keep the gauge).
     fn record_health(&self, ticket: Ticket<'_>, delivery: &Delivery, target: &Target, attempted: &Attempted) {
         // A refusal by the address policy says nothing about the endpoint's health.
         let Some(health) = Health::of(attempted) else { return };
@@ -292,12 +292,10 @@ impl<I: Io> Sender<I> {
         let (state, reason) = match change {
             Change::Opened => {
                 tracing::warn!(subscription_id = %delivery.subscription_id, portal_id = %target.portal_id, outcome = %attempted.code(), "endpoint circuit opened");
-                metrics().circuits_open().inc();
                 (CircuitState::Open, Some(attempted.code()))
             }
             Change::Closed => {
                 tracing::info!(subscription_id = %delivery.subscription_id, portal_id = %target.portal_id, "endpoint circuit closed");
-                metrics().circuits_open().dec();
                 (CircuitState::Closed, None)
             }
         };
