@@ -261,6 +261,12 @@ impl KafkaConfig {
             // kept up to 173 MB of decompressed batches alive in the sender during a large
             // backlog (heaptrack, docs/BENCHMARKS.md), memory that bought no throughput.
             .set("queued.max.messages.kbytes", read_ahead_kbytes)
+            // How long librdkafka leaves a partition whose read-ahead is full before it looks
+            // again: 1 s by default, in which a busy stage empties 16 MiB and then waits. In a
+            // fan-out burst the sender stopped for 100-300 ms every second (docs/BENCHMARKS.md,
+            // "Issue 13, thirteenth round"). One fetch wait instead, as long as the consumer
+            // waits for the broker anyway; each look is a comparison in librdkafka's thread.
+            .set("fetch.queue.backoff.ms", fetch_wait_ms.to_string())
             // Feeds `synap_consumer_lag` (see `LagStatistics`).
             .set("statistics.interval.ms", "5000");
         for (key, value) in &self.consumer {
@@ -407,10 +413,16 @@ mod tests {
         let ours = config.consumer_config("sender", FETCH_WAIT_MS, READ_AHEAD_KBYTES);
         assert_eq!(ours.get("queued.max.messages.kbytes"), Some("16384"));
         assert_eq!(ours.get("fetch.wait.max.ms"), Some("5"));
+        assert_eq!(
+            ours.get("fetch.queue.backoff.ms"),
+            Some("5"),
+            "a full read-ahead is looked at again soon"
+        );
         let background =
             config.consumer_config("sender-retry.5s", BACKGROUND_FETCH_WAIT_MS, BACKGROUND_READ_AHEAD_KBYTES);
         assert_eq!(background.get("queued.max.messages.kbytes"), Some("4096"));
         assert_eq!(background.get("fetch.wait.max.ms"), Some("250"));
+        assert_eq!(background.get("fetch.queue.backoff.ms"), Some("250"));
         config.background_consumer("sender-retry.5s").map(|_| ()).expect("librdkafka accepts the settings");
         // A holding consumer's 512 KiB is shared out among its partitions' queues, each of which
         // may take one fetch beyond it: small fetches.
