@@ -450,8 +450,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn what_a_holding_consumer_reads_is_written_in_batches_of_64_kib_unless_the_deployment_says_otherwise()
-     {
+    async fn a_holding_producer_batches_64_kib_unless_the_deployment_says_otherwise() {
         let config = KafkaConfig::default();
         assert_eq!(config.producer_config("router").get("batch.size"), None, "librdkafka's 1 MB elsewhere");
         assert_eq!(config.holding_producer_config("sender").get("batch.size"), Some("65536"));

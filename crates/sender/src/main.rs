@@ -140,8 +140,9 @@ async fn main() -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
     });
 
-    let sweeping = (stage.clone(), shutdown.clone());
-    tokio::spawn(async move { synap_sender::breaker::keep_swept(&sweeping.0.breakers, sweeping.1).await });
+    // Circuits nothing is sent to any more are set aside, for as long as the sender runs.
+    let (sweeping, token) = (stage.clone(), shutdown.clone());
+    tokio::spawn(async move { synap_sender::breaker::keep_swept(&sweeping.breakers, token).await });
     synap_kafka::watch_reachable(&telemetry.readiness, &producer, topics.deliveries(), &shutdown);
     synap_db::watch_reachable(&telemetry.readiness, &pool, &shutdown);
     tokio::spawn(synap_sender::disabled_gauge::run(pool.clone(), shutdown.clone()));
