@@ -111,6 +111,9 @@ async fn smoke_run_reports_every_scenario() {
     let isolation = &scenarios[5];
     assert!(isolation["receiver"]["failing_requests"].as_u64().unwrap() > 0, "{isolation}");
     assert!(isolation["fraction_of_steady"].is_number(), "{isolation}");
+    // Compared with the same portals in steady: 8 of the 10.
+    assert!(number(isolation, "/same_tenants_in_steady_per_s") > 0.0, "{isolation}");
+    assert!(isolation["fraction_of_same_tenants_in_steady"].is_number(), "{isolation}");
     assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("| isolation |"));
 }
 

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
+use crate::scenarios::Layout;
 use crate::stats::{
     Behaviour, Percentiles, TagSummary, now_us, parse_event_id, sustained_per_second, thirds, timeline,
 };
@@ -134,6 +135,11 @@ struct StatsQuery {
     /// Latency counts only events published at or after this time (unix µs): the warm-up cut.
     #[serde(default)]
     since_us: u64,
+    /// Counts only the events of portals that answer 2xx in an `isolation` layout of this many
+    /// portals ([`Layout::healthy_in_isolation`]): asked of `steady`, the same tenants without
+    /// failing neighbours.
+    #[serde(default)]
+    healthy_in_isolation_of: Option<u64>,
 }
 
 fn one() -> u64 {
@@ -148,25 +154,38 @@ async fn count(State(shared): State<Shared>, Query(q): Query<StatsQuery>) -> Str
 async fn stats(State(shared): State<Shared>, Query(q): Query<StatsQuery>) -> axum::Json<TagSummary> {
     let recorded = shared.lock().expect("receiver state");
     let Some(tag) = recorded.tags.get(&q.tag) else { return axum::Json(TagSummary::default()) };
-    axum::Json(summarise(tag, q.expect, q.since_us))
+    axum::Json(summarise(tag, &tag.kept(q.healthy_in_isolation_of), q.expect, q.since_us))
 }
 
-fn summarise(tag: &Tag, expect: u64, since_us: u64) -> TagSummary {
-    let mut arrivals: Vec<u64> = tag.arrivals.iter().map(|a| a.arrived_us).collect();
-    let mut latencies: Vec<u64> = tag
-        .arrivals
+impl Tag {
+    /// Every first arrival, or with `Some(portals)` those of the portals healthy in an
+    /// `isolation` layout of that many.
+    fn kept(&self, healthy_in_isolation_of: Option<u64>) -> Vec<&Arrival> {
+        match healthy_in_isolation_of {
+            Some(portals) => {
+                self.arrivals.iter().filter(|a| Layout::healthy_in_isolation(portals, a.seq)).collect()
+            }
+            None => self.arrivals.iter().collect(),
+        }
+    }
+}
+
+/// The figures of `tag` over the first arrivals `kept` (all of the tag's, or a subset of them).
+fn summarise(tag: &Tag, kept: &[&Arrival], expect: u64, since_us: u64) -> TagSummary {
+    let mut arrivals: Vec<u64> = kept.iter().map(|a| a.arrived_us).collect();
+    let mut latencies: Vec<u64> = kept
         .iter()
         .filter(|a| a.published_us >= since_us)
         .map(|a| a.arrived_us.saturating_sub(a.published_us))
         .collect();
     // Per event: how many endpoints have it, and when the last of them got it.
     let mut per_event: HashMap<u64, (u64, u64, u64)> = HashMap::new();
-    for a in &tag.arrivals {
+    for a in kept {
         let entry = per_event.entry(a.seq).or_insert((0, a.published_us, 0));
         entry.0 += 1;
         entry.2 = entry.2.max(a.arrived_us);
     }
-    let endpoints: HashSet<u32> = tag.arrivals.iter().map(|a| a.endpoint).collect();
+    let endpoints: HashSet<u32> = kept.iter().map(|a| a.endpoint).collect();
     let complete: Vec<(u64, u64)> = per_event
         .values()
         .filter(|(n, ..)| *n >= expect)
@@ -178,14 +197,14 @@ fn summarise(tag: &Tag, expect: u64, since_us: u64) -> TagSummary {
         .map(|(published, last)| last.saturating_sub(*published))
         .collect();
     let by_publish: Vec<(u64, u64)> =
-        tag.arrivals.iter().map(|a| (a.published_us, a.arrived_us.saturating_sub(a.published_us))).collect();
+        kept.iter().map(|a| (a.published_us, a.arrived_us.saturating_sub(a.published_us))).collect();
     let measured: Vec<(u64, u64)> =
         by_publish.iter().copied().filter(|(published, _)| *published >= since_us).collect();
     let mut completed_at: Vec<u64> = complete.iter().map(|(_, last)| *last).collect();
     TagSummary {
         requests: tag.requests,
         failing_requests: tag.failing_requests,
-        deliveries: tag.arrivals.len() as u64,
+        deliveries: kept.len() as u64,
         duplicates: tag.duplicates,
         endpoints: endpoints.len() as u64,
         events: per_event.len() as u64,
@@ -215,12 +234,29 @@ mod tests {
         record(&shared, "/ok/a", "t", 2, 2_000, 4_000, Behaviour::Ok);
         record(&shared, "/fail/c", "t", 2, 2_000, 4_000, Behaviour::Fail);
         let recorded = shared.lock().unwrap();
-        let s = summarise(&recorded.tags["t"], 2, 0);
+        let tag = &recorded.tags["t"];
+        let s = summarise(tag, &tag.kept(None), 2, 0);
         assert_eq!((s.requests, s.failing_requests, s.deliveries, s.duplicates), (5, 1, 3, 1));
         assert_eq!((s.events, s.complete_events), (2, 1));
         assert_eq!(s.completion_ms.max, 4.0);
         assert_eq!(s.latency_ms.max, 4.0);
         // The warm-up cut drops event 1 from the latency figures.
-        assert_eq!(summarise(&recorded.tags["t"], 1, 1_500).latency_ms.count, 1);
+        assert_eq!(summarise(tag, &tag.kept(None), 1, 1_500).latency_ms.count, 1);
+    }
+
+    #[test]
+    fn a_subset_counts_only_the_tenants_healthy_in_isolation() {
+        let shared = Shared::default();
+        // Of 10 portals, events 0 and 1 (and 10, 11) belong to the two that fail in isolation.
+        for seq in 0..20 {
+            record(&shared, &format!("/ok/p{}", seq % 10), "steady", seq, 1_000, 2_000 + seq, Behaviour::Ok);
+        }
+        let recorded = shared.lock().unwrap();
+        let tag = &recorded.tags["steady"];
+        let subset = summarise(tag, &tag.kept(Some(10)), 1, 0);
+        assert_eq!((subset.deliveries, subset.endpoints, subset.events), (16, 8, 16));
+        assert_eq!(summarise(tag, &tag.kept(None), 1, 0).deliveries, 20);
+        // Published requests still count whole: the subset picks deliveries, not traffic.
+        assert_eq!(subset.requests, 20);
     }
 }

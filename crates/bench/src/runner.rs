@@ -148,6 +148,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         {
             result.fraction_of_steady =
                 ratio(result.receiver.deliveries_per_s, steady.receiver.deliveries_per_s);
+            // The same tenants in `steady`, where no neighbour fails: what the failing ones cost
+            // the others, apart from the work their events take anyway.
+            let shared =
+                scenarios.iter().find(|s| s.name == "steady").and_then(|s| scenario.portals_shared_with(s));
+            if let Some(portals) = shared {
+                let same = receiver.summary_healthy_in_isolation("steady", portals).await?;
+                result.same_tenants_in_steady_per_s = same.deliveries_per_s;
+                result.fraction_of_same_tenants_in_steady =
+                    ratio(result.receiver.deliveries_per_s, same.deliveries_per_s);
+            }
         }
         results.push(result);
     }
@@ -291,12 +301,25 @@ impl Receiver {
     }
 
     async fn summary(&self, tag: &str, expect: u64, since_us: u64) -> anyhow::Result<TagSummary> {
-        let query =
-            [("tag", tag.to_owned()), ("expect", expect.to_string()), ("since_us", since_us.to_string())];
+        self.stats(&[
+            ("tag", tag.to_owned()),
+            ("expect", expect.to_string()),
+            ("since_us", since_us.to_string()),
+        ])
+        .await
+    }
+
+    /// `tag`'s figures over the events of the portals that answer 2xx in an `isolation` layout
+    /// of `portals` portals.
+    async fn summary_healthy_in_isolation(&self, tag: &str, portals: u64) -> anyhow::Result<TagSummary> {
+        self.stats(&[("tag", tag.to_owned()), ("healthy_in_isolation_of", portals.to_string())]).await
+    }
+
+    async fn stats(&self, query: &[(&str, String)]) -> anyhow::Result<TagSummary> {
         Ok(self
             .http
             .get(format!("{}/stats", self.base))
-            .query(&query)
+            .query(query)
             .send()
             .await?
             .error_for_status()?
@@ -512,6 +535,8 @@ impl Bench {
             seconds,
             fraction_of_http_ceiling: ratio(summary.deliveries_per_s, Some(self.http_ceiling)),
             fraction_of_steady: None,
+            same_tenants_in_steady_per_s: None,
+            fraction_of_same_tenants_in_steady: None,
             retries_held: None,
             router_cpu_ms_per_event: cpu("synap-router").map(|s| s * 1000.0 / published.events.max(1) as f64),
             sender_cpu_ms_per_delivery: cpu("synap-sender")

@@ -84,7 +84,8 @@ impl Profile {
             broker_latency_run: (100.0, 2.0),
             http_seconds: 1.0,
             http_concurrency: 8,
-            steady_portals: 5,
+            // As many portals as `isolation`, so that the two compare the same tenants.
+            steady_portals: 10,
             steady_events: 300,
             latency_runs: vec![(100.0, 2.0)],
             latency_warmup_s: 0.5,
@@ -171,6 +172,14 @@ impl Layout {
             },
             _ => Behaviour::Ok,
         }
+    }
+
+    /// Whether event `seq` goes to a portal that answers 2xx in an `isolation` layout of
+    /// `portals` portals. `steady` routes events the same way, so asked of it this picks out the
+    /// same tenants with no failing neighbours: what isolation's healthy ones are compared with.
+    pub fn healthy_in_isolation(portals: u64, seq: u64) -> bool {
+        let isolation = Layout::OnePerPortal { prefix: String::new(), portals, isolation: true };
+        seq.checked_rem(portals).is_some_and(|portal| isolation.behaviour(portal).delivers())
     }
 
     /// (portal, type) of event `seq`.
@@ -376,6 +385,19 @@ impl Scenario {
         (0..self.events).map(|seq| self.layout.healthy_endpoints(seq)).sum()
     }
 
+    /// The portal count this `isolation` scenario shares with `steady`, when the two route
+    /// events alike: then its healthy tenants can be picked out of `steady` too
+    /// ([`Layout::healthy_in_isolation`]).
+    pub fn portals_shared_with(&self, steady: &Scenario) -> Option<u64> {
+        match (&self.layout, &steady.layout) {
+            (
+                Layout::OnePerPortal { portals, isolation: true, .. },
+                Layout::OnePerPortal { portals: theirs, isolation: false, .. },
+            ) if portals == theirs => Some(*portals),
+            _ => None,
+        }
+    }
+
     /// Healthy endpoints per event, for the completion figure (the most any event has).
     pub fn endpoints_per_event(&self) -> u64 {
         match &self.layout {
@@ -396,6 +418,27 @@ mod tests {
         let behaviours: Vec<_> = (0..10).map(|i| s.layout.behaviour(i)).collect();
         assert_eq!(behaviours.iter().filter(|b| **b == Behaviour::Fail).count(), 1);
         assert_eq!(behaviours.iter().filter(|b| **b == Behaviour::Hang).count(), 1);
+    }
+
+    #[test]
+    fn steady_holds_the_same_healthy_tenants_as_isolation() {
+        for p in [Profile::full(), Profile::smoke()] {
+            let (steady, isolation) = (Scenario::steady(&p), Scenario::isolation(&p));
+            let portals = isolation.portals_shared_with(&steady).expect("the same portals");
+            // Picked out of steady's events, the healthy ones are exactly those isolation
+            // delivers, event for event.
+            for seq in 0..1_000 {
+                assert_eq!(
+                    Layout::healthy_in_isolation(portals, seq),
+                    isolation.layout.healthy_endpoints(seq) == 1,
+                    "{seq}"
+                );
+                assert_eq!(steady.layout.route(seq).1, isolation.layout.route(seq).1);
+            }
+        }
+        assert!(!Layout::healthy_in_isolation(0, 7));
+        let p = Profile::full();
+        assert_eq!(Scenario::steady(&p).portals_shared_with(&Scenario::isolation(&p)), None);
     }
 
     #[test]
