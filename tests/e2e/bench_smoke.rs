@@ -101,6 +101,15 @@ async fn smoke_run_reports_every_scenario() {
             assert!(processes.contains(&service), "{name}: no figures for {service}: {processes:?}");
         }
     }
+    // The latency scenario is compared with three hops through a fresh broker at its own rate.
+    let floors = report["broker_latency"].as_array().unwrap();
+    assert_eq!(floors.len(), 1, "{floors:?}");
+    assert_eq!(floors[0]["records_per_s"].as_f64(), Some(100.0));
+    let hop_p99 = number(&floors[0], "/hop/hop_latency_ms/p99");
+    assert!(hop_p99 > 0.0, "{floors:?}");
+    // (serde_json reads floats back to within a unit in the last place, not always exactly.)
+    assert!((number(&scenarios[1], "/floor_ms") - 3.0 * hop_p99).abs() < 1e-9, "{}", scenarios[1]);
+    assert!(scenarios[0]["floor_ms"].is_null(), "steady has no fixed rate");
     // Each of the 5 fan-out events reached all 20 endpoints; the isolation scenario's failing
     // endpoints were tried, and only the healthy ones count as delivered.
     let fanout = &scenarios[2]["receiver"];
@@ -114,7 +123,9 @@ async fn smoke_run_reports_every_scenario() {
     // Compared with the same portals in steady: 8 of the 10.
     assert!(number(isolation, "/same_tenants_in_steady_per_s") > 0.0, "{isolation}");
     assert!(isolation["fraction_of_same_tenants_in_steady"].is_number(), "{isolation}");
-    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("| isolation |"));
+    let table = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(table.contains("| isolation |"), "{table}");
+    assert!(table.contains("latency-100: p99 ") && table.contains("its floor of"), "{table}");
 }
 
 #[test]

@@ -20,10 +20,25 @@ pub struct Report {
     pub service_settings: Vec<(String, String)>,
     pub http_ceiling: Option<HttpCeiling>,
     pub broker_ceiling: Option<BrokerCeiling>,
-    /// The broker alone at the first latency scenario's rate, one hop.
+    /// The broker alone at each latency scenario's rate, one hop.
     #[serde(default)]
-    pub broker_latency: Option<BrokerCeiling>,
+    pub broker_latency: Vec<BrokerLatency>,
     pub scenarios: Vec<ScenarioResult>,
+}
+
+/// One hop through a fresh broker at a fixed rate, with the services' client settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BrokerLatency {
+    pub records_per_s: f64,
+    pub hop: BrokerCeiling,
+}
+
+impl BrokerLatency {
+    /// What a scenario at this rate cannot beat: three hops (inbound, events, deliveries), each
+    /// at this one's p99.
+    pub fn floor_ms(&self) -> f64 {
+        3.0 * self.hop.hop_latency_ms.p99
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -64,6 +79,10 @@ pub struct ScenarioResult {
     /// failing neighbours slow the healthy tenants down.
     #[serde(default)]
     pub fraction_of_same_tenants_in_steady: Option<f64>,
+    /// For a fixed-rate scenario: three times the broker's one-hop p99 at its rate
+    /// (`Report::broker_latency`), the floor its p99 is compared with.
+    #[serde(default)]
+    pub floor_ms: Option<f64>,
     /// For backlog: retries the sender held in memory, waiting for them to fall due, when the
     /// burst began (`synap_retries_pending`).
     #[serde(default)]
@@ -145,16 +164,22 @@ impl Report {
                 b.hop_latency_ms.p99
             ));
         }
-        if let Some(b) = &self.broker_latency {
+        for b in &self.broker_latency {
+            let hop = &b.hop.hop_latency_ms;
             out.push_str(&format!(
                 "Broker alone at {:.0} records/s, one hop ({} partitions, fresh broker, services' client settings): hop p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
-                self.profile.broker_latency_run.0,
-                b.partitions,
-                b.hop_latency_ms.p50,
-                b.hop_latency_ms.p95,
-                b.hop_latency_ms.p99,
-                b.hop_latency_ms.max
+                b.records_per_s, b.hop.partitions, hop.p50, hop.p95, hop.p99, hop.max
             ));
+        }
+        for s in &self.scenarios {
+            if let Some(floor) = s.floor_ms {
+                out.push_str(&format!(
+                    "{}: p99 {:.1} ms, {:.1}× its floor of {floor:.1} ms (three hops at the broker's one-hop p99 at that rate)\n",
+                    s.name,
+                    s.receiver.latency_ms.p99,
+                    s.receiver.latency_ms.p99 / floor.max(f64::MIN_POSITIVE)
+                ));
+            }
         }
         // Over a publish of seconds or more, a latency that grows with the run (a broker slowing
         // as its partitions fill) shows here; a p99 over the whole run hides it.

@@ -11,7 +11,7 @@ use tokio::process::Child;
 use crate::ceiling;
 use crate::procstat::{self, CpuMark, ProcessUsage};
 use crate::publisher::Publisher;
-use crate::report::{Machine, Report, ScenarioResult};
+use crate::report::{BrokerLatency, Machine, Report, ScenarioResult};
 use crate::scenarios::{Layout, Profile, Scenario};
 use crate::settings::{DEFAULTS, parse_key_value};
 use crate::setup::{NewSubscription, Setup};
@@ -97,16 +97,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
             ceiling::broker(&kafka, records, partitions, None, Duration::ZERO).await
         })
         .await?;
-    progress("broker latency at a fixed rate");
-    let (rate, seconds) = profile.broker_latency_run;
     let warmup = Duration::from_secs_f64(profile.latency_warmup_s);
-    let broker_latency =
-        on_private_broker(&args, &logs.join("broker-latency"), &kafka_for_ceiling, |kafka| async move {
-            // A topic of its own when both runs share the --kafka broker.
-            let kafka = KafkaConfig { topic_prefix: format!("{}latency.", kafka.topic_prefix), ..kafka };
-            ceiling::broker(&kafka, (rate * seconds) as u64, 6, Some(rate), warmup).await
+    let mut broker_latency = Vec::new();
+    for rate in floor_rates(&scenarios, &profile) {
+        progress(&format!("broker latency at {rate} records/s"));
+        let records = (rate * profile.broker_latency_seconds) as u64;
+        let logs = logs.join(format!("broker-latency-{rate}"));
+        let hop = on_private_broker(&args, &logs, &kafka_for_ceiling, |kafka| async move {
+            // A topic of its own when the runs share the --kafka broker.
+            let kafka =
+                KafkaConfig { topic_prefix: format!("{}latency{rate}.", kafka.topic_prefix), ..kafka };
+            ceiling::broker(&kafka, records, 6, Some(rate), warmup).await
         })
         .await?;
+        broker_latency.push(BrokerLatency { records_per_s: rate, hop });
+    }
     progress("HTTP ceiling");
     let http_ceiling = ceiling::http(
         &receiver.base,
@@ -143,6 +148,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
                 return Err(e.context(format!("scenario {}", scenario.name)));
             }
         };
+        if let Some(rate) = scenario.rate
+            && let Some(floor) = broker_latency.iter().find(|b| b.records_per_s == rate)
+        {
+            result.floor_ms = Some(floor.floor_ms());
+        }
         if scenario.name == "isolation"
             && let Some(steady) = results.iter().find(|r| r.name == "steady")
         {
@@ -178,9 +188,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         service_settings,
         http_ceiling: Some(http_ceiling),
         broker_ceiling: Some(broker_ceiling),
-        broker_latency: Some(broker_latency),
+        broker_latency,
         scenarios: results,
     })
+}
+
+/// The rates to measure the broker's one-hop latency at: each fixed-rate scenario's that runs,
+/// or the profile's first when none does (every report gives the broker's latency).
+fn floor_rates(scenarios: &[Scenario], profile: &Profile) -> Vec<f64> {
+    let mut rates: Vec<f64> = Vec::new();
+    for rate in scenarios.iter().filter_map(|s| s.rate) {
+        if !rates.contains(&rate) {
+            rates.push(rate);
+        }
+    }
+    if rates.is_empty() {
+        rates.extend(profile.latency_runs.first().map(|(rate, _)| *rate));
+    }
+    rates
 }
 
 /// Runs `measure` against a private, empty broker when --tansu is given (stopped afterwards),
@@ -537,6 +562,7 @@ impl Bench {
             fraction_of_steady: None,
             same_tenants_in_steady_per_s: None,
             fraction_of_same_tenants_in_steady: None,
+            floor_ms: None,
             retries_held: None,
             router_cpu_ms_per_event: cpu("synap-router").map(|s| s * 1000.0 / published.events.max(1) as f64),
             sender_cpu_ms_per_delivery: cpu("synap-sender")
