@@ -148,8 +148,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
                 return Err(e.context(format!("scenario {}", scenario.name)));
             }
         };
-        if let Some(rate) = scenario.rate
-            && let Some(floor) = broker_latency.iter().find(|b| b.records_per_s == rate)
+        if let Some(floor) =
+            broker_latency.iter().find(|b| scenario.name == Scenario::latency_name(b.records_per_s))
         {
             result.floor_ms = Some(floor.floor_ms());
         }
@@ -193,19 +193,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
     })
 }
 
-/// The rates to measure the broker's one-hop latency at: each fixed-rate scenario's that runs,
-/// or the profile's first when none does (every report gives the broker's latency).
+/// The rates to measure the broker's one-hop latency at: each latency scenario's that runs, or
+/// the profile's first when none does (every report gives the broker's latency).
 fn floor_rates(scenarios: &[Scenario], profile: &Profile) -> Vec<f64> {
-    let mut rates: Vec<f64> = Vec::new();
-    for rate in scenarios.iter().filter_map(|s| s.rate) {
-        if !rates.contains(&rate) {
-            rates.push(rate);
-        }
-    }
-    if rates.is_empty() {
-        rates.extend(profile.latency_runs.first().map(|(rate, _)| *rate));
-    }
-    rates
+    let rates: Vec<f64> = profile.latency_runs.iter().map(|(rate, _)| *rate).collect();
+    let running: Vec<f64> = rates
+        .iter()
+        .copied()
+        .filter(|rate| scenarios.iter().any(|s| s.name == Scenario::latency_name(*rate)))
+        .collect();
+    if running.is_empty() { rates.into_iter().take(1).collect() } else { running }
 }
 
 /// Runs `measure` against a private, empty broker when --tansu is given (stopped afterwards),
@@ -616,7 +613,23 @@ fn machine(load_at_start: String) -> Machine {
 
 #[cfg(test)]
 mod tests {
-    use super::metric_sum;
+    use super::{Profile, floor_rates, metric_sum};
+
+    #[test]
+    fn floors_are_measured_at_the_rates_of_the_latency_scenarios_that_run() {
+        let p = Profile::full();
+        let all = p.scenarios();
+        assert_eq!(floor_rates(&all, &p), [500.0, 1000.0]);
+        // fanout-1000 publishes at a fixed rate too, but has no floor.
+        let some: Vec<_> = all
+            .iter()
+            .filter(|s| ["latency-1000", "fanout-1000"].contains(&s.name.as_str()))
+            .cloned()
+            .collect();
+        assert_eq!(floor_rates(&some, &p), [1000.0]);
+        let none: Vec<_> = all.iter().filter(|s| s.name == "steady").cloned().collect();
+        assert_eq!(floor_rates(&none, &p), [500.0]);
+    }
 
     #[test]
     fn a_metric_sums_its_samples_and_only_its_own() {

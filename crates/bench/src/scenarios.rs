@@ -249,7 +249,7 @@ impl Scenario {
 
     fn latency(p: &Profile, rate: f64, seconds: f64) -> Self {
         Self {
-            name: format!("latency-{rate}"),
+            name: Self::latency_name(rate),
             what: format!(
                 "{rate} events/s for {seconds} s, the steady layout; latency after {} s of warm-up",
                 p.latency_warmup_s
@@ -265,6 +265,11 @@ impl Scenario {
             deadline: Duration::ZERO,
             tier_backlog: 0,
         }
+    }
+
+    /// The name of the latency scenario at `rate` events/s.
+    pub fn latency_name(rate: f64) -> String {
+        format!("latency-{rate}")
     }
 
     fn fanout(endpoints: u64, events: u64, rate: f64) -> Self {
