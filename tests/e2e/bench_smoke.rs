@@ -109,7 +109,7 @@ async fn smoke_run_reports_every_scenario() {
     assert!(hop_p99 > 0.0, "{floors:?}");
     // (serde_json reads floats back to within a unit in the last place, not always exactly.)
     assert!((number(&scenarios[1], "/floor_ms") - 3.0 * hop_p99).abs() < 1e-9, "{}", scenarios[1]);
-    assert!(scenarios[0]["floor_ms"].is_null(), "steady has no fixed rate");
+    assert!(scenarios[0]["floor_ms"].is_null(), "steady is no latency scenario");
     // Each of the 5 fan-out events reached all 20 endpoints; the isolation scenario's failing
     // endpoints were tried, and only the healthy ones count as delivered.
     let fanout = &scenarios[2]["receiver"];

@@ -79,7 +79,7 @@ pub struct ScenarioResult {
     /// failing neighbours slow the healthy tenants down.
     #[serde(default)]
     pub fraction_of_same_tenants_in_steady: Option<f64>,
-    /// For a fixed-rate scenario: three times the broker's one-hop p99 at its rate
+    /// For a latency scenario: three times the broker's one-hop p99 at its rate
     /// (`Report::broker_latency`), the floor its p99 is compared with.
     #[serde(default)]
     pub floor_ms: Option<f64>,
