@@ -20,7 +20,7 @@ pub async fn run(
     config: &AttemptsConfig,
     command: AttemptsCommand,
 ) -> anyhow::Result<()> {
-    config.validate().map_err(|(key, reason)| synap_runtime::ConfigError::Rejected { key, reason })?;
+    config.validate().map_err(synap_runtime::ConfigError::from)?;
     let pool: Pool = synap_db::connect(database)?;
     match command {
         AttemptsCommand::Maintain => {

@@ -1,6 +1,7 @@
 //! The `[ingest]` configuration section.
 
 use serde::{Deserialize, Serialize};
+use synap_runtime::{Refusal, above_zero};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -20,13 +21,9 @@ impl Default for IngestConfig {
 }
 
 impl IngestConfig {
-    /// The settings no ingest can run with, as (key, reason).
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        // A consumer that may hold no record never reads: the inbound topic would stall silently.
-        if self.max_in_flight == 0 {
-            return Err(("ingest.max_in_flight", "must be above 0".into()));
-        }
-        Ok(())
+    /// The settings no ingest can run with.
+    pub fn validate(&self) -> Result<(), Refusal> {
+        above_zero("ingest.max_in_flight", self.max_in_flight)
     }
 }
 

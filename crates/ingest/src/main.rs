@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     let source = ConfigSource::load(args.config.as_deref())?;
     let kafka: KafkaConfig = source.section("kafka")?;
     let config: IngestConfig = source.section("ingest")?;
-    config.validate().map_err(|(key, reason)| ConfigError::Rejected { key, reason })?;
+    config.validate().map_err(ConfigError::from)?;
     let telemetry = synap_telemetry::init(&source, "synap-ingest")?;
     telemetry.serve().await?;
 

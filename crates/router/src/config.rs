@@ -1,6 +1,7 @@
 //! The `[router]` configuration section.
 
 use serde::{Deserialize, Serialize};
+use synap_runtime::{Refusal, above_zero};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,13 +26,9 @@ impl Default for RouterConfig {
 }
 
 impl RouterConfig {
-    /// The settings no router can run with, as (key, reason).
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        // A consumer that may hold no event never reads: every event topic would stall silently.
-        if self.max_in_flight == 0 {
-            return Err(("router.max_in_flight", "must be above 0".into()));
-        }
-        Ok(())
+    /// The settings no router can run with.
+    pub fn validate(&self) -> Result<(), Refusal> {
+        above_zero("router.max_in_flight", self.max_in_flight)
     }
 }
 

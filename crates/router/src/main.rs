@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let kafka: KafkaConfig = source.section("kafka")?;
     let database: DatabaseConfig = source.section("database")?;
     let config: RouterConfig = source.section("router")?;
-    config.validate().map_err(|(key, reason)| ConfigError::Rejected { key, reason })?;
+    config.validate().map_err(ConfigError::from)?;
     let telemetry = synap_telemetry::init(&source, "synap-router")?;
     telemetry.serve().await?;
 

@@ -24,6 +24,24 @@ pub enum ConfigError {
     Rejected { key: &'static str, reason: String },
 }
 
+/// A setting a service cannot run with, as its `validate` names it: the key and why.
+pub type Refusal = (&'static str, String);
+
+impl From<Refusal> for ConfigError {
+    fn from((key, reason): Refusal) -> Self {
+        Self::Rejected { key, reason }
+    }
+}
+
+/// Refuses 0 for a limit on the records a consumer may hold: one that may hold none never
+/// reads, and its topics stall with nothing said.
+pub fn above_zero(key: &'static str, value: usize) -> Result<(), Refusal> {
+    if value == 0 {
+        return Err((key, "must be above 0".into()));
+    }
+    Ok(())
+}
+
 /// The merged file and environment, before any section is read.
 pub struct ConfigSource {
     figment: Figment,

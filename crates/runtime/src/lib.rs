@@ -7,7 +7,7 @@ pub mod logging;
 pub mod retry;
 pub mod shutdown;
 
-pub use config::{ConfigError, ConfigSource, load};
+pub use config::{ConfigError, ConfigSource, Refusal, above_zero, load};
 pub use fault::{Classify, Fault};
 pub use logging::{LogConfig, LogFormat};
 pub use shutdown::shutdown_token;

@@ -1,6 +1,7 @@
 //! The `[sender]` configuration section.
 
 use serde::{Deserialize, Serialize};
+use synap_runtime::{Refusal, above_zero};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -99,7 +100,7 @@ impl SenderConfig {
     }
 
     /// The settings no sender can run with, as (key, reason).
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), Refusal> {
         if !(0.0..1.0).contains(&self.retry_jitter) {
             return Err(("sender.retry_jitter", "must be in [0, 1)".into()));
         }
@@ -109,10 +110,7 @@ impl SenderConfig {
             return Err(("sender.target_cache_mib", format!("must be 1 to {MAX_TARGET_CACHE_MIB}")));
         }
         // A tier consumer that may hold none never reads: every retry would wait for ever.
-        if self.retry_tier_max_in_flight == 0 {
-            return Err(("sender.retry_tier_max_in_flight", "must be above 0".into()));
-        }
-        Ok(())
+        above_zero("sender.retry_tier_max_in_flight", self.retry_tier_max_in_flight)
     }
 }
 

@@ -46,8 +46,8 @@ async fn main() -> anyhow::Result<()> {
     telemetry.serve().await?;
     let policy = Policy::from_config(&outbound)
         .map_err(|e| ConfigError::Rejected { key: e.config_key(), reason: e.to_string() })?;
-    config.validate().map_err(|(key, reason)| ConfigError::Rejected { key, reason })?;
-    retention.validate().map_err(|(key, reason)| ConfigError::Rejected { key, reason })?;
+    config.validate().map_err(ConfigError::from)?;
+    retention.validate().map_err(ConfigError::from)?;
 
     let shutdown = shutdown_token();
     let topics = kafka.topics();
