@@ -460,6 +460,22 @@ mod tests {
         let mut config = KafkaConfig::default();
         config.producer.insert("batch.size".into(), "262144".into());
         assert_eq!(config.holding_producer_config("sender").get("batch.size"), Some("262144"));
+
+        // A careless override that librdkafka refuses stops the sender at start, naming the
+        // property. (librdkafka reads a number's leading digits, so "64k" is taken as 64, and it
+        // takes values past its range: `[kafka.producer]` is passed through as written.)
+        for hostile in ["0", "-1", "lots", ""] {
+            let mut config = KafkaConfig::default();
+            config.producer.insert("batch.size".into(), hostile.into());
+            let Err(refused) = config.holding_producer("sender").map(|_| ()) else {
+                panic!("{hostile} accepted")
+            };
+            let refused = refused.to_string();
+            assert!(
+                refused.starts_with("cannot create the Kafka producer") && refused.contains("batch.size"),
+                "{hostile}: {refused}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -80,3 +80,49 @@ where
 {
     ConfigSource::load(file)?.section(section)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Limits {
+        max_in_flight: usize,
+    }
+
+    /// What an operator's typo or stray sign does to a count: an error naming the section and
+    /// the key, before anything starts.
+    #[test]
+    fn a_count_that_is_not_one_names_its_section_and_key() {
+        let dir = std::env::temp_dir().join(format!("synap-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (line, says) in [
+            ("max_in_flight = -1", "max_in_flight"),
+            ("max_in_flight = \"lots\"", "max_in_flight"),
+            ("max_in_flight = 1.5", "max_in_flight"),
+            ("max_in_fligth = 10", "max_in_fligth"),
+        ] {
+            let file = dir.join("synap.toml");
+            std::fs::write(&file, format!("[ingest]\n{line}\n")).unwrap();
+            let refused = ConfigSource::load(Some(&file)).unwrap().section::<Limits>("ingest").unwrap_err();
+            let text = refused.to_string();
+            assert!(matches!(refused, ConfigError::Invalid { section: "ingest", .. }), "{text}");
+            assert!(text.contains(says), "{line}: {text}");
+        }
+        std::fs::write(dir.join("synap.toml"), "[ingest]\nmax_in_flight = 3\n").unwrap();
+        let read: Limits =
+            ConfigSource::load(Some(&dir.join("synap.toml"))).unwrap().section("ingest").unwrap();
+        assert_eq!(read.max_in_flight, 3);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_limit_of_zero_is_refused_by_name() {
+        assert_eq!(above_zero("ingest.max_in_flight", 1), Ok(()));
+        let refused = ConfigError::from(above_zero("ingest.max_in_flight", 0).unwrap_err());
+        assert_eq!(refused.to_string(), "invalid configuration: `ingest.max_in_flight` must be above 0");
+    }
+}
